@@ -1,0 +1,107 @@
+//! Database client spans and `db.client.operation.duration`, per the database semantic
+//! conventions. sqlx emits no spans; wrap each query in [`DbOperation::run`].
+//!
+//! Only the operation, the collection and a low-cardinality summary are recorded — never the
+//! statement's bound values.
+
+use std::future::Future;
+use std::time::Instant;
+
+use opentelemetry::metrics::Histogram;
+use opentelemetry::trace::{Span as _, SpanKind, Status, TraceContextExt as _, Tracer as _};
+use opentelemetry::{Context as OtelContext, KeyValue};
+
+use crate::Telemetry;
+use crate::context::RequestContext;
+
+/// Bucket boundaries of `db.client.operation.duration` (semconv advice).
+pub const DB_DURATION_BOUNDARIES: [f64; 14] =
+    [0.001, 0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 0.75, 1.0, 2.5, 5.0, 10.0];
+
+/// The database instruments of one telemetry instance.
+#[derive(Debug, Clone)]
+pub struct DbInstruments {
+    telemetry: Telemetry,
+    system: &'static str,
+    duration: Histogram<f64>,
+}
+
+impl DbInstruments {
+    /// Instruments for a database of `system` (`db.system.name`: `sqlite`, `postgresql`, …).
+    pub fn new(telemetry: &Telemetry, system: &'static str) -> Self {
+        let duration = telemetry
+            .meter()
+            .f64_histogram("db.client.operation.duration")
+            .with_unit("s")
+            .with_description("Duration of database client operations.")
+            .with_boundaries(DB_DURATION_BOUNDARIES.to_vec())
+            .build();
+        Self {
+            telemetry: telemetry.clone(),
+            system,
+            duration,
+        }
+    }
+
+    /// Describes one operation: `operation` (`SELECT`, `INSERT`, …) on `collection` (a table).
+    pub fn operation(&self, operation: &'static str, collection: &'static str) -> DbOperation<'_> {
+        DbOperation {
+            instruments: self,
+            operation,
+            collection,
+        }
+    }
+}
+
+/// One database operation about to run.
+#[derive(Debug)]
+pub struct DbOperation<'a> {
+    instruments: &'a DbInstruments,
+    operation: &'static str,
+    collection: &'static str,
+}
+
+impl DbOperation<'_> {
+    /// Runs `query` inside a CLIENT span (child of the current request's span) and records its
+    /// duration. An `Err` sets `error.type` (from `classify`) and the span status.
+    pub async fn run<T, E, F>(self, query: F, classify: impl Fn(&E) -> &'static str) -> Result<T, E>
+    where
+        F: Future<Output = Result<T, E>>,
+    {
+        let telemetry = &self.instruments.telemetry;
+        let summary = format!("{} {}", self.operation, self.collection);
+        let attributes = vec![
+            KeyValue::new("db.system.name", self.instruments.system),
+            KeyValue::new("db.operation.name", self.operation),
+            KeyValue::new("db.collection.name", self.collection),
+            KeyValue::new("db.query.summary", summary.clone()),
+        ];
+        let parent = match RequestContext::current() {
+            Some(request) => OtelContext::new().with_remote_span_context(request.span_context()),
+            None => OtelContext::new(),
+        };
+        let mut span = telemetry
+            .tracer()
+            .span_builder(summary)
+            .with_kind(SpanKind::Client)
+            .with_attributes(attributes)
+            .start_with_context(telemetry.tracer(), &parent);
+        let started = Instant::now();
+        let result = query.await;
+        let seconds = started.elapsed().as_secs_f64();
+        let mut metric_attributes = vec![
+            KeyValue::new("db.system.name", self.instruments.system),
+            KeyValue::new("db.operation.name", self.operation),
+            KeyValue::new("db.collection.name", self.collection),
+        ];
+        if let Err(error) = &result {
+            let kind = classify(error);
+            metric_attributes.push(KeyValue::new("error.type", kind));
+            span.set_attribute(KeyValue::new("error.type", kind));
+            span.set_status(Status::error(kind));
+        }
+        self.instruments.duration.record(seconds, &metric_attributes);
+        span.end();
+        result
+    }
+}

@@ -1,0 +1,501 @@
+//! The tower layer that observes every request: request id, W3C trace context, SERVER span,
+//! request-scoped logging context, RED metrics, one access line, the single error observation,
+//! and panic recovery. One layer, one future per request, so the whole lifecycle costs a few
+//! microseconds.
+//!
+//! ```no_run
+//! use axum::{Router, routing::get};
+//! use telemetry::{Telemetry, TelemetryConfig};
+//!
+//! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+//! let (telemetry, guard) = Telemetry::init(TelemetryConfig::from_env("my-svc", "1.0.0")?)?;
+//! telemetry.install_global_subscriber();
+//! let app = telemetry.instrument(Router::new().route("/hello", get(|| async { "hi" })));
+//! # drop(app); guard.shutdown().await; Ok(()) }
+//! ```
+
+pub mod request_id;
+
+use std::convert::Infallible;
+use std::future::Future;
+use std::net::SocketAddr;
+use std::panic::AssertUnwindSafe;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context as TaskContext, Poll};
+use std::time::{Instant, SystemTime};
+
+use axum::body::Body;
+use axum::extract::{ConnectInfo, MatchedPath};
+use axum::response::{IntoResponse, Response};
+use futures_util::FutureExt as _;
+use futures_util::future::CatchUnwind;
+use http::{HeaderValue, Method, Request, StatusCode};
+use http_body::Body as _;
+use opentelemetry::trace::{Link, Span as _, SpanKind, Status, TraceContextExt as _, Tracer as _};
+use opentelemetry::{Context as OtelContext, KeyValue};
+use opentelemetry_sdk::trace::Span;
+use tracing::Level;
+
+use crate::config::IncomingTrace;
+use crate::context::{RequestContext, Scoped, enter, scope};
+use crate::error::{ErrorKind, ErrorObservation};
+use crate::log_format::{FieldValue, HttpRequestLog, LogLine};
+use crate::pii::scrub;
+use crate::pipeline::TelemetryInner;
+use crate::trace_context::{extract, format_traceparent};
+use request_id::{REQUEST_ID_HEADER, generate_request_id, is_valid_request_id};
+
+/// Longest `url.path` recorded (longer paths are cut at a character boundary).
+pub const MAX_PATH_LEN: usize = 1024;
+/// Longest `user_agent.original` recorded.
+pub const MAX_USER_AGENT_LEN: usize = 256;
+/// Longest `server.address` recorded.
+pub const MAX_HOST_LEN: usize = 255;
+
+/// Applies the telemetry middleware (see the module docs). Build it with
+/// [`crate::Telemetry::layer`] or use [`crate::Telemetry::instrument`].
+#[derive(Debug, Clone)]
+pub struct TelemetryLayer {
+    inner: Arc<TelemetryInner>,
+}
+
+impl TelemetryLayer {
+    pub(crate) fn new(inner: Arc<TelemetryInner>) -> Self {
+        Self { inner }
+    }
+}
+
+impl<S> tower::Layer<S> for TelemetryLayer {
+    type Service = TelemetryService<S>;
+
+    fn layer(&self, service: S) -> Self::Service {
+        TelemetryService {
+            service,
+            telemetry: Arc::clone(&self.inner),
+        }
+    }
+}
+
+/// The service [`TelemetryLayer`] wraps around each route.
+#[derive(Debug, Clone)]
+pub struct TelemetryService<S> {
+    service: S,
+    telemetry: Arc<TelemetryInner>,
+}
+
+impl<S> tower::Service<Request<Body>> for TelemetryService<S>
+where
+    S: tower::Service<Request<Body>, Response = Response, Error = Infallible>,
+{
+    type Response = Response;
+    type Error = Infallible;
+    type Future = ResponseFuture<S::Future>;
+
+    fn poll_ready(&mut self, cx: &mut TaskContext<'_>) -> Poll<Result<(), Self::Error>> {
+        self.service.poll_ready(cx)
+    }
+
+    fn call(&mut self, mut request: Request<Body>) -> Self::Future {
+        let started = Instant::now();
+        let start_time = SystemTime::now();
+        let telemetry = &self.telemetry;
+        let headers = request.headers();
+
+        let request_id: Box<str> = match headers.get(REQUEST_ID_HEADER) {
+            Some(value) if is_valid_request_id(value.as_bytes()) => {
+                String::from_utf8_lossy(value.as_bytes()).into()
+            }
+            _ => generate_request_id().into(),
+        };
+        let remote = extract(
+            headers.get("traceparent").map(HeaderValue::as_bytes),
+            headers.get("tracestate").map(HeaderValue::as_bytes),
+        );
+
+        let method = request.method();
+        let method_name = known_method(method);
+        let route: Option<Arc<str>> = request
+            .extensions()
+            .get::<MatchedPath>()
+            .map(|matched| Arc::from(matched.as_str()));
+        let path = bounded(request.uri().path(), MAX_PATH_LEN);
+        let path: Arc<str> = Arc::from(scrub(path).as_ref());
+        let user_agent: Option<String> = headers
+            .get(http::header::USER_AGENT)
+            .and_then(|v| v.to_str().ok())
+            .map(|ua| bounded(ua, MAX_USER_AGENT_LEN).to_owned());
+        let client_address = request
+            .extensions()
+            .get::<ConnectInfo<SocketAddr>>()
+            .and_then(|ConnectInfo(addr)| telemetry.pii.client_address(addr.ip()));
+
+        // SERVER span, per the HTTP semantic conventions.
+        let name = match &route {
+            Some(route) => format!("{method_name} {route}"),
+            None => method_name.to_owned(),
+        };
+        let mut attributes = Vec::with_capacity(12);
+        attributes.push(KeyValue::new("http.request.method", method_name));
+        if method_name == "_OTHER" {
+            attributes.push(KeyValue::new(
+                "http.request.method_original",
+                bounded(method.as_str(), 32).to_owned(),
+            ));
+        }
+        if let Some(route) = &route {
+            attributes.push(KeyValue::new("http.route", Arc::clone(route)));
+        }
+        attributes.push(KeyValue::new("url.path", Arc::clone(&path)));
+        attributes.push(KeyValue::new("url.scheme", "http"));
+        if let Some(host) = headers.get(http::header::HOST).and_then(|h| h.to_str().ok()) {
+            let host = host.rsplit_once(':').map_or(host, |(h, port)| {
+                if port.bytes().all(|b| b.is_ascii_digit()) { h } else { host }
+            });
+            attributes.push(KeyValue::new("server.address", bounded(host, MAX_HOST_LEN).to_owned()));
+        }
+        if let Some(address) = &client_address {
+            attributes.push(KeyValue::new("client.address", address.clone()));
+        }
+        if let Some(ua) = &user_agent {
+            attributes.push(KeyValue::new("user_agent.original", ua.clone()));
+        }
+        attributes.push(KeyValue::new("http.request.header.x-request-id", request_id.to_string()));
+
+        let mut builder = telemetry
+            .tracer
+            .span_builder(name)
+            .with_kind(SpanKind::Server)
+            .with_start_time(start_time)
+            .with_attributes(attributes);
+        let parent = match (remote, telemetry.config.incoming_trace) {
+            (Some(remote), IncomingTrace::Continue) => OtelContext::new().with_remote_span_context(remote),
+            (Some(remote), IncomingTrace::Link) => {
+                builder = builder.with_links(vec![Link::with_context(remote)]);
+                OtelContext::new()
+            }
+            (None, _) => OtelContext::new(),
+        };
+        let span = builder.start_with_context(&telemetry.tracer, &parent);
+
+        let context = Arc::new(RequestContext::new(Arc::clone(telemetry), span.span_context(), request_id));
+        request.extensions_mut().insert(Arc::clone(&context));
+
+        let scheme = KeyValue::new("url.scheme", "http");
+        telemetry
+            .http
+            .active
+            .add(1, &[KeyValue::new("http.request.method", method_name), scheme]);
+
+        // EAGER: the context is current before any inner code runs, including `call`.
+        let future = {
+            let _entered = enter(&context);
+            self.service.call(request)
+        };
+        ResponseFuture {
+            future: AssertUnwindSafe(scope(Arc::clone(&context), future)).catch_unwind(),
+            state: Some(Finish {
+                context,
+                span,
+                started,
+                method: method_name,
+                route,
+                path,
+                user_agent,
+                client_address,
+                active: ActiveRequest {
+                    telemetry: Arc::clone(telemetry),
+                    method: method_name,
+                },
+            }),
+        }
+    }
+}
+
+pin_project_lite::pin_project! {
+    /// The response future of [`TelemetryService`].
+    pub struct ResponseFuture<F> {
+        #[pin]
+        future: CatchUnwind<AssertUnwindSafe<Scoped<F>>>,
+        state: Option<Finish>,
+    }
+}
+
+impl<F> std::fmt::Debug for ResponseFuture<F> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ResponseFuture").finish_non_exhaustive()
+    }
+}
+
+struct Finish {
+    context: Arc<RequestContext>,
+    span: Span,
+    started: Instant,
+    method: &'static str,
+    route: Option<Arc<str>>,
+    path: Arc<str>,
+    user_agent: Option<String>,
+    client_address: Option<String>,
+    active: ActiveRequest,
+}
+
+impl<F> Future for ResponseFuture<F>
+where
+    F: Future<Output = Result<Response, Infallible>>,
+{
+    type Output = Result<Response, Infallible>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut TaskContext<'_>) -> Poll<Self::Output> {
+        let this = self.project();
+        let outcome = match this.future.poll(cx) {
+            Poll::Pending => return Poll::Pending,
+            Poll::Ready(outcome) => outcome,
+        };
+        let (mut response, panic) = match outcome {
+            Ok(Ok(response)) => (response, None),
+            Ok(Err(never)) => match never {},
+            Err(payload) => (panic_response(), Some(panic_message(payload.as_ref()))),
+        };
+        if let Some(state) = this.state.take() {
+            state.finish(&mut response, panic);
+        }
+        Poll::Ready(Ok(response))
+    }
+}
+
+/// Decrements `http.server.active_requests` when the request ends, also when its future is
+/// dropped because the client went away.
+struct ActiveRequest {
+    telemetry: Arc<TelemetryInner>,
+    method: &'static str,
+}
+
+impl Drop for ActiveRequest {
+    fn drop(&mut self) {
+        self.telemetry.http.active.add(
+            -1,
+            &[KeyValue::new("http.request.method", self.method), KeyValue::new("url.scheme", "http")],
+        );
+    }
+}
+
+impl Finish {
+    fn finish(self, response: &mut Response, panic: Option<String>) {
+        let Finish {
+            context,
+            mut span,
+            started,
+            method,
+            route,
+            path,
+            user_agent,
+            client_address,
+            active,
+        } = self;
+        let telemetry = &context.telemetry;
+        let status = response.status();
+        let failure = match panic {
+            Some(message) => Some(ErrorObservation::new(ErrorKind::Panic, "handler.panic", message)),
+            None if status.as_u16() >= 400 => Some(
+                response
+                    .extensions_mut()
+                    .remove::<ErrorObservation>()
+                    .unwrap_or_else(|| ErrorObservation::from_status(status, route.is_some())),
+            ),
+            None => None,
+        };
+
+        let headers = response.headers_mut();
+        if let Ok(value) = HeaderValue::from_str(&context.request_id) {
+            headers.insert(REQUEST_ID_HEADER, value);
+        }
+        let traceparent = format_traceparent(context.trace_id, context.span_id, context.flags);
+        if let Ok(value) = HeaderValue::from_bytes(&traceparent) {
+            headers.insert("traceparent", value);
+        }
+        let response_size = response.body().size_hint().exact();
+
+        // RED metrics.
+        let elapsed = started.elapsed();
+        let seconds = elapsed.as_secs_f64();
+        let status_code = i64::from(status.as_u16());
+        let mut metric_attributes = Vec::with_capacity(5);
+        metric_attributes.push(KeyValue::new("http.request.method", method));
+        if let Some(route) = &route {
+            metric_attributes.push(KeyValue::new("http.route", Arc::clone(route)));
+        }
+        metric_attributes.push(KeyValue::new("http.response.status_code", status_code));
+        metric_attributes.push(KeyValue::new("url.scheme", "http"));
+        if let Some(failure) = &failure {
+            metric_attributes.push(KeyValue::new("error.type", failure.kind.as_str()));
+        }
+        telemetry.http.duration.record(seconds, &metric_attributes);
+        drop(active);
+
+        // The single error observation: counter, span status + exception event, log level.
+        let detail = failure.as_ref().map(|f| scrub(&f.detail).into_owned());
+        if let Some(failure) = &failure {
+            let mut attributes = Vec::with_capacity(2);
+            attributes.push(KeyValue::new("error.type", failure.kind.as_str()));
+            if let Some(route) = &route {
+                attributes.push(KeyValue::new("http.route", Arc::clone(route)));
+            }
+            telemetry.http.errors.add(1, &attributes);
+        }
+
+        span.set_attribute(KeyValue::new("http.response.status_code", status_code));
+        if let Some((key, value)) = context.user.get() {
+            span.set_attribute(KeyValue::new(*key, value.clone()));
+        }
+        if let Some(failure) = &failure {
+            span.set_attribute(KeyValue::new("error.type", failure.kind.as_str()));
+            span.set_attribute(KeyValue::new("app.error.code", failure.code.clone()));
+            if status.is_server_error() {
+                span.add_event(
+                    "exception",
+                    vec![
+                        KeyValue::new("exception.type", failure.code.clone()),
+                        KeyValue::new("exception.message", detail.clone().unwrap_or_default()),
+                    ],
+                );
+                span.set_status(Status::error(failure.code.clone()));
+            }
+        }
+        span.end();
+
+        // Exactly one access line (successful requests on excluded routes are skipped).
+        let excluded = failure.is_none()
+            && route
+                .as_deref()
+                .is_some_and(|r| telemetry.config.access_log_exclude.iter().any(|e| e == r));
+        if excluded {
+            return;
+        }
+        let level = match status.as_u16() {
+            500.. => Level::ERROR,
+            400.. => Level::WARN,
+            _ => Level::INFO,
+        };
+        let shown_route = route.as_deref().unwrap_or("");
+        let message = format!("{method} {} {}", if shown_route.is_empty() { &path } else { shown_route }, status.as_u16());
+        let duration_ms = elapsed.as_secs_f64() * 1000.0;
+        let mut fields: Vec<(&str, FieldValue<'_>)> = Vec::with_capacity(14);
+        fields.push(("method", FieldValue::Str(method)));
+        fields.push(("route", FieldValue::Str(shown_route)));
+        fields.push(("path", FieldValue::Str(&path)));
+        fields.push(("status", FieldValue::U64(u64::from(status.as_u16()))));
+        fields.push(("duration_ms", FieldValue::F64(duration_ms)));
+        if let Some(size) = response_size {
+            fields.push(("response_size", FieldValue::U64(size)));
+        }
+        if let Some(address) = &client_address {
+            fields.push(("client.address", FieldValue::Str(address)));
+        }
+        if let Some(ua) = &user_agent {
+            fields.push(("user_agent.original", FieldValue::Str(ua)));
+        }
+        if let Some((key, value)) = context.user.get() {
+            fields.push((key, FieldValue::Str(value)));
+        }
+        if let Some(failure) = &failure {
+            fields.push(("error.type", FieldValue::Str(failure.kind.as_str())));
+            fields.push(("error.code", FieldValue::Str(&failure.code)));
+            if let Some(detail) = &detail {
+                fields.push(("error.message", FieldValue::Str(detail)));
+            }
+        }
+        let line = LogLine {
+            time: SystemTime::now(),
+            level,
+            target: "access",
+            message: &message,
+            correlation: Some(crate::logs::correlation(&context)),
+            fields: &fields,
+            http: Some(HttpRequestLog {
+                method,
+                path: &path,
+                status: status.as_u16(),
+                response_size,
+                user_agent: user_agent.as_deref().unwrap_or(""),
+                remote_ip: client_address.as_deref(),
+                latency_secs: seconds,
+            }),
+        };
+        crate::logs::emit_access(telemetry, &context, &line);
+    }
+}
+
+fn known_method(method: &Method) -> &'static str {
+    match *method {
+        Method::GET => "GET",
+        Method::POST => "POST",
+        Method::PUT => "PUT",
+        Method::DELETE => "DELETE",
+        Method::PATCH => "PATCH",
+        Method::HEAD => "HEAD",
+        Method::OPTIONS => "OPTIONS",
+        Method::CONNECT => "CONNECT",
+        Method::TRACE => "TRACE",
+        _ => "_OTHER",
+    }
+}
+
+/// `s` cut to at most `max` bytes at a character boundary.
+fn bounded(s: &str, max: usize) -> &str {
+    if s.len() <= max {
+        return s;
+    }
+    let mut end = max;
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    &s[..end]
+}
+
+fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
+    if let Some(s) = payload.downcast_ref::<&str>() {
+        (*s).to_owned()
+    } else if let Some(s) = payload.downcast_ref::<String>() {
+        s.clone()
+    } else {
+        "panic with a non-string payload".to_owned()
+    }
+}
+
+/// The JSON error body every failure shares: `{"error": {"kind", "code", "message"}}`.
+pub fn error_body(kind: &str, code: &str, message: &str) -> String {
+    let mut out = Vec::with_capacity(96);
+    out.extend_from_slice(b"{\"error\":{\"kind\":");
+    crate::log_format::json_str(&mut out, kind);
+    out.extend_from_slice(b",\"code\":");
+    crate::log_format::json_str(&mut out, code);
+    out.extend_from_slice(b",\"message\":");
+    crate::log_format::json_str(&mut out, message);
+    out.extend_from_slice(b"}}");
+    String::from_utf8(out).unwrap_or_default()
+}
+
+fn panic_response() -> Response {
+    json_error_response(StatusCode::INTERNAL_SERVER_ERROR, "internal", "handler.panic", "internal server error")
+}
+
+fn json_error_response(status: StatusCode, kind: &str, code: &str, message: &str) -> Response {
+    (
+        status,
+        [(http::header::CONTENT_TYPE, "application/json")],
+        error_body(kind, code, message),
+    )
+        .into_response()
+}
+
+/// A fallback for unmatched routes answering 404 with the JSON error body
+/// (`route.not_found`). Use with `Router::fallback`.
+pub async fn not_found_fallback() -> Response {
+    let mut response = json_error_response(StatusCode::NOT_FOUND, "not_found", "route.not_found", "no such route");
+    response.extensions_mut().insert(ErrorObservation::new(
+        ErrorKind::NotFound,
+        "route.not_found",
+        "no route matches the request path",
+    ));
+    response
+}

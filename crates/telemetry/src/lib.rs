@@ -1,0 +1,74 @@
+//! Production observability for axum services, built on the OpenTelemetry SDK.
+//!
+//! One [`Telemetry`] instance per service (or per test) gives:
+//! - a tower layer ([`Telemetry::instrument`]) doing the whole request lifecycle: request id,
+//!   W3C trace context, a SERVER span per the HTTP semantic conventions, a request-scoped
+//!   logging context (every log line carries `trace_id`, `span_id`, `request_id`), RED
+//!   metrics under a cardinality budget, one access line, and the single error observation
+//!   point ([`error`]), panics included;
+//! - log lines on stdout in `json`, `gcp` or `pretty` format, written by a background thread,
+//!   and the same records as OTLP logs;
+//! - non-blocking OTLP export (gRPC or HTTP/protobuf) of traces, metrics and logs;
+//! - `/metrics` in Prometheus text format from the same meter provider;
+//! - PII modes ([`pii`]) applied to every signal;
+//! - helpers for database and outbound HTTP client spans ([`db`]).
+//!
+//! Nothing is process-global: two instances in one process never see each other's signals.
+//! See `examples/basic.rs` for a complete service.
+
+pub mod config;
+pub mod context;
+pub mod db;
+pub mod error;
+pub mod layer;
+pub mod log_filter;
+mod log_format;
+pub mod log_sink;
+mod logs;
+pub mod metrics;
+mod otlp_http;
+pub mod pii;
+mod pipeline;
+mod prometheus;
+pub mod trace_context;
+
+#[cfg(feature = "testkit")]
+pub mod testkit;
+
+pub use config::TelemetryConfig;
+pub use context::RequestContext;
+pub use error::{ErrorKind, ErrorObservation};
+pub use layer::TelemetryLayer;
+pub use logs::TelemetryLogLayer;
+pub use pipeline::{InitError, SCOPE_NAME, SHUTDOWN_TIMEOUT, Telemetry, TelemetryBuilder, TelemetryGuard};
+
+use axum::Router;
+use axum::routing::get;
+
+impl Telemetry {
+    /// The middleware layer of this instance. Apply it with `Router::layer` (after the routes,
+    /// so `http.route` is known), or use [`Telemetry::instrument`].
+    pub fn layer(&self) -> TelemetryLayer {
+        TelemetryLayer::new(std::sync::Arc::clone(&self.inner))
+    }
+
+    /// Adds `GET /metrics` (Prometheus text) to `router` and applies [`Telemetry::layer`] to
+    /// every route and the fallback: one call instruments a whole app.
+    pub fn instrument<S: Clone + Send + Sync + 'static>(&self, router: Router<S>) -> Router<S> {
+        let telemetry = self.clone();
+        router
+            .route(
+                "/metrics",
+                get(move || {
+                    let telemetry = telemetry.clone();
+                    async move {
+                        (
+                            [(http::header::CONTENT_TYPE, prometheus::CONTENT_TYPE)],
+                            telemetry.prometheus_text(),
+                        )
+                    }
+                }),
+            )
+            .layer(self.layer())
+    }
+}

@@ -1,0 +1,400 @@
+//! Building one telemetry instance: resource, tracer, meter and logger providers, OTLP
+//! exporters on their own threads, the `/metrics` reader, the stdout log sink. And shutting it
+//! down in order without blocking the runtime.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use opentelemetry::KeyValue;
+use opentelemetry::metrics::{Meter, MeterProvider as _};
+use opentelemetry::trace::TracerProvider as _;
+use opentelemetry_otlp::{WithExportConfig, WithHttpConfig, WithTonicConfig};
+use opentelemetry_sdk::Resource;
+use opentelemetry_sdk::logs::{BatchLogProcessor, SdkLogger, SdkLoggerProvider};
+use opentelemetry_sdk::metrics::{Instrument, ManualReader, PeriodicReader, SdkMeterProvider, Stream};
+use opentelemetry_sdk::trace::{BatchSpanProcessor, Sampler, SdkTracer, SdkTracerProvider};
+
+use crate::config::{BatchSettings, OtlpProtocol, Persona, SamplerConfig, TelemetryConfig};
+use crate::log_filter::LogFilter;
+use crate::log_sink::LogSink;
+use crate::metrics::HttpServerInstruments;
+use crate::otlp_http::RuntimeHttpClient;
+use crate::pii::PiiPolicy;
+use crate::prometheus::SharedReader;
+
+/// Instrumentation scope name of everything this library records.
+pub const SCOPE_NAME: &str = "telemetry";
+
+/// How long shutdown waits for the exporters before giving up (Cloud Run allows 10 s in all).
+pub const SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// One telemetry instance: the handle an app passes to its layers, handlers and helpers.
+///
+/// Cheap to clone. Nothing here is process-global: two instances in one process (two tests,
+/// or an app and an in-process dependency) never see each other's signals.
+#[derive(Clone, Debug)]
+pub struct Telemetry {
+    pub(crate) inner: Arc<TelemetryInner>,
+}
+
+/// Flushes and stops the exporters of the instance it came with. Call
+/// [`TelemetryGuard::shutdown`] after the server stopped; dropping it without that only stops
+/// the stdout writer.
+#[derive(Debug)]
+#[must_use = "call `shutdown().await` after the server stops, or buffered telemetry is lost"]
+pub struct TelemetryGuard {
+    inner: Arc<TelemetryInner>,
+}
+
+pub(crate) struct TelemetryInner {
+    pub(crate) config: TelemetryConfig,
+    pub(crate) tracer: SdkTracer,
+    pub(crate) tracer_provider: SdkTracerProvider,
+    pub(crate) meter_provider: SdkMeterProvider,
+    pub(crate) meter: Meter,
+    pub(crate) prometheus: Arc<ManualReader>,
+    pub(crate) logger_provider: Option<SdkLoggerProvider>,
+    pub(crate) otel_logger: Option<SdkLogger>,
+    pub(crate) sink: LogSink,
+    pub(crate) pii: PiiPolicy,
+    pub(crate) http: HttpServerInstruments,
+    pub(crate) log_filter: LogFilter,
+    shut_down: AtomicBool,
+}
+
+impl std::fmt::Debug for TelemetryInner {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Telemetry")
+            .field("service", &self.config.service_name)
+            .field("otlp", &self.config.otlp_endpoint)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Why a telemetry instance could not be built.
+#[derive(Debug, thiserror::Error)]
+pub enum InitError {
+    /// OTLP export over gRPC or our HTTP client needs a tokio runtime.
+    #[error("telemetry must be initialised inside a tokio runtime when OTLP export is on")]
+    NoRuntime,
+    /// An OTLP exporter rejected its configuration.
+    #[error("cannot build the OTLP {signal} exporter for OTEL_EXPORTER_OTLP_ENDPOINT: {source}")]
+    Exporter {
+        /// traces, metrics or logs
+        signal: &'static str,
+        /// the exporter's own error
+        #[source]
+        source: opentelemetry_otlp::ExporterBuildError,
+    },
+}
+
+/// Options of [`Telemetry::builder`].
+#[derive(Debug)]
+pub struct TelemetryBuilder {
+    config: TelemetryConfig,
+    sink: Option<LogSink>,
+}
+
+impl TelemetryBuilder {
+    /// Writes log lines to `sink` instead of stdout (tests use [`LogSink::memory`]).
+    pub fn log_sink(mut self, sink: LogSink) -> Self {
+        self.sink = Some(sink);
+        self
+    }
+
+    /// Builds the instance. Call it inside the tokio runtime when OTLP export is on.
+    pub fn build(self) -> Result<(Telemetry, TelemetryGuard), InitError> {
+        let inner = Arc::new(TelemetryInner::build(self.config, self.sink)?);
+        Ok((
+            Telemetry {
+                inner: Arc::clone(&inner),
+            },
+            TelemetryGuard { inner },
+        ))
+    }
+}
+
+impl Telemetry {
+    /// Builds an instance from `config`, logging to stdout.
+    pub fn init(config: TelemetryConfig) -> Result<(Telemetry, TelemetryGuard), InitError> {
+        Self::builder(config).build()
+    }
+
+    /// Starts building an instance with non-default options.
+    pub fn builder(config: TelemetryConfig) -> TelemetryBuilder {
+        TelemetryBuilder { config, sink: None }
+    }
+
+    /// The resolved configuration.
+    pub fn config(&self) -> &TelemetryConfig {
+        &self.inner.config
+    }
+
+    /// A meter of this instance, for domain metrics (`shop.*`).
+    pub fn meter(&self) -> &Meter {
+        &self.inner.meter
+    }
+
+    /// The tracer of this instance, for custom spans.
+    pub fn tracer(&self) -> &SdkTracer {
+        &self.inner.tracer
+    }
+
+    /// The PII policy of this instance.
+    pub fn pii(&self) -> &PiiPolicy {
+        &self.inner.pii
+    }
+
+    /// The log sink of this instance.
+    pub fn log_sink(&self) -> &LogSink {
+        &self.inner.sink
+    }
+
+    /// The Prometheus text exposition of this instance's metrics (what `/metrics` serves).
+    pub fn prometheus_text(&self) -> String {
+        crate::prometheus::render(&self.inner.prometheus)
+    }
+
+    /// A `tracing` layer writing events as this instance's log lines (stdout and OTLP), with
+    /// the `RUST_LOG` filter of its configuration. Events inside a request go to the instance
+    /// serving that request; events outside any request go to this one.
+    pub fn log_layer(&self) -> crate::logs::TelemetryLogLayer {
+        crate::logs::TelemetryLogLayer::new(Some(Arc::clone(&self.inner)))
+    }
+
+    /// Installs [`Telemetry::log_layer`] as the process's global `tracing` subscriber.
+    /// Returns `false` when one was already installed (the existing one is kept).
+    pub fn install_global_subscriber(&self) -> bool {
+        use tracing_subscriber::layer::SubscriberExt;
+        let subscriber = tracing_subscriber::registry().with(self.log_layer());
+        tracing::subscriber::set_global_default(subscriber).is_ok()
+    }
+}
+
+impl TelemetryGuard {
+    /// Flushes and stops traces, then logs, then metrics, each on a blocking thread so the
+    /// runtime keeps serving, bounded by [`SHUTDOWN_TIMEOUT`] even when the collector is down.
+    /// Then writes out the stdout buffer. Idempotent.
+    pub async fn shutdown(self) {
+        shutdown_inner(&self.inner).await;
+    }
+}
+
+pub(crate) async fn shutdown_inner(inner: &Arc<TelemetryInner>) {
+    if inner.shut_down.swap(true, Ordering::SeqCst) {
+        return;
+    }
+    let worker = Arc::clone(inner);
+    let job = tokio::task::spawn_blocking(move || {
+        let _ = worker.tracer_provider.shutdown_with_timeout(SHUTDOWN_TIMEOUT);
+        if let Some(logs) = &worker.logger_provider {
+            let _ = logs.shutdown_with_timeout(SHUTDOWN_TIMEOUT);
+        }
+        let _ = worker.meter_provider.shutdown_with_timeout(SHUTDOWN_TIMEOUT);
+    });
+    // Never wait longer than the grace period allows, whatever the exporters do.
+    let _ = tokio::time::timeout(SHUTDOWN_TIMEOUT + Duration::from_secs(2), job).await;
+    inner.sink.close();
+}
+
+impl Drop for TelemetryGuard {
+    fn drop(&mut self) {
+        if !self.inner.shut_down.load(Ordering::SeqCst) {
+            self.inner.sink.close();
+        }
+    }
+}
+
+impl TelemetryInner {
+    fn build(config: TelemetryConfig, sink: Option<LogSink>) -> Result<Self, InitError> {
+        let export = config.otlp_enabled();
+        if export && tokio::runtime::Handle::try_current().is_err() {
+            return Err(InitError::NoRuntime);
+        }
+        let resource = build_resource(&config);
+
+        let mut tracer_builder = SdkTracerProvider::builder()
+            .with_resource(resource.clone())
+            .with_sampler(sampler(config.sampler));
+        if export {
+            let exporter = span_exporter(&config).map_err(|source| InitError::Exporter { signal: "traces", source })?;
+            let processor = BatchSpanProcessor::builder(exporter)
+                .with_batch_config(span_batch_config(&config.span_batch))
+                .build();
+            tracer_builder = tracer_builder.with_span_processor(processor);
+        }
+        let tracer_provider = tracer_builder.build();
+        let tracer = tracer_provider.tracer_with_scope(scope());
+
+        let prometheus = Arc::new(ManualReader::builder().build());
+        let limit = config.metric_cardinality_limit;
+        let mut meter_builder = SdkMeterProvider::builder()
+            .with_resource(resource.clone())
+            .with_reader(SharedReader(Arc::clone(&prometheus)))
+            .with_view(move |_: &Instrument| Stream::builder().with_cardinality_limit(limit).build().ok());
+        if export {
+            let exporter =
+                metric_exporter(&config).map_err(|source| InitError::Exporter { signal: "metrics", source })?;
+            let reader = PeriodicReader::builder(exporter)
+                .with_interval(config.metric_export_interval)
+                .build();
+            meter_builder = meter_builder.with_reader(reader);
+        }
+        let meter_provider = meter_builder.build();
+        let meter = meter_provider.meter_with_scope(scope());
+
+        let (logger_provider, otel_logger) = if export {
+            let exporter = log_exporter(&config).map_err(|source| InitError::Exporter { signal: "logs", source })?;
+            let processor = BatchLogProcessor::builder(exporter)
+                .with_batch_config(log_batch_config(&config.log_batch))
+                .build();
+            let provider = SdkLoggerProvider::builder()
+                .with_resource(resource)
+                .with_log_processor(processor)
+                .build();
+            let logger = opentelemetry::logs::LoggerProvider::logger_with_scope(&provider, scope());
+            (Some(provider), Some(logger))
+        } else {
+            (None, None)
+        };
+
+        let pii = PiiPolicy::new(config.pii_mode, config.pii_key.as_ref().map(|k| k.expose().as_bytes()));
+        let log_filter = LogFilter::parse(&config.log_filter).unwrap_or_else(|_| {
+            // from_lookup validated it; a hand-built config with a bad filter falls back to info.
+            LogFilter::parse("info").unwrap_or_else(|e| unreachable!("{e}"))
+        });
+        Ok(Self {
+            http: HttpServerInstruments::new(&meter),
+            sink: sink.unwrap_or_else(LogSink::stdout),
+            config,
+            tracer,
+            tracer_provider,
+            meter_provider,
+            meter,
+            prometheus,
+            logger_provider,
+            otel_logger,
+            pii,
+            log_filter,
+            shut_down: AtomicBool::new(false),
+        })
+    }
+}
+
+fn scope() -> opentelemetry::InstrumentationScope {
+    opentelemetry::InstrumentationScope::builder(SCOPE_NAME)
+        .with_version(env!("CARGO_PKG_VERSION"))
+        .build()
+}
+
+fn build_resource(config: &TelemetryConfig) -> Resource {
+    let instance_id = {
+        let bytes: [u8; 16] = rand::random();
+        bytes.iter().map(|b| format!("{b:02x}")).collect::<String>()
+    };
+    let mut attributes = vec![
+        KeyValue::new("service.name", config.service_name.clone()),
+        KeyValue::new("service.version", config.service_version.clone()),
+        KeyValue::new("service.instance.id", instance_id),
+        KeyValue::new("deployment.environment.name", config.deployment_environment.clone()),
+        KeyValue::new("telemetry.sdk.name", "opentelemetry"),
+        KeyValue::new("telemetry.sdk.language", "rust"),
+        KeyValue::new("telemetry.sdk.version", "0.33.1"),
+    ];
+    if config.persona == Persona::Cloud || config.cloud_run_service.is_some() {
+        attributes.push(KeyValue::new("cloud.provider", "gcp"));
+        attributes.push(KeyValue::new("cloud.platform", "gcp_cloud_run"));
+        if let Some(project) = &config.gcp_project {
+            attributes.push(KeyValue::new("cloud.account.id", project.clone()));
+        }
+        if let Some(service) = &config.cloud_run_service {
+            attributes.push(KeyValue::new("faas.name", service.clone()));
+        }
+        if let Some(revision) = &config.cloud_run_revision {
+            attributes.push(KeyValue::new("faas.version", revision.clone()));
+        }
+    }
+    Resource::builder_empty().with_attributes(attributes).build()
+}
+
+fn sampler(config: SamplerConfig) -> Sampler {
+    match config {
+        SamplerConfig::AlwaysOn => Sampler::AlwaysOn,
+        SamplerConfig::AlwaysOff => Sampler::AlwaysOff,
+        SamplerConfig::TraceIdRatio(r) => Sampler::TraceIdRatioBased(r),
+        SamplerConfig::ParentBasedAlwaysOn => Sampler::ParentBased(Box::new(Sampler::AlwaysOn)),
+        SamplerConfig::ParentBasedAlwaysOff => Sampler::ParentBased(Box::new(Sampler::AlwaysOff)),
+        SamplerConfig::ParentBasedTraceIdRatio(r) => {
+            Sampler::ParentBased(Box::new(Sampler::TraceIdRatioBased(r)))
+        }
+    }
+}
+
+fn span_batch_config(s: &BatchSettings) -> opentelemetry_sdk::trace::BatchConfig {
+    opentelemetry_sdk::trace::BatchConfigBuilder::default()
+        .with_max_queue_size(s.max_queue_size)
+        .with_scheduled_delay(s.schedule_delay)
+        .with_max_export_batch_size(s.max_export_batch_size)
+        .build()
+}
+
+fn log_batch_config(s: &BatchSettings) -> opentelemetry_sdk::logs::BatchConfig {
+    opentelemetry_sdk::logs::BatchConfigBuilder::default()
+        .with_max_queue_size(s.max_queue_size)
+        .with_scheduled_delay(s.schedule_delay)
+        .with_max_export_batch_size(s.max_export_batch_size)
+        .build()
+}
+
+fn endpoint(config: &TelemetryConfig) -> &str {
+    config.otlp_endpoint.as_deref().unwrap_or("http://localhost:4317")
+}
+
+fn http_headers(config: &TelemetryConfig) -> HashMap<String, String> {
+    config
+        .otlp_headers
+        .iter()
+        .map(|(k, v)| (k.clone(), v.expose().to_owned()))
+        .collect()
+}
+
+fn grpc_metadata(config: &TelemetryConfig) -> tonic::metadata::MetadataMap {
+    let mut map = tonic::metadata::MetadataMap::new();
+    for (key, value) in &config.otlp_headers {
+        if let (Ok(k), Ok(v)) = (
+            tonic::metadata::MetadataKey::from_bytes(key.as_bytes()),
+            value.expose().parse::<tonic::metadata::MetadataValue<tonic::metadata::Ascii>>(),
+        ) {
+            map.insert(k, v);
+        }
+    }
+    map
+}
+
+macro_rules! exporter_fn {
+    ($name:ident, $exporter:ty, $path:literal) => {
+        fn $name(config: &TelemetryConfig) -> Result<$exporter, opentelemetry_otlp::ExporterBuildError> {
+            match config.otlp_protocol {
+                OtlpProtocol::Grpc => <$exporter>::builder()
+                    .with_tonic()
+                    .with_endpoint(endpoint(config))
+                    .with_timeout(config.otlp_timeout)
+                    .with_metadata(grpc_metadata(config))
+                    .build(),
+                OtlpProtocol::HttpProtobuf => <$exporter>::builder()
+                    .with_http()
+                    .with_endpoint(format!("{}{}", endpoint(config), $path))
+                    .with_timeout(config.otlp_timeout)
+                    .with_headers(http_headers(config))
+                    .with_http_client(RuntimeHttpClient::new(config.otlp_timeout))
+                    .build(),
+            }
+        }
+    };
+}
+
+exporter_fn!(span_exporter, opentelemetry_otlp::SpanExporter, "/v1/traces");
+exporter_fn!(metric_exporter, opentelemetry_otlp::MetricExporter, "/v1/metrics");
+exporter_fn!(log_exporter, opentelemetry_otlp::LogExporter, "/v1/logs");

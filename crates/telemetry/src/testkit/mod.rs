@@ -1,0 +1,384 @@
+//! Test utilities: an in-process OTLP receiver that captures exported spans, metrics and
+//! logs for assertions.
+//!
+//! [`OtlpReceiver::start`] binds an OTLP/gRPC and an OTLP/HTTP listener on `127.0.0.1`
+//! (ephemeral ports), serves them on the current tokio runtime and converts every received
+//! export request into plain owned data ([`CapturedSpan`], [`CapturedMetric`],
+//! [`CapturedLog`]) at receive time.
+//!
+//! ```no_run
+//! # async fn demo() -> std::io::Result<()> {
+//! use std::time::Duration;
+//! use telemetry::testkit::OtlpReceiver;
+//!
+//! let receiver = OtlpReceiver::start().await?;
+//! // ... point an OTLP exporter at `receiver.grpc_endpoint()` or `receiver.http_endpoint()`,
+//! // run the code under test, flush the exporter ...
+//! let seen = receiver
+//!     .wait_for_spans(Duration::from_secs(5), |spans| {
+//!         spans.iter().any(|s| s.name == "GET /items")
+//!     })
+//!     .await;
+//! assert!(seen, "{}", receiver.dump_all());
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! Limitations: compressed requests are not supported (gRPC with `grpc-encoding`, or HTTP
+//! with a `content-encoding` other than `identity`, is rejected), and OTLP/HTTP accepts only
+//! the binary protobuf encoding (`application/json` is answered with
+//! `415 Unsupported Media Type`).
+//!
+//! The listeners stop when the last clone of the [`OtlpReceiver`] is dropped (graceful
+//! shutdown: open connections are drained) or when the runtime shuts down.
+
+mod grpc;
+mod http;
+mod model;
+
+use std::collections::HashMap;
+use std::collections::hash_map::Entry;
+use std::fmt;
+use std::net::{Ipv4Addr, SocketAddr};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::time::Duration;
+
+use opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceRequest;
+use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest;
+use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+
+pub use model::{
+    AttrValue, Attributes, CapturedEvent, CapturedLink, CapturedLog, CapturedMetric, CapturedSpan,
+    ExpHistogramPoint, ExportCounts, HistogramPoint, MetricData, NumberPoint, SignalCounts,
+    SpanKind, StatusCode, SummaryPoint,
+};
+
+/// Interval between two checks of the `wait_for_*` predicates.
+const POLL_INTERVAL: Duration = Duration::from_millis(20);
+
+/// Largest accepted export request body, for both transports.
+pub(crate) const MAX_REQUEST_BYTES: usize = 64 * 1024 * 1024;
+
+/// An in-process OTLP receiver (gRPC and HTTP/protobuf) capturing every exported signal.
+///
+/// Cloning is cheap and yields another handle to the same receiver; the listeners stop when
+/// the last handle is dropped.
+#[derive(Clone)]
+pub struct OtlpReceiver {
+    inner: Arc<Inner>,
+}
+
+/// State owned by the handles only (the served tasks hold just [`Shared`]), so that dropping
+/// the last handle drops `shutdown` and thereby stops the servers.
+struct Inner {
+    shared: Arc<Shared>,
+    grpc_addr: SocketAddr,
+    http_addr: SocketAddr,
+    /// Dropping the sender completes [`shutdown_signal`] in both server tasks.
+    _shutdown: watch::Sender<()>,
+}
+
+impl OtlpReceiver {
+    /// Binds gRPC and HTTP listeners on `127.0.0.1:0` and serves them on the current tokio
+    /// runtime.
+    ///
+    /// # Panics
+    ///
+    /// Panics if called outside a tokio runtime.
+    pub async fn start() -> std::io::Result<OtlpReceiver> {
+        let localhost = SocketAddr::from((Ipv4Addr::LOCALHOST, 0));
+        let grpc_listener = TcpListener::bind(localhost).await?;
+        let http_listener = TcpListener::bind(localhost).await?;
+        let grpc_addr = grpc_listener.local_addr()?;
+        let http_addr = http_listener.local_addr()?;
+
+        let shared = Arc::new(Shared::default());
+        let (shutdown, shutdown_rx) = watch::channel(());
+        tokio::spawn(grpc::serve(
+            grpc_listener,
+            Arc::clone(&shared),
+            shutdown_signal(shutdown_rx.clone()),
+        ));
+        tokio::spawn(http::serve(
+            http_listener,
+            Arc::clone(&shared),
+            shutdown_signal(shutdown_rx),
+        ));
+
+        Ok(OtlpReceiver {
+            inner: Arc::new(Inner {
+                shared,
+                grpc_addr,
+                http_addr,
+                _shutdown: shutdown,
+            }),
+        })
+    }
+
+    /// The OTLP/gRPC endpoint, `http://127.0.0.1:PORT` (serves `TraceService`,
+    /// `MetricsService` and `LogsService`).
+    pub fn grpc_endpoint(&self) -> String {
+        format!("http://{}", self.inner.grpc_addr)
+    }
+
+    /// The OTLP/HTTP base endpoint, `http://127.0.0.1:PORT` (serves `POST /v1/traces`,
+    /// `/v1/metrics` and `/v1/logs` with `content-type: application/x-protobuf`).
+    pub fn http_endpoint(&self) -> String {
+        format!("http://{}", self.inner.http_addr)
+    }
+
+    /// Every captured span, in arrival order.
+    pub fn spans(&self) -> Vec<CapturedSpan> {
+        self.store().spans.clone()
+    }
+
+    /// Every metric from every export request, in arrival order (a metric exported
+    /// periodically appears once per export).
+    pub fn metrics(&self) -> Vec<CapturedMetric> {
+        self.store().metrics.clone()
+    }
+
+    /// Every captured log record, in arrival order.
+    pub fn logs(&self) -> Vec<CapturedLog> {
+        self.store().logs.clone()
+    }
+
+    /// The latest data point of every metric stream, one entry per stream.
+    ///
+    /// A stream is identified by (metric name, point attribute set); each returned
+    /// [`CapturedMetric`] holds exactly one data point, taken from the last export that
+    /// contained the stream, together with that export's metadata, resource and scope.
+    /// Entries are ordered by the first appearance of their stream. With cumulative
+    /// temporality this is the current value of each stream, and `len()` counts the series;
+    /// with delta temporality the point is only the last delta, not an accumulation.
+    pub fn latest_metric_points(&self) -> Vec<CapturedMetric> {
+        let metrics = self.metrics();
+        let mut index: HashMap<(String, String), usize> = HashMap::new();
+        let mut latest: Vec<CapturedMetric> = Vec::new();
+        for point in metrics.iter().flat_map(CapturedMetric::split_points) {
+            // `Attributes` is a `BTreeMap`, so its `Debug` rendering is canonical.
+            let attributes = point
+                .point_attribute_sets()
+                .first()
+                .map(|a| format!("{a:?}"))
+                .unwrap_or_default();
+            match index.entry((point.name.clone(), attributes)) {
+                Entry::Occupied(slot) => latest[*slot.get()] = point,
+                Entry::Vacant(slot) => {
+                    slot.insert(latest.len());
+                    latest.push(point);
+                }
+            }
+        }
+        latest
+    }
+
+    /// How many export requests were received, per signal and per transport.
+    pub fn export_requests(&self) -> ExportCounts {
+        self.store().counts
+    }
+
+    /// Every captured export request rendered as text, in arrival order: the `Debug` output
+    /// of the decoded protobuf messages, including resource and scope attributes and every
+    /// attribute value, one request per block.
+    ///
+    /// Meant for "this raw value must never appear anywhere" scans. Note that `Debug`
+    /// escapes quotes, backslashes and control characters in strings, and renders bytes
+    /// (including trace and span ids) as decimal arrays.
+    pub fn dump_all(&self) -> String {
+        self.store().dumps.join("\n")
+    }
+
+    /// Forgets every captured signal, dump and request count.
+    pub fn clear(&self) {
+        *self.store() = Store::default();
+    }
+
+    /// Polls every 20 ms until `pred(&captured_spans)` holds or `timeout` passes; returns
+    /// whether it held.
+    pub async fn wait_for_spans(
+        &self,
+        timeout: Duration,
+        pred: impl Fn(&[CapturedSpan]) -> bool,
+    ) -> bool {
+        poll_until(timeout, || pred(&self.spans())).await
+    }
+
+    /// Polls every 20 ms until `pred(&captured_logs)` holds or `timeout` passes; returns
+    /// whether it held.
+    pub async fn wait_for_logs(
+        &self,
+        timeout: Duration,
+        pred: impl Fn(&[CapturedLog]) -> bool,
+    ) -> bool {
+        poll_until(timeout, || pred(&self.logs())).await
+    }
+
+    /// Polls every 20 ms until `pred(&captured_metrics)` holds or `timeout` passes; returns
+    /// whether it held. The predicate sees [`metrics`](Self::metrics), i.e. every export.
+    pub async fn wait_for_metrics(
+        &self,
+        timeout: Duration,
+        pred: impl Fn(&[CapturedMetric]) -> bool,
+    ) -> bool {
+        poll_until(timeout, || pred(&self.metrics())).await
+    }
+
+    fn store(&self) -> MutexGuard<'_, Store> {
+        self.inner.shared.store()
+    }
+}
+
+impl fmt::Debug for OtlpReceiver {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("OtlpReceiver")
+            .field("grpc_addr", &self.inner.grpc_addr)
+            .field("http_addr", &self.inner.http_addr)
+            .field("export_requests", &self.export_requests())
+            .finish_non_exhaustive()
+    }
+}
+
+/// Checks `cond` immediately, then every [`POLL_INTERVAL`] until it holds or `timeout`
+/// passes (with a last check at the deadline).
+async fn poll_until(timeout: Duration, mut cond: impl FnMut() -> bool) -> bool {
+    let deadline = tokio::time::Instant::now() + timeout;
+    loop {
+        if cond() {
+            return true;
+        }
+        let now = tokio::time::Instant::now();
+        if now >= deadline {
+            return false;
+        }
+        tokio::time::sleep(POLL_INTERVAL.min(deadline - now)).await;
+    }
+}
+
+/// Completes when the sender side (held by [`Inner`]) is dropped.
+async fn shutdown_signal(mut rx: watch::Receiver<()>) {
+    while rx.changed().await.is_ok() {}
+}
+
+/// The transport an export request arrived on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Transport {
+    Grpc,
+    Http,
+}
+
+/// A decoded export request, of any signal.
+#[derive(Debug)]
+pub(crate) enum ExportRequest {
+    Traces(ExportTraceServiceRequest),
+    Metrics(ExportMetricsServiceRequest),
+    Logs(ExportLogsServiceRequest),
+}
+
+/// How the receiver currently treats export requests.
+///
+/// This is the hook for fault injection: new variants (never answer, answer
+/// `UNAVAILABLE`/503, answer slowly, ...) get a setter on [`OtlpReceiver`], are decided in
+/// [`Shared::receive`] and mapped to a wire response by each transport from [`Outcome`].
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) enum Behaviour {
+    /// Capture every request and answer success.
+    #[default]
+    Accept,
+}
+
+/// What a transport must answer to one export request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Outcome {
+    /// The request was captured; answer success with an empty `Export*ServiceResponse`.
+    Accepted,
+}
+
+/// State shared between the handles and the served tasks.
+#[derive(Debug, Default)]
+pub(crate) struct Shared {
+    store: Mutex<Store>,
+    behaviour: Mutex<Behaviour>,
+}
+
+impl Shared {
+    fn store(&self) -> MutexGuard<'_, Store> {
+        // A panicking test thread must not hide the captured data from the others.
+        self.store.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn behaviour(&self) -> Behaviour {
+        *self
+            .behaviour
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Counts one decoded export request and, depending on the current [`Behaviour`],
+    /// captures it; returns what the transport must answer.
+    pub(crate) fn receive(&self, transport: Transport, request: ExportRequest) -> Outcome {
+        let behaviour = self.behaviour();
+        let mut store = self.store();
+        store.count(transport, &request);
+        match behaviour {
+            Behaviour::Accept => {
+                store.capture(transport, request);
+                Outcome::Accepted
+            }
+        }
+    }
+}
+
+/// Everything captured so far.
+#[derive(Debug, Default)]
+struct Store {
+    spans: Vec<CapturedSpan>,
+    metrics: Vec<CapturedMetric>,
+    logs: Vec<CapturedLog>,
+    /// `Debug` text of every captured request, for [`OtlpReceiver::dump_all`].
+    dumps: Vec<String>,
+    counts: ExportCounts,
+}
+
+impl Store {
+    fn count(&mut self, transport: Transport, request: &ExportRequest) {
+        let counts = match transport {
+            Transport::Grpc => &mut self.counts.grpc,
+            Transport::Http => &mut self.counts.http,
+        };
+        match request {
+            ExportRequest::Traces(_) => counts.traces += 1,
+            ExportRequest::Metrics(_) => counts.metrics += 1,
+            ExportRequest::Logs(_) => counts.logs += 1,
+        }
+    }
+
+    fn capture(&mut self, transport: Transport, request: ExportRequest) {
+        self.dumps.push(format!("{transport:?} {request:?}"));
+        match &request {
+            ExportRequest::Traces(request) => {
+                self.spans.extend(model::spans_from_request(request));
+            }
+            ExportRequest::Metrics(request) => {
+                self.metrics.extend(model::metrics_from_request(request));
+            }
+            ExportRequest::Logs(request) => {
+                self.logs.extend(model::logs_from_request(request));
+            }
+        }
+    }
+}
+
+/// Installs, once per process, a global `tracing` subscriber that routes every event to the
+/// telemetry instance serving the current request ([`crate::TelemetryLogLayer::requests_only`]),
+/// so tests running several instances side by side each see only their own log lines.
+pub fn install_test_subscriber() {
+    use tracing_subscriber::layer::SubscriberExt;
+    static INSTALLED: std::sync::OnceLock<()> = std::sync::OnceLock::new();
+    INSTALLED.get_or_init(|| {
+        let subscriber = tracing_subscriber::registry().with(crate::TelemetryLogLayer::requests_only());
+        let _ = tracing::subscriber::set_global_default(subscriber);
+    });
+}
