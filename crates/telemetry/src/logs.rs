@@ -71,15 +71,19 @@ impl<S: Subscriber> tracing_subscriber::Layer<S> for TelemetryLogLayer {
             if !inner.log_filter.enabled_metadata(event.metadata()) {
                 return;
             }
-            let mut visitor = EventFields::default();
+            let mut visitor = EventFields {
+                pii: &inner.pii,
+                message: String::new(),
+                fields: Vec::new(),
+            };
             event.record(&mut visitor);
             emit_event(inner, request, event.metadata(), &visitor);
         });
     }
 }
 
-#[derive(Default)]
-struct EventFields {
+struct EventFields<'a> {
+    pii: &'a crate::pii::PiiPolicy,
     message: String,
     fields: Vec<(&'static str, OwnedValue)>,
 }
@@ -92,7 +96,7 @@ enum OwnedValue {
     Bool(bool),
 }
 
-impl EventFields {
+impl EventFields<'_> {
     fn push(&mut self, field: &Field, value: OwnedValue) {
         let name = field.name();
         if is_secret_key(name) {
@@ -103,7 +107,7 @@ impl EventFields {
     }
 }
 
-impl Visit for EventFields {
+impl Visit for EventFields<'_> {
     fn record_debug(&mut self, field: &Field, value: &dyn std::fmt::Debug) {
         let mut text = String::new();
         let _ = write!(text, "{value:?}");
@@ -113,8 +117,12 @@ impl Visit for EventFields {
         if field.name() == "message" {
             self.message = scrub(value).into_owned();
         } else if field.name().contains("email") {
-            let domain = value.rsplit_once('@').map_or(REDACTED, |(_, d)| d);
-            self.push(field, OwnedValue::Str(format!("{REDACTED}@{domain}")));
+            // Only the domain of an email, and only when the PII mode allows it.
+            let shown = match self.pii.email_domain(value) {
+                Some(domain) => format!("{REDACTED}@{}", scrub(domain)),
+                None => REDACTED.to_owned(),
+            };
+            self.push(field, OwnedValue::Str(shown));
         } else {
             self.push(field, OwnedValue::Str(scrub(value).into_owned()));
         }
@@ -133,7 +141,7 @@ impl Visit for EventFields {
     }
 }
 
-fn emit_event(inner: &TelemetryInner, request: Option<&RequestContext>, metadata: &Metadata<'_>, event: &EventFields) {
+fn emit_event(inner: &TelemetryInner, request: Option<&RequestContext>, metadata: &Metadata<'_>, event: &EventFields<'_>) {
     let fields: Vec<(&str, FieldValue<'_>)> = event
         .fields
         .iter()
