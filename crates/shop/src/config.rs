@@ -1,0 +1,311 @@
+//! The shop's own configuration: where to listen and which database to use.
+//!
+//! Read once at start-up from `PORT`, `APP_HOST`, `DATABASE_URL`, `APP_DB_MAX_CONNECTIONS` and
+//! `APP_DB_ACQUIRE_TIMEOUT_MS`. Telemetry has its own configuration
+//! ([`telemetry::TelemetryConfig`]); the persona it resolved (`APP_ENV`) chooses the defaults
+//! here too, so one variable switches the whole service between local and cloud.
+//!
+//! A bad value is a [`ConfigError`] naming the variable, the value and what is allowed.
+
+use std::fmt;
+use std::net::{IpAddr, Ipv4Addr};
+use std::time::Duration;
+
+use telemetry::config::{ConfigError, Persona};
+
+/// `PORT` when unset (both personas; Cloud Run always sets it).
+pub const DEFAULT_PORT: u16 = 8080;
+/// `DATABASE_URL` when unset: a SQLite file under `data/`, created on first start.
+pub const DEFAULT_DATABASE_URL: &str = "sqlite://data/shop.db?mode=rwc";
+/// `APP_DB_MAX_CONNECTIONS` when unset.
+pub const DEFAULT_DB_MAX_CONNECTIONS: u32 = 5;
+/// `APP_DB_ACQUIRE_TIMEOUT_MS` when unset.
+pub const DEFAULT_DB_ACQUIRE_TIMEOUT: Duration = Duration::from_millis(2_000);
+
+const MAX_DB_CONNECTIONS: u32 = 100;
+const MAX_ACQUIRE_TIMEOUT_MS: u64 = 60_000;
+
+/// Everything the shop needs besides telemetry.
+#[derive(Clone, PartialEq, Eq)]
+pub struct ShopConfig {
+    /// `APP_HOST`: the address to listen on (`127.0.0.1` locally, `0.0.0.0` in the cloud).
+    pub host: IpAddr,
+    /// `PORT`: the TCP port to listen on (`0` picks a free one).
+    pub port: u16,
+    /// `DATABASE_URL`: `sqlite:…` or `postgres://…`. May hold a password: never print it
+    /// (the `Debug` output hides it).
+    pub database_url: String,
+    /// `APP_DB_MAX_CONNECTIONS`: size of the connection pool.
+    pub db_max_connections: u32,
+    /// `APP_DB_ACQUIRE_TIMEOUT_MS`: how long a request waits for a pooled connection before it
+    /// is answered 503.
+    pub db_acquire_timeout: Duration,
+}
+
+impl fmt::Debug for ShopConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ShopConfig")
+            .field("host", &self.host)
+            .field("port", &self.port)
+            .field("database_url", &redact_url(&self.database_url))
+            .field("db_max_connections", &self.db_max_connections)
+            .field("db_acquire_timeout", &self.db_acquire_timeout)
+            .finish()
+    }
+}
+
+impl ShopConfig {
+    /// Reads the process environment, with the defaults of `persona`.
+    pub fn from_env(persona: Persona) -> Result<Self, ConfigError> {
+        Self::from_lookup(persona, |key| std::env::var(key).ok())
+    }
+
+    /// Reads configuration through `lookup` (a variable name → its value, if set), with the
+    /// defaults of `persona`. Empty values count as unset.
+    ///
+    /// ```
+    /// use std::collections::HashMap;
+    /// use telemetry::config::Persona;
+    /// use shop::config::ShopConfig;
+    ///
+    /// let env = HashMap::from([("PORT", "3000")]);
+    /// let config = ShopConfig::from_lookup(Persona::Cloud, |k| env.get(k).map(|v| v.to_string())).unwrap();
+    /// assert_eq!(config.port, 3000);
+    /// assert_eq!(config.host.to_string(), "0.0.0.0");
+    ///
+    /// let env = HashMap::from([("PORT", "http")]);
+    /// let err = ShopConfig::from_lookup(Persona::Local, |k| env.get(k).map(|v| v.to_string())).unwrap_err();
+    /// assert_eq!(err.variable, "PORT");
+    /// ```
+    pub fn from_lookup(
+        persona: Persona,
+        lookup: impl Fn(&str) -> Option<String>,
+    ) -> Result<Self, ConfigError> {
+        let get = |key: &str| {
+            lookup(key)
+                .map(|v| v.trim().to_owned())
+                .filter(|v| !v.is_empty())
+        };
+
+        let port = match get("PORT") {
+            None => DEFAULT_PORT,
+            Some(raw) => raw.parse::<u16>().map_err(|_| {
+                ConfigError::new("PORT", raw, "a TCP port, an integer between 0 and 65535")
+            })?,
+        };
+
+        let host = match get("APP_HOST") {
+            None => match persona {
+                Persona::Local => IpAddr::V4(Ipv4Addr::LOCALHOST),
+                Persona::Cloud => IpAddr::V4(Ipv4Addr::UNSPECIFIED),
+            },
+            Some(raw) => raw.parse::<IpAddr>().map_err(|_| {
+                ConfigError::new(
+                    "APP_HOST",
+                    raw,
+                    "an IP address to listen on, e.g. 127.0.0.1, 0.0.0.0 or ::",
+                )
+            })?,
+        };
+
+        let database_url = get("DATABASE_URL").unwrap_or_else(|| DEFAULT_DATABASE_URL.to_owned());
+        if !is_supported_url(&database_url) {
+            return Err(ConfigError::new(
+                "DATABASE_URL",
+                redact_url(&database_url),
+                "a sqlite: URL (e.g. sqlite://data/shop.db?mode=rwc) or a postgres:// URL",
+            ));
+        }
+
+        let db_max_connections = match get("APP_DB_MAX_CONNECTIONS") {
+            None => DEFAULT_DB_MAX_CONNECTIONS,
+            Some(raw) => match raw.parse::<u32>() {
+                Ok(n) if (1..=MAX_DB_CONNECTIONS).contains(&n) => n,
+                _ => {
+                    return Err(ConfigError::new(
+                        "APP_DB_MAX_CONNECTIONS",
+                        raw,
+                        format!("an integer between 1 and {MAX_DB_CONNECTIONS}"),
+                    ));
+                }
+            },
+        };
+
+        let db_acquire_timeout = match get("APP_DB_ACQUIRE_TIMEOUT_MS") {
+            None => DEFAULT_DB_ACQUIRE_TIMEOUT,
+            Some(raw) => match raw.parse::<u64>() {
+                Ok(ms) if (1..=MAX_ACQUIRE_TIMEOUT_MS).contains(&ms) => Duration::from_millis(ms),
+                _ => {
+                    return Err(ConfigError::new(
+                        "APP_DB_ACQUIRE_TIMEOUT_MS",
+                        raw,
+                        format!("milliseconds, an integer between 1 and {MAX_ACQUIRE_TIMEOUT_MS}"),
+                    ));
+                }
+            },
+        };
+
+        Ok(Self {
+            host,
+            port,
+            database_url,
+            db_max_connections,
+            db_acquire_timeout,
+        })
+    }
+}
+
+/// Whether `url` names a database backend the shop knows (implemented or not yet).
+fn is_supported_url(url: &str) -> bool {
+    url.starts_with("sqlite:") || url.starts_with("postgres://") || url.starts_with("postgresql://")
+}
+
+/// `url` with any credentials replaced by `[REDACTED]`, safe to print: the user info
+/// (`user:password@`) and a query string carrying a password (`?password=…`).
+pub(crate) fn redact_url(url: &str) -> String {
+    let (base, query) = match url.split_once('?') {
+        Some((base, query)) if query.to_ascii_lowercase().contains("password") => {
+            (base, Some("[REDACTED]"))
+        }
+        Some((base, query)) => (base, Some(query)),
+        None => (url, None),
+    };
+    let mut out = match base.split_once("://") {
+        Some((scheme, rest)) => {
+            let authority_end = rest.find(['/', '#']).unwrap_or(rest.len());
+            match rest[..authority_end].rfind('@') {
+                Some(at) => format!("{scheme}://[REDACTED]{}", &rest[at..]),
+                None => base.to_owned(),
+            }
+        }
+        None => base.to_owned(),
+    };
+    if let Some(query) = query {
+        out.push('?');
+        out.push_str(query);
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+    use std::collections::HashMap;
+
+    fn load(persona: Persona, pairs: &[(&str, &str)]) -> Result<ShopConfig, ConfigError> {
+        let env: HashMap<String, String> = pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        ShopConfig::from_lookup(persona, |k| env.get(k).cloned())
+    }
+
+    #[test]
+    fn defaults_listen_on_loopback_port_8080_with_a_sqlite_file() {
+        let config = load(Persona::Local, &[]).unwrap();
+        assert_eq!(config.host, IpAddr::V4(Ipv4Addr::LOCALHOST));
+        assert_eq!(config.port, 8080);
+        assert_eq!(config.database_url, "sqlite://data/shop.db?mode=rwc");
+        assert_eq!(config.db_max_connections, 5);
+        assert_eq!(config.db_acquire_timeout, Duration::from_secs(2));
+    }
+
+    #[test]
+    fn cloud_persona_listens_on_every_interface() {
+        let config = load(Persona::Cloud, &[]).unwrap();
+        assert_eq!(config.host, IpAddr::V4(Ipv4Addr::UNSPECIFIED));
+    }
+
+    #[test]
+    fn explicit_values_override_persona_defaults() {
+        let config = load(
+            Persona::Cloud,
+            &[
+                ("APP_HOST", "::1"),
+                ("PORT", "0"),
+                ("DATABASE_URL", "postgres://shop@db/shop"),
+                ("APP_DB_MAX_CONNECTIONS", "20"),
+                ("APP_DB_ACQUIRE_TIMEOUT_MS", "250"),
+            ],
+        )
+        .unwrap();
+        assert_eq!(config.host.to_string(), "::1");
+        assert_eq!(config.port, 0);
+        assert_eq!(config.database_url, "postgres://shop@db/shop");
+        assert_eq!(config.db_max_connections, 20);
+        assert_eq!(config.db_acquire_timeout, Duration::from_millis(250));
+    }
+
+    #[test]
+    fn empty_values_count_as_unset() {
+        let config = load(Persona::Local, &[("PORT", ""), ("DATABASE_URL", "  ")]).unwrap();
+        assert_eq!(config.port, DEFAULT_PORT);
+        assert_eq!(config.database_url, DEFAULT_DATABASE_URL);
+    }
+
+    #[test]
+    fn every_bad_value_names_its_variable_value_and_what_is_allowed() {
+        let cases = [
+            ("PORT", "http"),
+            ("PORT", "65536"),
+            ("PORT", "-1"),
+            ("APP_HOST", "localhost"),
+            ("APP_HOST", "300.1.1.1"),
+            ("DATABASE_URL", "mysql://db/shop"),
+            ("DATABASE_URL", "data/shop.db"),
+            ("APP_DB_MAX_CONNECTIONS", "0"),
+            ("APP_DB_MAX_CONNECTIONS", "101"),
+            ("APP_DB_MAX_CONNECTIONS", "many"),
+            ("APP_DB_ACQUIRE_TIMEOUT_MS", "0"),
+            ("APP_DB_ACQUIRE_TIMEOUT_MS", "2s"),
+            ("APP_DB_ACQUIRE_TIMEOUT_MS", "60001"),
+        ];
+        for (variable, value) in cases {
+            let err = load(Persona::Local, &[(variable, value)]).unwrap_err();
+            assert_eq!(err.variable, variable, "{value}");
+            assert_eq!(err.value, value);
+            assert!(!err.allowed.is_empty());
+            let message = err.to_string();
+            assert!(
+                message.contains(variable) && message.contains(value),
+                "{message}"
+            );
+        }
+    }
+
+    #[test]
+    fn database_passwords_never_print() {
+        let err = load(
+            Persona::Local,
+            &[("DATABASE_URL", "mysql://shop:hunter2@db:3306/shop")],
+        )
+        .unwrap_err();
+        assert_eq!(err.value, "mysql://[REDACTED]@db:3306/shop");
+        assert!(!err.to_string().contains("hunter2"));
+
+        let config = load(
+            Persona::Local,
+            &[("DATABASE_URL", "postgres://shop:hunter2@db/shop")],
+        )
+        .unwrap();
+        assert!(!format!("{config:?}").contains("hunter2"));
+    }
+
+    #[test]
+    fn urls_without_credentials_are_kept_as_they_are() {
+        assert_eq!(
+            redact_url("sqlite://data/shop.db?mode=rwc"),
+            "sqlite://data/shop.db?mode=rwc"
+        );
+        assert_eq!(
+            redact_url("postgres://db/shop?user=a@b"),
+            "postgres://db/shop?user=a@b"
+        );
+        assert_eq!(redact_url("sqlite::memory:"), "sqlite::memory:");
+        assert_eq!(
+            redact_url("postgres://db/shop?password=hunter2"),
+            "postgres://db/shop?[REDACTED]"
+        );
+    }
+}

@@ -1,0 +1,239 @@
+//! The one error type of the HTTP layer.
+//!
+//! Handlers return [`ApiError`]; they never log it. Its `IntoResponse` writes the design's JSON
+//! shape and puts a [`telemetry::ErrorObservation`] into the response extensions, where the
+//! telemetry middleware records it exactly once (span status, `app.errors`, the access line).
+//! The client sees the kind, a stable code and a safe message; internal detail goes only into
+//! the observation.
+//!
+//! ```json
+//! {"error": {"kind": "validation", "code": "request.invalid_query", "message": "…",
+//!            "fields": [{"field": "per_page", "message": "must be an integer between 1 and 100"}]}}
+//! ```
+
+use std::borrow::Cow;
+
+use axum::Json;
+use axum::response::{IntoResponse, Response};
+use serde::Serialize;
+use telemetry::{ErrorKind, ErrorObservation};
+
+use crate::store::StoreError;
+
+/// One invalid input field: its name as the client sent it and what is wrong with it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct FieldError {
+    /// Query parameter, path parameter or body field name.
+    pub field: Cow<'static, str>,
+    /// What would be accepted (never echoes the rejected value).
+    pub message: Cow<'static, str>,
+}
+
+/// Every way a request can fail, mapped to a status, an `error.type` kind and a stable code.
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    /// The addressed resource does not exist (404).
+    #[error("{code}: {message}")]
+    NotFound {
+        /// Stable code, e.g. `product.not_found`.
+        code: &'static str,
+        /// Safe message for the client.
+        message: Cow<'static, str>,
+    },
+    /// The request is malformed or breaks a rule (422).
+    #[error("{code}: {message}")]
+    Validation {
+        /// Stable code, e.g. `request.invalid_query`.
+        code: &'static str,
+        /// Safe message for the client.
+        message: Cow<'static, str>,
+        /// The offending fields (may be empty when no single field is at fault).
+        fields: Vec<FieldError>,
+    },
+    /// A dependency is down or overloaded (503); alerting looks at these.
+    #[error("{code}: {detail}")]
+    Unavailable {
+        /// Stable code, e.g. `db.unavailable`.
+        code: &'static str,
+        /// Operator-facing detail (telemetry only).
+        detail: String,
+    },
+    /// A bug or an unexpected failure (500).
+    #[error("{code}: {detail}")]
+    Internal {
+        /// Stable code, e.g. `db.unexpected`.
+        code: &'static str,
+        /// Operator-facing detail (telemetry only).
+        detail: String,
+    },
+}
+
+impl ApiError {
+    /// A 422 with `code` for one invalid `field`.
+    pub fn invalid_field(
+        code: &'static str,
+        field: impl Into<Cow<'static, str>>,
+        message: impl Into<Cow<'static, str>>,
+    ) -> Self {
+        let field = field.into();
+        Self::Validation {
+            code,
+            message: format!("invalid value for {field}").into(),
+            fields: vec![FieldError {
+                field,
+                message: message.into(),
+            }],
+        }
+    }
+
+    /// The `error.type` kind of this error.
+    pub fn kind(&self) -> ErrorKind {
+        match self {
+            Self::NotFound { .. } => ErrorKind::NotFound,
+            Self::Validation { .. } => ErrorKind::Validation,
+            Self::Unavailable { .. } => ErrorKind::Unavailable,
+            Self::Internal { .. } => ErrorKind::Internal,
+        }
+    }
+
+    /// The stable code (`app.error.code`).
+    pub fn code(&self) -> &'static str {
+        match self {
+            Self::NotFound { code, .. }
+            | Self::Validation { code, .. }
+            | Self::Unavailable { code, .. }
+            | Self::Internal { code, .. } => code,
+        }
+    }
+}
+
+impl From<StoreError> for ApiError {
+    fn from(error: StoreError) -> Self {
+        match error {
+            StoreError::PoolExhausted => Self::Unavailable {
+                code: "db.pool_exhausted",
+                detail: error.to_string(),
+            },
+            StoreError::Unavailable(_) => Self::Unavailable {
+                code: "db.unavailable",
+                detail: error.to_string(),
+            },
+            StoreError::Unexpected(_) => Self::Internal {
+                code: "db.unexpected",
+                detail: error.to_string(),
+            },
+        }
+    }
+}
+
+#[derive(Serialize)]
+struct ErrorEnvelope<'a> {
+    error: ErrorBody<'a>,
+}
+
+#[derive(Serialize)]
+struct ErrorBody<'a> {
+    kind: &'static str,
+    code: &'static str,
+    message: &'a str,
+    #[serde(skip_serializing_if = "<[FieldError]>::is_empty")]
+    fields: &'a [FieldError],
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let kind = self.kind();
+        let code = self.code();
+        let (message, fields, detail): (&str, &[FieldError], Cow<'static, str>) = match &self {
+            Self::NotFound { message, .. } => (message, &[], message.clone()),
+            Self::Validation {
+                message, fields, ..
+            } => {
+                let names: Vec<&str> = fields.iter().map(|f| f.field.as_ref()).collect();
+                (
+                    message,
+                    fields,
+                    format!("invalid input: {}", names.join(", ")).into(),
+                )
+            }
+            Self::Unavailable { detail, .. } => (
+                "the service is temporarily unavailable, retry later",
+                &[],
+                detail.clone().into(),
+            ),
+            Self::Internal { detail, .. } => ("internal error", &[], detail.clone().into()),
+        };
+        let body = ErrorEnvelope {
+            error: ErrorBody {
+                kind: kind.as_str(),
+                code,
+                message,
+                fields,
+            },
+        };
+        let mut response = (kind.status(), Json(body)).into_response();
+        response
+            .extensions_mut()
+            .insert(ErrorObservation::new(kind, code, detail));
+        response
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+    use axum::body::to_bytes;
+    use axum::http::StatusCode;
+
+    async fn render(error: ApiError) -> (StatusCode, serde_json::Value, ErrorObservation) {
+        let response = error.into_response();
+        let status = response.status();
+        let observation = response
+            .extensions()
+            .get::<ErrorObservation>()
+            .cloned()
+            .unwrap();
+        let body = to_bytes(response.into_body(), 64 * 1024).await.unwrap();
+        (status, serde_json::from_slice(&body).unwrap(), observation)
+    }
+
+    #[tokio::test]
+    async fn validation_errors_name_their_fields_and_are_observed() {
+        let (status, body, observation) = render(ApiError::invalid_field(
+            "request.invalid_query",
+            "per_page",
+            "must be between 1 and 100",
+        ))
+        .await;
+        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+        assert_eq!(body["error"]["kind"], "validation");
+        assert_eq!(body["error"]["code"], "request.invalid_query");
+        assert_eq!(body["error"]["fields"][0]["field"], "per_page");
+        assert_eq!(observation.kind, ErrorKind::Validation);
+        assert_eq!(observation.code, "request.invalid_query");
+    }
+
+    #[tokio::test]
+    async fn internal_detail_reaches_the_observation_but_never_the_client() {
+        let (status, body, observation) = render(ApiError::from(StoreError::Unexpected(
+            sqlx::Error::Protocol("table products has no column stock".to_owned()),
+        )))
+        .await;
+        assert_eq!(status, StatusCode::INTERNAL_SERVER_ERROR);
+        assert_eq!(body["error"]["code"], "db.unexpected");
+        assert!(body["error"].get("fields").is_none());
+        assert!(!body.to_string().contains("column"));
+        assert!(observation.detail.contains("no column stock"));
+        assert_eq!(observation.kind, ErrorKind::Internal);
+    }
+
+    #[tokio::test]
+    async fn an_exhausted_pool_answers_503_unavailable() {
+        let (status, body, observation) = render(ApiError::from(StoreError::PoolExhausted)).await;
+        assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(body["error"]["kind"], "unavailable");
+        assert_eq!(body["error"]["code"], "db.pool_exhausted");
+        assert_eq!(observation.kind, ErrorKind::Unavailable);
+    }
+}

@@ -1,0 +1,199 @@
+//! The real `shop` binary: serves, writes JSON access lines, exits cleanly on SIGTERM, and
+//! refuses bad configuration with exit code 2.
+
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use std::io::Read;
+use std::net::TcpListener;
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use common::{TempDatabase, parse_json_lines};
+
+/// The binary with a clean environment: nothing from the developer's shell leaks in.
+fn shop_command() -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_shop"));
+    for (key, _) in std::env::vars_os() {
+        let key = key.to_string_lossy().into_owned();
+        if key.starts_with("OTEL_")
+            || key.starts_with("APP_")
+            || key.starts_with("K_")
+            || ["RUST_LOG", "PORT", "DATABASE_URL", "GOOGLE_CLOUD_PROJECT"].contains(&key.as_str())
+        {
+            command.env_remove(key);
+        }
+    }
+    command
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    command
+}
+
+fn free_port() -> u16 {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    listener.local_addr().unwrap().port()
+}
+
+fn collect(mut stream: impl Read + Send + 'static) -> JoinHandle<String> {
+    std::thread::spawn(move || {
+        let mut text = String::new();
+        let _ = stream.read_to_string(&mut text);
+        text
+    })
+}
+
+async fn wait_with_deadline(child: &mut Child, timeout: Duration) -> Option<ExitStatus> {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            return Some(status);
+        }
+        if Instant::now() >= deadline {
+            return None;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn binary_serves_logs_a_json_access_line_and_exits_0_within_10s_of_sigterm() {
+    let database = TempDatabase::new();
+    let port = free_port();
+    let mut child = shop_command()
+        .env("PORT", port.to_string())
+        .env("DATABASE_URL", database.url())
+        .env("APP_LOG_FORMAT", "json")
+        .spawn()
+        .unwrap();
+    let stdout = collect(child.stdout.take().unwrap());
+    let stderr = collect(child.stderr.take().unwrap());
+    let client = reqwest::Client::new();
+    let base = format!("http://127.0.0.1:{port}");
+
+    let started = Instant::now();
+    loop {
+        if client
+            .get(format!("{base}/healthz"))
+            .send()
+            .await
+            .is_ok_and(|r| r.status() == 200)
+        {
+            break;
+        }
+        if let Some(status) = child.try_wait().unwrap() {
+            panic!(
+                "shop exited early with {status}: {}",
+                stderr.join().unwrap()
+            );
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "shop did not become healthy"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+
+    let response = client
+        .get(format!("{base}/v1/products/1"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    let request_id = response.headers()["x-request-id"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+
+    let signalled = Instant::now();
+    let kill = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(kill.success());
+    let status = wait_with_deadline(&mut child, Duration::from_secs(10)).await;
+    let Some(status) = status else {
+        let _ = child.kill();
+        panic!("shop did not exit within 10 s of SIGTERM");
+    };
+    assert!(signalled.elapsed() < Duration::from_secs(10));
+    let stdout = stdout.join().unwrap();
+    let stderr = stderr.join().unwrap();
+    assert_eq!(status.code(), Some(0), "stderr: {stderr}\nstdout: {stdout}");
+
+    let lines = parse_json_lines(&stdout);
+    assert!(
+        lines
+            .iter()
+            .any(|l| l["message"] == "listening" && l["address"] == format!("127.0.0.1:{port}")),
+        "{stdout}"
+    );
+    let access = lines
+        .iter()
+        .find(|l| l["target"] == "access" && l["route"] == "/v1/products/{id}")
+        .unwrap_or_else(|| panic!("no access line for the product request in {stdout}"));
+    assert_eq!(access["status"], 200);
+    assert_eq!(access["method"], "GET");
+    assert_eq!(access["request_id"], request_id.as_str());
+    for key in ["trace_id", "span_id", "request_id"] {
+        assert!(
+            access[key].as_str().is_some_and(|v| !v.is_empty()),
+            "{key} in {access}"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn binary_refuses_a_bad_pii_mode_with_exit_code_2_naming_the_variable() {
+    let database = TempDatabase::new();
+    let mut child = shop_command()
+        .env("APP_PII_MODE", "everything")
+        .env("PORT", free_port().to_string())
+        .env("DATABASE_URL", database.url())
+        .spawn()
+        .unwrap();
+    let stdout = collect(child.stdout.take().unwrap());
+    let stderr = collect(child.stderr.take().unwrap());
+    let Some(status) = wait_with_deadline(&mut child, Duration::from_secs(10)).await else {
+        let _ = child.kill();
+        panic!("shop did not exit on a bad configuration");
+    };
+    let stderr = stderr.join().unwrap();
+    assert_eq!(status.code(), Some(2), "stderr: {stderr}");
+    assert!(stderr.starts_with("shop: "), "{stderr}");
+    assert!(
+        stderr.contains("APP_PII_MODE") && stderr.contains("everything"),
+        "{stderr}"
+    );
+    assert_eq!(stderr.trim_end().lines().count(), 1, "one line: {stderr}");
+    assert!(stdout.join().unwrap().is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn binary_refuses_a_postgres_url_with_exit_code_2_until_postgres_is_supported() {
+    let mut child = shop_command()
+        .env(
+            "DATABASE_URL",
+            "postgres://shop:hunter2@127.0.0.1:5432/test",
+        )
+        .env("PORT", free_port().to_string())
+        .env("APP_LOG_FORMAT", "json")
+        .spawn()
+        .unwrap();
+    let _stdout = collect(child.stdout.take().unwrap());
+    let stderr = collect(child.stderr.take().unwrap());
+    let Some(status) = wait_with_deadline(&mut child, Duration::from_secs(10)).await else {
+        let _ = child.kill();
+        panic!("shop did not exit on an unsupported database");
+    };
+    let stderr = stderr.join().unwrap();
+    assert_eq!(status.code(), Some(2), "stderr: {stderr}");
+    assert!(
+        stderr.contains("DATABASE_URL") && stderr.contains("postgres support arrives"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("hunter2"), "{stderr}");
+}
