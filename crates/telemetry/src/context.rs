@@ -26,7 +26,7 @@ pub struct RequestContext {
     pub(crate) trace_state: TraceState,
     pub(crate) trace_id_hex: [u8; 32],
     pub(crate) span_id_hex: [u8; 16],
-    pub(crate) request_id: Box<str>,
+    pub(crate) request_id: Arc<str>,
     pub(crate) telemetry: Arc<TelemetryInner>,
     pub(crate) user: OnceLock<(&'static str, String)>,
 }
@@ -49,7 +49,7 @@ impl RequestContext {
     pub(crate) fn new(
         telemetry: Arc<TelemetryInner>,
         span_context: &SpanContext,
-        request_id: Box<str>,
+        request_id: Arc<str>,
     ) -> Self {
         Self {
             trace_id: span_context.trace_id(),

@@ -13,7 +13,12 @@ use crate::config::LogFormat;
 /// A field value of a log line.
 #[derive(Debug, Clone, Copy)]
 pub(crate) enum FieldValue<'a> {
+    /// A borrowed string (copied when exported over OTLP).
     Str(&'a str),
+    /// A static string (never copied).
+    Static(&'static str),
+    /// A shared string (exported by reference count).
+    Shared(&'a std::sync::Arc<str>),
     I64(i64),
     U64(u64),
     F64(f64),
@@ -46,10 +51,10 @@ pub(crate) struct HttpRequestLog<'a> {
 pub(crate) struct LogLine<'a> {
     pub(crate) time: SystemTime,
     pub(crate) level: Level,
-    pub(crate) target: &'a str,
+    pub(crate) target: &'static str,
     pub(crate) message: &'a str,
     pub(crate) correlation: Option<Correlation<'a>>,
-    pub(crate) fields: &'a [(&'a str, FieldValue<'a>)],
+    pub(crate) fields: &'a [(&'static str, FieldValue<'a>)],
     pub(crate) http: Option<HttpRequestLog<'a>>,
 }
 
@@ -155,9 +160,9 @@ fn write_pretty(out: &mut Vec<u8>, line: &LogLine<'_>) {
     for (key, value) in line.fields {
         out.extend_from_slice(key.as_bytes());
         out.push(b'=');
-        match value {
-            FieldValue::Str(s) => escaped_text(out, s),
-            other => json_value(out, *other),
+        match value.as_str() {
+            Some(s) => escaped_text(out, s),
+            None => json_value(out, *value),
         }
         out.push(b' ');
     }
@@ -175,9 +180,21 @@ fn write_pretty(out: &mut Vec<u8>, line: &LogLine<'_>) {
     out.push(b'\n');
 }
 
+impl FieldValue<'_> {
+    pub(crate) fn as_str(&self) -> Option<&str> {
+        match self {
+            FieldValue::Str(s) => Some(s),
+            FieldValue::Static(s) => Some(s),
+            FieldValue::Shared(s) => Some(s),
+            _ => None,
+        }
+    }
+}
+
 fn json_value(out: &mut Vec<u8>, value: FieldValue<'_>) {
     match value {
-        FieldValue::Str(s) => json_str(out, s),
+        FieldValue::Str(s) | FieldValue::Static(s) => json_str(out, s),
+        FieldValue::Shared(s) => json_str(out, s),
         FieldValue::I64(v) => {
             if v < 0 {
                 out.push(b'-');
@@ -332,7 +349,7 @@ mod tests {
     use super::*;
     use std::time::Duration;
 
-    fn line<'a>(message: &'a str, fields: &'a [(&'a str, FieldValue<'a>)]) -> LogLine<'a> {
+    fn line<'a>(message: &'a str, fields: &'a [(&'static str, FieldValue<'a>)]) -> LogLine<'a> {
         LogLine {
             time: UNIX_EPOCH + Duration::from_micros(1_795_770_102_123_456),
             level: Level::WARN,

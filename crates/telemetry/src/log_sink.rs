@@ -14,7 +14,15 @@ use std::time::Duration;
 /// Bytes buffered for stdout before new lines are dropped (8 MiB).
 pub const MAX_BUFFERED_BYTES: usize = 8 * 1024 * 1024;
 
+/// Longest time a line waits in the buffer before the writer thread writes it out.
+pub const FLUSH_INTERVAL: Duration = Duration::from_millis(20);
+
+/// Buffered bytes at which the writer is woken before its next interval.
+const WAKE_THRESHOLD_BYTES: usize = 256 * 1024;
+
 /// Destination of formatted log lines. Cheap to clone.
+///
+/// After [`LogSink::close`], the writer thread has written everything and new lines are dropped.
 #[derive(Debug, Clone)]
 pub struct LogSink {
     inner: Arc<SinkInner>,
@@ -27,6 +35,7 @@ struct SinkInner {
     memory: Option<Arc<Mutex<Vec<u8>>>>,
     dropped_lines: AtomicU64,
     closed: AtomicBool,
+    writer_idle: AtomicBool,
     writer: Mutex<Option<JoinHandle<()>>>,
 }
 
@@ -37,18 +46,24 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 impl LogSink {
     /// A sink writing to the process's stdout from a background thread.
     pub fn stdout() -> Self {
+        Self::writer(std::io::stdout())
+    }
+
+    /// A sink writing to any `output` (a file, stderr, `std::io::sink()`) from a background thread.
+    pub fn writer(output: impl Write + Send + 'static) -> Self {
         let inner = Arc::new(SinkInner {
             buffer: Mutex::new(Vec::with_capacity(64 * 1024)),
             wake: Condvar::new(),
             memory: None,
             dropped_lines: AtomicU64::new(0),
             closed: AtomicBool::new(false),
+            writer_idle: AtomicBool::new(false),
             writer: Mutex::new(None),
         });
         let worker = Arc::clone(&inner);
         let handle = std::thread::Builder::new()
             .name("telemetry-stdout".into())
-            .spawn(move || worker.run_writer())
+            .spawn(move || worker.run_writer(output))
             .ok();
         *lock(&inner.writer) = handle;
         Self { inner }
@@ -63,6 +78,7 @@ impl LogSink {
                 memory: Some(Arc::new(Mutex::new(Vec::new()))),
                 dropped_lines: AtomicU64::new(0),
                 closed: AtomicBool::new(false),
+                writer_idle: AtomicBool::new(false),
                 writer: Mutex::new(None),
             }),
         }
@@ -93,10 +109,14 @@ impl LogSink {
             self.inner.dropped_lines.fetch_add(1, Ordering::Relaxed);
             return;
         }
-        let was_empty = buffer.is_empty();
+        let before = buffer.len();
         buffer.extend_from_slice(lines);
         drop(buffer);
-        if was_empty {
+        // Waking the writer costs a syscall and a context switch; do it only when a burst has
+        // built up, or when the writer went to sleep idle. Otherwise it wakes on its own every
+        // FLUSH_INTERVAL while lines keep coming.
+        let burst = before < WAKE_THRESHOLD_BYTES && before + lines.len() >= WAKE_THRESHOLD_BYTES;
+        if burst || (before == 0 && self.inner.writer_idle.swap(false, Ordering::Relaxed)) {
             self.inner.wake.notify_one();
         }
     }
@@ -108,43 +128,48 @@ impl LogSink {
         if let Some(handle) = lock(&self.inner.writer).take() {
             let _ = handle.join();
         }
-        self.inner.flush_now();
     }
 }
 
 impl SinkInner {
-    fn run_writer(&self) {
+    fn run_writer(&self, mut output: impl Write) {
         let mut pending = Vec::with_capacity(64 * 1024);
         loop {
             {
                 let mut buffer = lock(&self.buffer);
-                while buffer.is_empty() && !self.closed.load(Ordering::Relaxed) {
-                    buffer = self
-                        .wake
-                        .wait_timeout(buffer, Duration::from_millis(200))
-                        .unwrap_or_else(PoisonError::into_inner)
-                        .0;
+                if buffer.is_empty() && !self.closed.load(Ordering::Relaxed) {
+                    // Nothing arrived during a whole interval: sleep until a line arrives.
+                    self.writer_idle.store(true, Ordering::Relaxed);
+                    while buffer.is_empty() && !self.closed.load(Ordering::Relaxed) {
+                        buffer = self
+                            .wake
+                            .wait_timeout(buffer, Duration::from_secs(1))
+                            .unwrap_or_else(PoisonError::into_inner)
+                            .0;
+                    }
+                    self.writer_idle.store(false, Ordering::Relaxed);
                 }
                 std::mem::swap(&mut *buffer, &mut pending);
             }
             if !pending.is_empty() {
-                let mut stdout = std::io::stdout().lock();
-                let _ = stdout.write_all(&pending);
-                let _ = stdout.flush();
+                let _ = output.write_all(&pending);
+                let _ = output.flush();
                 pending.clear();
             }
-            if self.closed.load(Ordering::Relaxed) && lock(&self.buffer).is_empty() {
-                return;
+            if self.closed.load(Ordering::Relaxed) {
+                if lock(&self.buffer).is_empty() {
+                    return;
+                }
+                continue;
             }
-        }
-    }
-
-    fn flush_now(&self) {
-        let pending = std::mem::take(&mut *lock(&self.buffer));
-        if !pending.is_empty() {
-            let mut stdout = std::io::stdout().lock();
-            let _ = stdout.write_all(&pending);
-            let _ = stdout.flush();
+            // Let lines accumulate for one interval (or until a burst wakes us).
+            let buffer = lock(&self.buffer);
+            if buffer.len() < WAKE_THRESHOLD_BYTES {
+                let _unused = self
+                    .wake
+                    .wait_timeout(buffer, FLUSH_INTERVAL)
+                    .unwrap_or_else(PoisonError::into_inner);
+            }
         }
     }
 }

@@ -141,8 +141,8 @@ impl Visit for EventFields<'_> {
     }
 }
 
-fn emit_event(inner: &TelemetryInner, request: Option<&RequestContext>, metadata: &Metadata<'_>, event: &EventFields<'_>) {
-    let fields: Vec<(&str, FieldValue<'_>)> = event
+fn emit_event(inner: &TelemetryInner, request: Option<&RequestContext>, metadata: &'static Metadata<'static>, event: &EventFields<'_>) {
+    let fields: Vec<(&'static str, FieldValue<'_>)> = event
         .fields
         .iter()
         .map(|(k, v)| {
@@ -215,23 +215,25 @@ pub(crate) fn export(
     record.set_severity_number(number);
     record.set_severity_text(text);
     record.set_body(AnyValue::String(line.message.to_owned().into()));
-    record.set_target(line.target.to_owned());
+    record.set_target(line.target);
     if let Some(name) = event_name {
         record.set_event_name(name);
     }
     if let Some(request) = request {
         record.set_trace_context(request.trace_id, request.span_id, Some(request.flags));
-        record.add_attribute("request_id", request.request_id.to_string());
+        record.add_attribute("request_id", AnyValue::String(Arc::clone(&request.request_id).into()));
     }
     for (key, value) in line.fields {
         let value = match value {
             FieldValue::Str(s) => AnyValue::String((*s).to_owned().into()),
+            FieldValue::Static(s) => AnyValue::String((*s).into()),
+            FieldValue::Shared(s) => AnyValue::String(Arc::clone(s).into()),
             FieldValue::I64(n) => AnyValue::Int(*n),
             FieldValue::U64(n) => AnyValue::Int(i64::try_from(*n).unwrap_or(i64::MAX)),
             FieldValue::F64(n) => AnyValue::Double(*n),
             FieldValue::Bool(b) => AnyValue::Boolean(*b),
         };
-        record.add_attribute((*key).to_owned(), value);
+        record.add_attribute(opentelemetry::Key::from_static_str(key), value);
     }
     logger.emit(record);
 }

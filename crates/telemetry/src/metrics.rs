@@ -9,8 +9,12 @@
 //! `error.type` is a closed set. A per-instrument cardinality limit (a metric view) folds any
 //! excess into the `otel.metric.overflow=true` series.
 
+use std::sync::{Arc, OnceLock, PoisonError, RwLock};
+
 use opentelemetry::KeyValue;
-use opentelemetry::metrics::{Counter, Histogram, Meter, UpDownCounter};
+use opentelemetry::metrics::{BoundHistogram, BoundUpDownCounter, Counter, Histogram, Meter, UpDownCounter};
+
+use crate::error::ErrorKind;
 
 /// Bucket boundaries of `http.server.request.duration`: semconv's advice plus 0.2 s (the SLO).
 pub const HTTP_SERVER_DURATION_BOUNDARIES: [f64; 15] =
@@ -38,9 +42,16 @@ pub const FORBIDDEN_METRIC_ATTRIBUTE_KEYS: [&str; 14] = [
 #[derive(Debug, Clone)]
 pub(crate) struct HttpServerInstruments {
     pub(crate) duration: Histogram<f64>,
-    pub(crate) active: UpDownCounter<i64>,
+    active: UpDownCounter<i64>,
     pub(crate) errors: Counter<u64>,
+    /// `http.server.active_requests` bound per method, on first use (a bound instrument skips
+    /// the attribute lookup: one atomic add per request).
+    active_by_method: [OnceLock<BoundUpDownCounter<i64>>; METHODS.len()],
 }
+
+/// The request methods the conventions name; anything else is `_OTHER`.
+pub(crate) const METHODS: [&str; 10] =
+    ["GET", "POST", "PUT", "DELETE", "PATCH", "HEAD", "OPTIONS", "CONNECT", "TRACE", "_OTHER"];
 
 impl HttpServerInstruments {
     pub(crate) fn new(meter: &Meter) -> Self {
@@ -61,6 +72,110 @@ impl HttpServerInstruments {
                 .with_unit("{error}")
                 .with_description("Failed requests, observed once each, by error.type and http.route.")
                 .build(),
+            active_by_method: Default::default(),
+        }
+    }
+
+    /// The active-requests counter of `method` (one of [`METHODS`]).
+    pub(crate) fn active(&self, method: &'static str) -> &BoundUpDownCounter<i64> {
+        let index = METHODS.iter().position(|m| *m == method).unwrap_or(METHODS.len() - 1);
+        self.active_by_method[index].get_or_init(|| {
+            self.active
+                .bind(&[KeyValue::new("http.request.method", METHODS[index]), KeyValue::new("url.scheme", "http")])
+        })
+    }
+}
+
+/// Most distinct (method, status, error) combinations one route keeps bound; beyond it,
+/// measurements take the SDK's ordinary attribute lookup.
+const MAX_BOUND_PER_ROUTE: usize = 64;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct DurationKey {
+    method: &'static str,
+    status: u16,
+    error: Option<ErrorKind>,
+    route: Option<Arc<str>>,
+}
+
+/// Per-route cache of the route template and of bound `http.server.request.duration` series.
+///
+/// One exists per route service (the layer wraps each route separately), so lookups scan a
+/// handful of entries instead of hashing five attributes on every request.
+#[derive(Default)]
+pub(crate) struct RouteInstruments {
+    route: OnceLock<Arc<str>>,
+    durations: RwLock<Vec<(DurationKey, BoundHistogram<f64>)>>,
+}
+
+impl std::fmt::Debug for RouteInstruments {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RouteInstruments").field("route", &self.route.get()).finish_non_exhaustive()
+    }
+}
+
+impl RouteInstruments {
+    /// The shared template string for `matched` (allocated once per route).
+    pub(crate) fn route(&self, matched: &str) -> Arc<str> {
+        let cached = self.route.get_or_init(|| Arc::from(matched));
+        if cached.as_ref() == matched { Arc::clone(cached) } else { Arc::from(matched) }
+    }
+
+    /// Records one request duration with the semconv attributes.
+    pub(crate) fn record_duration(
+        &self,
+        instruments: &HttpServerInstruments,
+        seconds: f64,
+        method: &'static str,
+        status: u16,
+        error: Option<ErrorKind>,
+        route: Option<&Arc<str>>,
+    ) {
+        let matches = |key: &DurationKey| {
+            key.method == method
+                && key.status == status
+                && key.error == error
+                && match (&key.route, route) {
+                    (Some(a), Some(b)) => Arc::ptr_eq(a, b) || a == b,
+                    (None, None) => true,
+                    _ => false,
+                }
+        };
+        {
+            let durations = self.durations.read().unwrap_or_else(PoisonError::into_inner);
+            if let Some((_, bound)) = durations.iter().find(|(key, _)| matches(key)) {
+                bound.record(seconds);
+                return;
+            }
+        }
+        let mut attributes = Vec::with_capacity(5);
+        attributes.push(KeyValue::new("http.request.method", method));
+        if let Some(route) = route {
+            attributes.push(KeyValue::new("http.route", Arc::clone(route)));
+        }
+        attributes.push(KeyValue::new("http.response.status_code", i64::from(status)));
+        attributes.push(KeyValue::new("url.scheme", "http"));
+        if let Some(error) = error {
+            attributes.push(KeyValue::new("error.type", error.as_str()));
+        }
+        let mut durations = self.durations.write().unwrap_or_else(PoisonError::into_inner);
+        if let Some((_, bound)) = durations.iter().find(|(key, _)| matches(key)) {
+            bound.record(seconds);
+        } else if durations.len() < MAX_BOUND_PER_ROUTE {
+            let bound = instruments.duration.bind(&attributes);
+            bound.record(seconds);
+            durations.push((
+                DurationKey {
+                    method,
+                    status,
+                    error,
+                    route: route.cloned(),
+                },
+                bound,
+            ));
+        } else {
+            drop(durations);
+            instruments.duration.record(seconds, &attributes);
         }
     }
 }

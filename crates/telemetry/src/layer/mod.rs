@@ -10,7 +10,7 @@
 //! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
 //! let (telemetry, guard) = Telemetry::init(TelemetryConfig::from_env("my-svc", "1.0.0")?)?;
 //! telemetry.install_global_subscriber();
-//! let app = telemetry.instrument(Router::new().route("/hello", get(|| async { "hi" })));
+//! let app: Router = telemetry.instrument(Router::new().route("/hello", get(|| async { "hi" })));
 //! # drop(app); guard.shutdown().await; Ok(()) }
 //! ```
 
@@ -30,7 +30,8 @@ use axum::extract::{ConnectInfo, MatchedPath};
 use axum::response::{IntoResponse, Response};
 use futures_util::FutureExt as _;
 use futures_util::future::CatchUnwind;
-use http::{HeaderValue, Method, Request, StatusCode};
+use http::{HeaderName, HeaderValue, Method, Request, StatusCode};
+use std::borrow::Cow;
 use http_body::Body as _;
 use opentelemetry::trace::{Link, Span as _, SpanKind, Status, TraceContextExt as _, Tracer as _};
 use opentelemetry::{Context as OtelContext, KeyValue};
@@ -41,6 +42,7 @@ use crate::config::IncomingTrace;
 use crate::context::{RequestContext, Scoped, enter, scope};
 use crate::error::{ErrorKind, ErrorObservation};
 use crate::log_format::{FieldValue, HttpRequestLog, LogLine};
+use crate::metrics::RouteInstruments;
 use crate::pii::scrub;
 use crate::pipeline::TelemetryInner;
 use crate::trace_context::{extract, format_traceparent};
@@ -73,6 +75,7 @@ impl<S> tower::Layer<S> for TelemetryLayer {
         TelemetryService {
             service,
             telemetry: Arc::clone(&self.inner),
+            instruments: Arc::default(),
         }
     }
 }
@@ -82,6 +85,7 @@ impl<S> tower::Layer<S> for TelemetryLayer {
 pub struct TelemetryService<S> {
     service: S,
     telemetry: Arc<TelemetryInner>,
+    instruments: Arc<RouteInstruments>,
 }
 
 impl<S> tower::Service<Request<Body>> for TelemetryService<S>
@@ -102,15 +106,15 @@ where
         let telemetry = &self.telemetry;
         let headers = request.headers();
 
-        let request_id: Box<str> = match headers.get(REQUEST_ID_HEADER) {
+        let request_id: Arc<str> = match headers.get(&REQUEST_ID) {
             Some(value) if is_valid_request_id(value.as_bytes()) => {
-                String::from_utf8_lossy(value.as_bytes()).into()
+                Arc::from(String::from_utf8_lossy(value.as_bytes()).as_ref())
             }
-            _ => generate_request_id().into(),
+            _ => Arc::from(generate_request_id()),
         };
         let remote = extract(
-            headers.get("traceparent").map(HeaderValue::as_bytes),
-            headers.get("tracestate").map(HeaderValue::as_bytes),
+            headers.get(&TRACEPARENT).map(HeaderValue::as_bytes),
+            headers.get(&TRACESTATE).map(HeaderValue::as_bytes),
         );
 
         let method = request.method();
@@ -118,24 +122,24 @@ where
         let route: Option<Arc<str>> = request
             .extensions()
             .get::<MatchedPath>()
-            .map(|matched| Arc::from(matched.as_str()));
-        let path = bounded(request.uri().path(), MAX_PATH_LEN);
-        let path: Arc<str> = Arc::from(scrub(path).as_ref());
-        let user_agent: Option<String> = headers
+            .map(|matched| self.instruments.route(matched.as_str()));
+        let path: Arc<str> = Arc::from(scrub(bounded(request.uri().path(), MAX_PATH_LEN)).as_ref());
+        let user_agent: Option<Arc<str>> = headers
             .get(http::header::USER_AGENT)
             .and_then(|v| v.to_str().ok())
-            .map(|ua| bounded(ua, MAX_USER_AGENT_LEN).to_owned());
-        let client_address = request
+            .map(|ua| Arc::from(bounded(ua, MAX_USER_AGENT_LEN)));
+        let client_address: Option<Arc<str>> = request
             .extensions()
             .get::<ConnectInfo<SocketAddr>>()
-            .and_then(|ConnectInfo(addr)| telemetry.pii.client_address(addr.ip()));
+            .and_then(|ConnectInfo(addr)| telemetry.pii.client_address(addr.ip()))
+            .map(Arc::from);
 
         // SERVER span, per the HTTP semantic conventions.
         let name = match &route {
             Some(route) => format!("{method_name} {route}"),
             None => method_name.to_owned(),
         };
-        let mut attributes = Vec::with_capacity(12);
+        let mut attributes = Vec::with_capacity(14);
         attributes.push(KeyValue::new("http.request.method", method_name));
         if method_name == "_OTHER" {
             attributes.push(KeyValue::new(
@@ -155,12 +159,12 @@ where
             attributes.push(KeyValue::new("server.address", bounded(host, MAX_HOST_LEN).to_owned()));
         }
         if let Some(address) = &client_address {
-            attributes.push(KeyValue::new("client.address", address.clone()));
+            attributes.push(KeyValue::new("client.address", Arc::clone(address)));
         }
         if let Some(ua) = &user_agent {
-            attributes.push(KeyValue::new("user_agent.original", ua.clone()));
+            attributes.push(KeyValue::new("user_agent.original", Arc::clone(ua)));
         }
-        attributes.push(KeyValue::new("http.request.header.x-request-id", request_id.to_string()));
+        attributes.push(KeyValue::new("http.request.header.x-request-id", Arc::clone(&request_id)));
 
         let mut builder = telemetry
             .tracer
@@ -181,11 +185,7 @@ where
         let context = Arc::new(RequestContext::new(Arc::clone(telemetry), span.span_context(), request_id));
         request.extensions_mut().insert(Arc::clone(&context));
 
-        let scheme = KeyValue::new("url.scheme", "http");
-        telemetry
-            .http
-            .active
-            .add(1, &[KeyValue::new("http.request.method", method_name), scheme]);
+        telemetry.http.active(method_name).add(1);
 
         // EAGER: the context is current before any inner code runs, including `call`.
         let future = {
@@ -207,6 +207,7 @@ where
                     telemetry: Arc::clone(telemetry),
                     method: method_name,
                 },
+                instruments: Arc::clone(&self.instruments),
             }),
         }
     }
@@ -234,9 +235,10 @@ struct Finish {
     method: &'static str,
     route: Option<Arc<str>>,
     path: Arc<str>,
-    user_agent: Option<String>,
-    client_address: Option<String>,
+    user_agent: Option<Arc<str>>,
+    client_address: Option<Arc<str>>,
     active: ActiveRequest,
+    instruments: Arc<RouteInstruments>,
 }
 
 impl<F> Future for ResponseFuture<F>
@@ -272,10 +274,7 @@ struct ActiveRequest {
 
 impl Drop for ActiveRequest {
     fn drop(&mut self) {
-        self.telemetry.http.active.add(
-            -1,
-            &[KeyValue::new("http.request.method", self.method), KeyValue::new("url.scheme", "http")],
-        );
+        self.telemetry.http.active(self.method).add(-1);
     }
 }
 
@@ -291,6 +290,7 @@ impl Finish {
             user_agent,
             client_address,
             active,
+            instruments,
         } = self;
         let telemetry = &context.telemetry;
         let status = response.status();
@@ -307,11 +307,11 @@ impl Finish {
 
         let headers = response.headers_mut();
         if let Ok(value) = HeaderValue::from_str(&context.request_id) {
-            headers.insert(REQUEST_ID_HEADER, value);
+            headers.insert(REQUEST_ID.clone(), value);
         }
         let traceparent = format_traceparent(context.trace_id, context.span_id, context.flags);
         if let Ok(value) = HeaderValue::from_bytes(&traceparent) {
-            headers.insert("traceparent", value);
+            headers.insert(TRACEPARENT.clone(), value);
         }
         let response_size = response.body().size_hint().exact();
 
@@ -319,28 +319,27 @@ impl Finish {
         let elapsed = started.elapsed();
         let seconds = elapsed.as_secs_f64();
         let status_code = i64::from(status.as_u16());
-        let mut metric_attributes = Vec::with_capacity(5);
-        metric_attributes.push(KeyValue::new("http.request.method", method));
-        if let Some(route) = &route {
-            metric_attributes.push(KeyValue::new("http.route", Arc::clone(route)));
-        }
-        metric_attributes.push(KeyValue::new("http.response.status_code", status_code));
-        metric_attributes.push(KeyValue::new("url.scheme", "http"));
-        if let Some(failure) = &failure {
-            metric_attributes.push(KeyValue::new("error.type", failure.kind.as_str()));
-        }
-        telemetry.http.duration.record(seconds, &metric_attributes);
+        instruments.record_duration(
+            &telemetry.http,
+            seconds,
+            method,
+            status.as_u16(),
+            failure.as_ref().map(|f| f.kind),
+            route.as_ref(),
+        );
         drop(active);
 
         // The single error observation: counter, span status + exception event, log level.
         let detail = failure.as_ref().map(|f| scrub(&f.detail).into_owned());
         if let Some(failure) = &failure {
-            let mut attributes = Vec::with_capacity(2);
-            attributes.push(KeyValue::new("error.type", failure.kind.as_str()));
-            if let Some(route) = &route {
-                attributes.push(KeyValue::new("http.route", Arc::clone(route)));
+            let kind = KeyValue::new("error.type", failure.kind.as_str());
+            match &route {
+                Some(route) => telemetry
+                    .http
+                    .errors
+                    .add(1, &[kind, KeyValue::new("http.route", Arc::clone(route))]),
+                None => telemetry.http.errors.add(1, &[kind]),
             }
-            telemetry.http.errors.add(1, &attributes);
         }
 
         span.set_attribute(KeyValue::new("http.response.status_code", status_code));
@@ -376,41 +375,57 @@ impl Finish {
             400.. => Level::WARN,
             _ => Level::INFO,
         };
-        let shown_route = route.as_deref().unwrap_or("");
-        let message = format!("{method} {} {}", if shown_route.is_empty() { &path } else { shown_route }, status.as_u16());
+        let message = format!("{method} {} {}", route.as_deref().unwrap_or(&path), status.as_u16());
         let duration_ms = elapsed.as_secs_f64() * 1000.0;
-        let mut fields: Vec<(&str, FieldValue<'_>)> = Vec::with_capacity(14);
-        fields.push(("method", FieldValue::Str(method)));
-        fields.push(("route", FieldValue::Str(shown_route)));
-        fields.push(("path", FieldValue::Str(&path)));
-        fields.push(("status", FieldValue::U64(u64::from(status.as_u16()))));
-        fields.push(("duration_ms", FieldValue::F64(duration_ms)));
+        let mut fields = [("", FieldValue::Bool(false)); 14];
+        let mut count = 0;
+        macro_rules! push {
+            ($key:expr, $value:expr $(,)?) => {{
+                fields[count] = ($key, $value);
+                count += 1;
+            }};
+        }
+        push!("method", FieldValue::Static(method));
+        match &route {
+            Some(route) => push!("route", FieldValue::Shared(route)),
+            None => push!("route", FieldValue::Static("")),
+        }
+        push!("path", FieldValue::Shared(&path));
+        push!("status", FieldValue::U64(u64::from(status.as_u16())));
+        push!("duration_ms", FieldValue::F64(duration_ms));
         if let Some(size) = response_size {
-            fields.push(("response_size", FieldValue::U64(size)));
+            push!("response_size", FieldValue::U64(size));
         }
         if let Some(address) = &client_address {
-            fields.push(("client.address", FieldValue::Str(address)));
+            push!("client.address", FieldValue::Shared(address));
         }
         if let Some(ua) = &user_agent {
-            fields.push(("user_agent.original", FieldValue::Str(ua)));
+            push!("user_agent.original", FieldValue::Shared(ua));
         }
         if let Some((key, value)) = context.user.get() {
-            fields.push((key, FieldValue::Str(value)));
+            push!(key, FieldValue::Str(value));
         }
         if let Some(failure) = &failure {
-            fields.push(("error.type", FieldValue::Str(failure.kind.as_str())));
-            fields.push(("error.code", FieldValue::Str(&failure.code)));
+            push!("error.type", FieldValue::Static(failure.kind.as_str()));
+            push!(
+                "error.code",
+                match &failure.code {
+                    Cow::Borrowed(code) => FieldValue::Static(code),
+                    Cow::Owned(code) => FieldValue::Str(code),
+                },
+            );
             if let Some(detail) = &detail {
-                fields.push(("error.message", FieldValue::Str(detail)));
+                push!("error.message", FieldValue::Str(detail));
             }
         }
+        let fields = &fields[..count];
         let line = LogLine {
             time: SystemTime::now(),
             level,
             target: "access",
             message: &message,
             correlation: Some(crate::logs::correlation(&context)),
-            fields: &fields,
+            fields,
             http: Some(HttpRequestLog {
                 method,
                 path: &path,
@@ -424,6 +439,10 @@ impl Finish {
         crate::logs::emit_access(telemetry, &context, &line);
     }
 }
+
+static REQUEST_ID: HeaderName = HeaderName::from_static(REQUEST_ID_HEADER);
+static TRACEPARENT: HeaderName = HeaderName::from_static("traceparent");
+static TRACESTATE: HeaderName = HeaderName::from_static("tracestate");
 
 fn known_method(method: &Method) -> &'static str {
     match *method {

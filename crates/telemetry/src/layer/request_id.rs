@@ -19,6 +19,7 @@ pub fn is_valid_request_id(value: &[u8]) -> bool {
 
 /// A new UUIDv7 (time-ordered, RFC 9562) in its 36-character text form.
 pub fn generate_request_id() -> String {
+    // Built in a stack buffer: one allocation for the result.
     let millis = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_millis() as u64);
@@ -28,8 +29,18 @@ pub fn generate_request_id() -> String {
     value |= (random & 0x0fff) << 64; // rand_a
     value |= 0b10 << 62; // variant
     value |= random >> 66; // rand_b (62 bits)
-    let hex = format!("{value:032x}");
-    format!("{}-{}-{}-{}-{}", &hex[0..8], &hex[8..12], &hex[12..16], &hex[16..20], &hex[20..32])
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    let mut out = [0u8; 36];
+    let mut nibble = 0;
+    for (i, slot) in out.iter_mut().enumerate() {
+        if matches!(i, 8 | 13 | 18 | 23) {
+            *slot = b'-';
+            continue;
+        }
+        *slot = HEX[((value >> (124 - 4 * nibble)) & 0xf) as usize];
+        nibble += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
 }
 
 #[cfg(test)]

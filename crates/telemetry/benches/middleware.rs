@@ -1,0 +1,192 @@
+//! CPU cost of the telemetry middleware per request, as a difference against the same handler
+//! without it, measured in one run (interleaved rounds, so machine noise hits both sides).
+//!
+//! ```sh
+//! cargo bench -p telemetry --bench middleware            # in-process: router.oneshot(request)
+//! cargo bench -p telemetry --bench middleware -- --serve instrumented 3001   # for wrk (scripts/bench-wrk.sh)
+//! ```
+//!
+//! CPU is the whole process's user+system time from `/proc/self/stat` (every thread: runtime
+//! workers, batch exporters, the stdout writer), divided by requests. The OTLP receiver runs in
+//! a child process, so the collector's work is not counted; serialising and sending the OTLP
+//! requests is. Sampling is 100% (`always_on`), all three signals are exported over gRPC, and
+//! access lines are written in JSON to `/dev/null` through the real background writer.
+#![allow(clippy::unwrap_used, clippy::print_stdout, missing_docs)]
+
+use std::io::{BufRead, Write};
+use std::net::SocketAddr;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use axum::Router;
+use axum::body::Body;
+use axum::extract::Path;
+use axum::routing::get;
+use telemetry::config::OtlpProtocol;
+use telemetry::log_sink::LogSink;
+use telemetry::{Telemetry, TelemetryConfig};
+use tower::ServiceExt;
+
+const ROUNDS: usize = 6;
+const REQUESTS_PER_ROUND: usize = 40_000;
+
+async fn product(Path(id): Path<u64>) -> axum::Json<serde_json::Value> {
+    axum::Json(serde_json::json!({"id": id, "name": "Widget", "price_cents": 1999, "stock": 12}))
+}
+
+fn handler_router() -> Router {
+    Router::new().route("/v1/products/{id}", get(product))
+}
+
+/// Process CPU time (user + system, all threads) in microseconds.
+fn process_cpu_micros() -> f64 {
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap();
+    // Fields after the command name (which is in parentheses and may contain spaces).
+    let after = &stat[stat.rfind(')').unwrap() + 2..];
+    let fields: Vec<&str> = after.split_whitespace().collect();
+    let utime: f64 = fields[11].parse().unwrap();
+    let stime: f64 = fields[12].parse().unwrap();
+    let ticks = 100.0; // USER_HZ on Linux
+    (utime + stime) / ticks * 1_000_000.0
+}
+
+fn config(endpoint: Option<String>) -> TelemetryConfig {
+    let mut config = TelemetryConfig::from_lookup("bench", "0", |key| match key {
+        "APP_LOG_FORMAT" => Some("json".into()),
+        "APP_PII_KEY" => Some("bench-pseudonym-key-0123456789".into()),
+        "OTEL_TRACES_SAMPLER" => Some("always_on".into()),
+        "OTEL_METRIC_EXPORT_INTERVAL" => Some("5000".into()),
+        _ => None,
+    })
+    .unwrap();
+    if let Some(endpoint) = endpoint {
+        config = config.with_otlp(endpoint, OtlpProtocol::Grpc);
+    }
+    config
+}
+
+/// Starts this bench binary again as an OTLP sink in a child process; returns its endpoint.
+fn spawn_sink() -> (std::process::Child, String) {
+    let mut child = Command::new(std::env::current_exe().unwrap())
+        .arg("--otlp-sink")
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    std::io::BufReader::new(child.stdout.as_mut().unwrap()).read_line(&mut line).unwrap();
+    (child, line.trim().to_owned())
+}
+
+async fn run_round(router: &Router, requests: usize) -> (f64, f64) {
+    let cpu = process_cpu_micros();
+    let wall = Instant::now();
+    let mut tasks = Vec::new();
+    for worker in 0..4 {
+        let router = router.clone();
+        tasks.push(tokio::spawn(async move {
+            for i in 0..requests / 4 {
+                let request = http::Request::get(format!("/v1/products/{}", (worker * 1000 + i) % 50 + 1))
+                    .header("user-agent", "bench/1.0")
+                    .body(Body::empty())
+                    .unwrap();
+                let response = router.clone().oneshot(request).await.unwrap();
+                let _ = axum::body::to_bytes(response.into_body(), usize::MAX).await.unwrap();
+            }
+        }));
+    }
+    for task in tasks {
+        task.await.unwrap();
+    }
+    (process_cpu_micros() - cpu, wall.elapsed().as_secs_f64())
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+    if args.iter().any(|a| a == "--otlp-sink") {
+        runtime.block_on(async {
+            let receiver = telemetry::testkit::OtlpReceiver::start().await.unwrap();
+            println!("{}", receiver.grpc_endpoint());
+            std::io::stdout().flush().unwrap();
+            loop {
+                tokio::time::sleep(Duration::from_secs(1)).await;
+                receiver.clear();
+            }
+        });
+        return;
+    }
+    if let Some(i) = args.iter().position(|a| a == "--serve") {
+        let mode = args[i + 1].clone();
+        let port: u16 = args[i + 2].parse().unwrap();
+        runtime.block_on(serve(&mode, port));
+        return;
+    }
+    runtime.block_on(measure());
+}
+
+async fn serve(mode: &str, port: u16) {
+    let listener = tokio::net::TcpListener::bind(("127.0.0.1", port)).await.unwrap();
+    let (_sink_process, endpoint) = spawn_sink();
+    let (telemetry, _guard) = Telemetry::builder(config(Some(endpoint)))
+        .log_sink(LogSink::writer(std::io::sink()))
+        .build()
+        .unwrap();
+    let app = match mode {
+        "bare" => handler_router(),
+        "instrumented" => telemetry.instrument(handler_router()),
+        other => panic!("mode must be bare or instrumented, not {other}"),
+    };
+    eprintln!("serving {mode} on 127.0.0.1:{port}");
+    axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>()).await.unwrap();
+}
+
+async fn measure() {
+    let (mut sink, endpoint) = spawn_sink();
+    let (telemetry, guard) = Telemetry::builder(config(Some(endpoint)))
+        .log_sink(LogSink::writer(std::fs::File::create("/dev/null").unwrap()))
+        .build()
+        .unwrap();
+    let (disabled, disabled_guard) = Telemetry::builder(config(None))
+        .log_sink(LogSink::writer(std::io::sink()))
+        .build()
+        .unwrap();
+    let variants: [(&str, Router); 3] = [
+        ("bare handler", handler_router()),
+        ("instrumented, OTLP export on", telemetry.instrument(handler_router())),
+        ("instrumented, export off", disabled.instrument(handler_router())),
+    ];
+    // Warm-up: connections, allocator, lazily created series.
+    for (_, router) in &variants {
+        run_round(router, 4_000).await;
+    }
+    let mut cpu = [0.0f64; 3];
+    let mut wall = [0.0f64; 3];
+    for _ in 0..ROUNDS {
+        for (i, (_, router)) in variants.iter().enumerate() {
+            let (c, w) = run_round(router, REQUESTS_PER_ROUND).await;
+            cpu[i] += c;
+            wall[i] += w;
+        }
+    }
+    // Let the exporters drain what was queued during the last round, and count it.
+    let drain_cpu = process_cpu_micros();
+    guard.shutdown().await;
+    disabled_guard.shutdown().await;
+    let drain = process_cpu_micros() - drain_cpu;
+    cpu[1] += drain;
+
+    let n = (ROUNDS * REQUESTS_PER_ROUND) as f64;
+    println!("requests per variant: {n}");
+    println!("{:<32} {:>12} {:>14} {:>12}", "variant", "CPU us/req", "overhead us", "req/s (wall)");
+    for (i, (name, _)) in variants.iter().enumerate() {
+        let per = cpu[i] / n;
+        let overhead = per - cpu[0] / n;
+        println!("{:<32} {:>12.2} {:>14.2} {:>12.0}", name, per, overhead, n / wall[i]);
+    }
+    println!(
+        "instrumented/bare CPU ratio: {:.2} (export on), {:.2} (export off)",
+        cpu[1] / cpu[0],
+        cpu[2] / cpu[0]
+    );
+    let _ = sink.kill();
+}

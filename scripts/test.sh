@@ -1,0 +1,38 @@
+#!/usr/bin/env bash
+# The one test command: what CI runs (.ci/run) and what a newcomer runs on a fresh machine.
+# Installs what the tests need, then: format check, clippy -D warnings, every test.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+log() { printf '\n== %s\n' "$*"; }
+
+apt_install() {
+  local sudo=""
+  if [ "$(id -u)" -ne 0 ]; then sudo="sudo"; fi
+  $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends "$@" >/dev/null 2>&1 || {
+    $sudo apt-get update >/dev/null 2>&1
+    $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends "$@"
+  }
+}
+
+# promtool validates /metrics (Debian's `prometheus` package).
+if ! command -v promtool >/dev/null 2>&1; then
+  log "installing promtool (Debian package prometheus)"
+  apt_install prometheus
+fi
+
+log "rustfmt"
+cargo fmt --all -- --check
+
+log "clippy"
+cargo clippy --workspace --all-targets --locked -- -D warnings
+
+log "tests"
+if cargo nextest --version >/dev/null 2>&1; then
+  cargo nextest run --workspace --locked --no-fail-fast
+  cargo test --workspace --locked --doc
+else
+  cargo test --workspace --locked --no-fail-fast
+fi
+
+log "all checks passed"
