@@ -27,8 +27,14 @@ use telemetry::log_sink::LogSink;
 use telemetry::{Telemetry, TelemetryConfig};
 use tower::ServiceExt;
 
-const ROUNDS: usize = 6;
-const REQUESTS_PER_ROUND: usize = 40_000;
+/// Rounds per variant (`BENCH_ROUNDS`, default 6) and requests per round (`BENCH_REQUESTS`,
+/// default 40000); small values make a profiler run (valgrind --tool=callgrind) practical.
+fn knob(name: &str, default: usize) -> usize {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
 
 async fn product(Path(id): Path<u64>) -> axum::Json<serde_json::Value> {
     axum::Json(serde_json::json!({"id": id, "name": "Widget", "price_cents": 1999, "stock": 12}))
@@ -73,7 +79,9 @@ fn spawn_sink() -> (std::process::Child, String) {
         .spawn()
         .unwrap();
     let mut line = String::new();
-    std::io::BufReader::new(child.stdout.as_mut().unwrap()).read_line(&mut line).unwrap();
+    std::io::BufReader::new(child.stdout.as_mut().unwrap())
+        .read_line(&mut line)
+        .unwrap();
     (child, line.trim().to_owned())
 }
 
@@ -85,12 +93,15 @@ async fn run_round(router: &Router, requests: usize) -> (f64, f64) {
         let router = router.clone();
         tasks.push(tokio::spawn(async move {
             for i in 0..requests / 4 {
-                let request = http::Request::get(format!("/v1/products/{}", (worker * 1000 + i) % 50 + 1))
-                    .header("user-agent", "bench/1.0")
-                    .body(Body::empty())
-                    .unwrap();
+                let request =
+                    http::Request::get(format!("/v1/products/{}", (worker * 1000 + i) % 50 + 1))
+                        .header("user-agent", "bench/1.0")
+                        .body(Body::empty())
+                        .unwrap();
                 let response = router.clone().oneshot(request).await.unwrap();
-                let _ = axum::body::to_bytes(response.into_body(), usize::MAX).await.unwrap();
+                let _ = axum::body::to_bytes(response.into_body(), usize::MAX)
+                    .await
+                    .unwrap();
             }
         }));
     }
@@ -102,30 +113,48 @@ async fn run_round(router: &Router, requests: usize) -> (f64, f64) {
 
 fn main() {
     let args: Vec<String> = std::env::args().collect();
-    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
     if args.iter().any(|a| a == "--otlp-sink") {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .enable_all()
+            .build()
+            .unwrap();
         runtime.block_on(async {
             let receiver = telemetry::testkit::OtlpReceiver::start().await.unwrap();
+            receiver.count_only();
             println!("{}", receiver.grpc_endpoint());
             std::io::stdout().flush().unwrap();
             loop {
                 tokio::time::sleep(Duration::from_secs(1)).await;
-                receiver.clear();
             }
         });
         return;
     }
     if let Some(i) = args.iter().position(|a| a == "--serve") {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .unwrap();
         let mode = args[i + 1].clone();
         let port: u16 = args[i + 2].parse().unwrap();
         runtime.block_on(serve(&mode, port));
         return;
     }
+    // One runtime thread: idle workers of a multi-thread runtime spin while looking for work,
+    // which adds CPU time that depends on scheduling luck rather than on the code measured.
+    // The exporters' own threads still run on the other core and are counted.
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
     runtime.block_on(measure());
 }
 
 async fn serve(mode: &str, port: u16) {
-    let listener = tokio::net::TcpListener::bind(("127.0.0.1", port)).await.unwrap();
+    let listener = tokio::net::TcpListener::bind(("127.0.0.1", port))
+        .await
+        .unwrap();
     let (_sink_process, endpoint) = spawn_sink();
     let (telemetry, _guard) = Telemetry::builder(config(Some(endpoint)))
         .log_sink(LogSink::writer(std::io::sink()))
@@ -137,7 +166,12 @@ async fn serve(mode: &str, port: u16) {
         other => panic!("mode must be bare or instrumented, not {other}"),
     };
     eprintln!("serving {mode} on 127.0.0.1:{port}");
-    axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>()).await.unwrap();
+    axum::serve(
+        listener,
+        app.into_make_service_with_connect_info::<SocketAddr>(),
+    )
+    .await
+    .unwrap();
 }
 
 async fn measure() {
@@ -150,20 +184,30 @@ async fn measure() {
         .log_sink(LogSink::writer(std::io::sink()))
         .build()
         .unwrap();
+    // `with_state(())` turns handlers into routes once, as `axum::serve` does; without it a
+    // `Router` rebuilds every route (and its layers) on every `oneshot`.
     let variants: [(&str, Router); 3] = [
-        ("bare handler", handler_router()),
-        ("instrumented, OTLP export on", telemetry.instrument(handler_router())),
-        ("instrumented, export off", disabled.instrument(handler_router())),
+        ("bare handler", handler_router().with_state(())),
+        (
+            "instrumented, OTLP export on",
+            telemetry.instrument(handler_router()).with_state(()),
+        ),
+        (
+            "instrumented, export off",
+            disabled.instrument(handler_router()).with_state(()),
+        ),
     ];
     // Warm-up: connections, allocator, lazily created series.
     for (_, router) in &variants {
-        run_round(router, 4_000).await;
+        run_round(router, knob("BENCH_WARMUP", 4_000)).await;
     }
     let mut cpu = [0.0f64; 3];
     let mut wall = [0.0f64; 3];
-    for _ in 0..ROUNDS {
+    let rounds = knob("BENCH_ROUNDS", 6);
+    let requests = knob("BENCH_REQUESTS", 40_000);
+    for _ in 0..rounds {
         for (i, (_, router)) in variants.iter().enumerate() {
-            let (c, w) = run_round(router, REQUESTS_PER_ROUND).await;
+            let (c, w) = run_round(router, requests).await;
             cpu[i] += c;
             wall[i] += w;
         }
@@ -175,13 +219,22 @@ async fn measure() {
     let drain = process_cpu_micros() - drain_cpu;
     cpu[1] += drain;
 
-    let n = (ROUNDS * REQUESTS_PER_ROUND) as f64;
+    let n = (rounds * requests) as f64;
     println!("requests per variant: {n}");
-    println!("{:<32} {:>12} {:>14} {:>12}", "variant", "CPU us/req", "overhead us", "req/s (wall)");
+    println!(
+        "{:<32} {:>12} {:>14} {:>12}",
+        "variant", "CPU us/req", "overhead us", "req/s (wall)"
+    );
     for (i, (name, _)) in variants.iter().enumerate() {
         let per = cpu[i] / n;
         let overhead = per - cpu[0] / n;
-        println!("{:<32} {:>12.2} {:>14.2} {:>12.0}", name, per, overhead, n / wall[i]);
+        println!(
+            "{:<32} {:>12.2} {:>14.2} {:>12.0}",
+            name,
+            per,
+            overhead,
+            n / wall[i]
+        );
     }
     println!(
         "instrumented/bare CPU ratio: {:.2} (export on), {:.2} (export off)",

@@ -18,7 +18,8 @@ struct NotFriendly;
 
 impl IntoResponse for NotFriendly {
     fn into_response(self) -> Response {
-        let body = telemetry::layer::error_body("forbidden", "greeting.refused", "not greeting that one");
+        let body =
+            telemetry::layer::error_body("forbidden", "greeting.refused", "not greeting that one");
         let mut response = (http::StatusCode::FORBIDDEN, body).into_response();
         response.extensions_mut().insert(ErrorObservation::new(
             ErrorKind::Forbidden,
@@ -53,11 +54,14 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
 
     let listener = tokio::net::TcpListener::bind("127.0.0.1:3000").await?;
     tracing::info!(address = %listener.local_addr()?, "listening");
-    axum::serve(listener, app.into_make_service_with_connect_info::<std::net::SocketAddr>())
-        .with_graceful_shutdown(async {
-            let _ = tokio::signal::ctrl_c().await;
-        })
-        .await?;
+    axum::serve(
+        listener,
+        app.into_make_service_with_connect_info::<std::net::SocketAddr>(),
+    )
+    .with_graceful_shutdown(async {
+        let _ = tokio::signal::ctrl_c().await;
+    })
+    .await?;
     // 4. flush traces, logs and metrics without blocking the runtime
     guard.shutdown().await;
     Ok(())

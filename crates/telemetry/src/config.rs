@@ -125,7 +125,9 @@ pub struct TelemetryConfig {
     pub deployment_environment: String,
     /// `OTEL_SDK_DISABLED=true` turns every exporter off (stdout logs and `/metrics` stay).
     pub sdk_disabled: bool,
-    /// `OTEL_EXPORTER_OTLP_ENDPOINT`; `None` means no OTLP export at all.
+    /// `OTEL_EXPORTER_OTLP_ENDPOINT`; `None` means no OTLP export at all. Default: none in the
+    /// local persona, the sidecar collector (`http://localhost:4317`, or `:4318` for
+    /// `http/protobuf`) in the cloud persona.
     pub otlp_endpoint: Option<String>,
     /// `OTEL_EXPORTER_OTLP_PROTOCOL`: `grpc` (default) or `http/protobuf`.
     pub otlp_protocol: OtlpProtocol,
@@ -178,7 +180,11 @@ pub struct ConfigError {
 
 impl ConfigError {
     /// Builds the error for `variable` having `value`, with what is `allowed`.
-    pub fn new(variable: &'static str, value: impl Into<String>, allowed: impl Into<String>) -> Self {
+    pub fn new(
+        variable: &'static str,
+        value: impl Into<String>,
+        allowed: impl Into<String>,
+    ) -> Self {
         Self {
             variable,
             value: value.into(),
@@ -192,7 +198,10 @@ const DEFAULT_CARDINALITY_LIMIT: usize = 200;
 impl TelemetryConfig {
     /// Reads the process environment. `default_service_name` and `default_version` are
     /// used when `OTEL_SERVICE_NAME` / `APP_VERSION` are not set.
-    pub fn from_env(default_service_name: &str, default_version: &str) -> Result<Self, ConfigError> {
+    pub fn from_env(
+        default_service_name: &str,
+        default_version: &str,
+    ) -> Result<Self, ConfigError> {
         Self::from_lookup(default_service_name, default_version, |key| {
             std::env::var(key).ok()
         })
@@ -217,7 +226,11 @@ impl TelemetryConfig {
         default_version: &str,
         lookup: impl Fn(&str) -> Option<String>,
     ) -> Result<Self, ConfigError> {
-        let get = |key: &str| lookup(key).map(|v| v.trim().to_owned()).filter(|v| !v.is_empty());
+        let get = |key: &str| {
+            lookup(key)
+                .map(|v| v.trim().to_owned())
+                .filter(|v| !v.is_empty())
+        };
 
         let persona = match get("APP_ENV").as_deref() {
             None | Some("local") => Persona::Local,
@@ -225,7 +238,8 @@ impl TelemetryConfig {
             Some(other) => return Err(ConfigError::new("APP_ENV", other, "one of: local, cloud")),
         };
 
-        let service_name = get("OTEL_SERVICE_NAME").unwrap_or_else(|| default_service_name.to_owned());
+        let service_name =
+            get("OTEL_SERVICE_NAME").unwrap_or_else(|| default_service_name.to_owned());
         if service_name.len() > 128 || service_name.chars().any(char::is_control) {
             return Err(ConfigError::new(
                 "OTEL_SERVICE_NAME",
@@ -255,7 +269,12 @@ impl TelemetryConfig {
                 ));
             }
         };
+        // Local: export only when asked. Cloud: the collector sidecar listens on localhost.
         let otlp_endpoint = match get("OTEL_EXPORTER_OTLP_ENDPOINT") {
+            None if persona == Persona::Cloud => Some(match otlp_protocol {
+                OtlpProtocol::Grpc => "http://localhost:4317".to_owned(),
+                OtlpProtocol::HttpProtobuf => "http://localhost:4318".to_owned(),
+            }),
             None => None,
             Some(endpoint) => Some(parse_endpoint(&endpoint)?),
         };
@@ -263,13 +282,20 @@ impl TelemetryConfig {
             None => Vec::new(),
             Some(raw) => parse_headers(&raw)?,
         };
-        let otlp_timeout = parse_millis("OTEL_EXPORTER_OTLP_TIMEOUT", get("OTEL_EXPORTER_OTLP_TIMEOUT"), 10_000)?;
+        let otlp_timeout = parse_millis(
+            "OTEL_EXPORTER_OTLP_TIMEOUT",
+            get("OTEL_EXPORTER_OTLP_TIMEOUT"),
+            10_000,
+        )?;
 
         let sampler = parse_sampler(get("OTEL_TRACES_SAMPLER"), get("OTEL_TRACES_SAMPLER_ARG"))?;
         let span_batch = parse_batch(&get, BatchVars::SPANS)?;
         let log_batch = parse_batch(&get, BatchVars::LOGS)?;
-        let metric_export_interval =
-            parse_millis("OTEL_METRIC_EXPORT_INTERVAL", get("OTEL_METRIC_EXPORT_INTERVAL"), 60_000)?;
+        let metric_export_interval = parse_millis(
+            "OTEL_METRIC_EXPORT_INTERVAL",
+            get("OTEL_METRIC_EXPORT_INTERVAL"),
+            60_000,
+        )?;
 
         let log_format = match get("APP_LOG_FORMAT").as_deref() {
             Some("json") => LogFormat::Json,
@@ -277,11 +303,17 @@ impl TelemetryConfig {
             Some("pretty") => LogFormat::Pretty,
             None => match persona {
                 Persona::Cloud => LogFormat::Gcp,
-                Persona::Local if std::io::IsTerminal::is_terminal(&std::io::stdout()) => LogFormat::Pretty,
+                Persona::Local if std::io::IsTerminal::is_terminal(&std::io::stdout()) => {
+                    LogFormat::Pretty
+                }
                 Persona::Local => LogFormat::Json,
             },
             Some(other) => {
-                return Err(ConfigError::new("APP_LOG_FORMAT", other, "one of: json, gcp, pretty"));
+                return Err(ConfigError::new(
+                    "APP_LOG_FORMAT",
+                    other,
+                    "one of: json, gcp, pretty",
+                ));
             }
         };
         let log_filter = get("RUST_LOG").unwrap_or_else(|| "info".to_owned());
@@ -293,7 +325,11 @@ impl TelemetryConfig {
             Some("off") => PiiMode::Off,
             Some("full") => PiiMode::Full,
             Some(other) => {
-                return Err(ConfigError::new("APP_PII_MODE", other, "one of: pseudonym, off, full"));
+                return Err(ConfigError::new(
+                    "APP_PII_MODE",
+                    other,
+                    "one of: pseudonym, off, full",
+                ));
             }
         };
         let pii_key = get("APP_PII_KEY").map(Secret::new);
@@ -327,7 +363,11 @@ impl TelemetryConfig {
             None | Some("continue") => IncomingTrace::Continue,
             Some("link") => IncomingTrace::Link,
             Some(other) => {
-                return Err(ConfigError::new("APP_TRACE_INCOMING", other, "one of: continue, link"));
+                return Err(ConfigError::new(
+                    "APP_TRACE_INCOMING",
+                    other,
+                    "one of: continue, link",
+                ));
             }
         };
 
@@ -422,38 +462,64 @@ impl TelemetryConfig {
     }
 }
 
-fn parse_bool(variable: &'static str, value: Option<String>, default: bool) -> Result<bool, ConfigError> {
+fn parse_bool(
+    variable: &'static str,
+    value: Option<String>,
+    default: bool,
+) -> Result<bool, ConfigError> {
     match value.as_deref().map(str::to_ascii_lowercase).as_deref() {
         None => Ok(default),
         Some("true" | "1") => Ok(true),
         Some("false" | "0") => Ok(false),
-        Some(_) => Err(ConfigError::new(variable, value.unwrap_or_default(), "true or false")),
+        Some(_) => Err(ConfigError::new(
+            variable,
+            value.unwrap_or_default(),
+            "true or false",
+        )),
     }
 }
 
-fn parse_millis(variable: &'static str, value: Option<String>, default_ms: u64) -> Result<Duration, ConfigError> {
+fn parse_millis(
+    variable: &'static str,
+    value: Option<String>,
+    default_ms: u64,
+) -> Result<Duration, ConfigError> {
     match value {
         None => Ok(Duration::from_millis(default_ms)),
         Some(raw) => match raw.parse::<u64>() {
             Ok(ms) if (1..=3_600_000).contains(&ms) => Ok(Duration::from_millis(ms)),
-            _ => Err(ConfigError::new(variable, raw, "milliseconds, an integer between 1 and 3600000")),
+            _ => Err(ConfigError::new(
+                variable,
+                raw,
+                "milliseconds, an integer between 1 and 3600000",
+            )),
         },
     }
 }
 
-fn parse_count(variable: &'static str, value: Option<String>, default: usize) -> Result<usize, ConfigError> {
+fn parse_count(
+    variable: &'static str,
+    value: Option<String>,
+    default: usize,
+) -> Result<usize, ConfigError> {
     match value {
         None => Ok(default),
         Some(raw) => match raw.parse::<usize>() {
             Ok(n) if (1..=1_000_000).contains(&n) => Ok(n),
-            _ => Err(ConfigError::new(variable, raw, "an integer between 1 and 1000000")),
+            _ => Err(ConfigError::new(
+                variable,
+                raw,
+                "an integer between 1 and 1000000",
+            )),
         },
     }
 }
 
 fn parse_endpoint(endpoint: &str) -> Result<String, ConfigError> {
     let ok = (endpoint.starts_with("http://") || endpoint.starts_with("https://"))
-        && endpoint.parse::<http::Uri>().is_ok_and(|uri| uri.host().is_some());
+        && endpoint
+            .parse::<http::Uri>()
+            .is_ok_and(|uri| uri.host().is_some());
     if ok {
         Ok(endpoint.trim_end_matches('/').to_owned())
     } else {
@@ -470,7 +536,11 @@ fn parse_headers(raw: &str) -> Result<Vec<(String, Secret)>, ConfigError> {
         .filter(|pair| !pair.trim().is_empty())
         .map(|pair| {
             let (key, value) = pair.split_once('=').ok_or_else(|| {
-                ConfigError::new("OTEL_EXPORTER_OTLP_HEADERS", "[REDACTED]", "comma-separated key=value pairs")
+                ConfigError::new(
+                    "OTEL_EXPORTER_OTLP_HEADERS",
+                    "[REDACTED]",
+                    "comma-separated key=value pairs",
+                )
             })?;
             let key = key.trim().to_ascii_lowercase();
             if key.is_empty() || http::HeaderName::from_bytes(key.as_bytes()).is_err() {
@@ -491,7 +561,11 @@ fn parse_sampler(name: Option<String>, arg: Option<String>) -> Result<SamplerCon
             None => Ok(1.0),
             Some(raw) => match raw.parse::<f64>() {
                 Ok(r) if (0.0..=1.0).contains(&r) => Ok(r),
-                _ => Err(ConfigError::new("OTEL_TRACES_SAMPLER_ARG", raw.clone(), "a ratio between 0 and 1")),
+                _ => Err(ConfigError::new(
+                    "OTEL_TRACES_SAMPLER_ARG",
+                    raw.clone(),
+                    "a ratio between 0 and 1",
+                )),
             },
         }
     };
@@ -534,7 +608,10 @@ impl BatchVars {
     };
 }
 
-fn parse_batch(get: &impl Fn(&str) -> Option<String>, vars: BatchVars) -> Result<BatchSettings, ConfigError> {
+fn parse_batch(
+    get: &impl Fn(&str) -> Option<String>,
+    vars: BatchVars,
+) -> Result<BatchSettings, ConfigError> {
     let max_queue_size = parse_count(vars.queue, get(vars.queue), 2_048)?;
     let max_export_batch_size = parse_count(vars.batch, get(vars.batch), 512)?;
     if max_export_batch_size > max_queue_size {
@@ -558,7 +635,10 @@ mod tests {
     use std::collections::HashMap;
 
     fn load(pairs: &[(&str, &str)]) -> Result<TelemetryConfig, ConfigError> {
-        let env: HashMap<String, String> = pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        let env: HashMap<String, String> = pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
         TelemetryConfig::from_lookup("shop", "1.2.3", |k| env.get(k).cloned())
     }
 
@@ -577,15 +657,23 @@ mod tests {
     fn cloud_persona_defaults_to_gcp_logs_and_requires_a_key() {
         let err = load(&[("APP_ENV", "cloud")]).unwrap_err();
         assert_eq!(err.variable, "APP_PII_KEY");
-        let c = load(&[("APP_ENV", "cloud"), ("APP_PII_KEY", "0123456789abcdef0123")]).unwrap();
+        let c = load(&[
+            ("APP_ENV", "cloud"),
+            ("APP_PII_KEY", "0123456789abcdef0123"),
+        ])
+        .unwrap();
         assert_eq!(c.log_format, LogFormat::Gcp);
         assert_eq!(c.deployment_environment, "production");
     }
 
     #[test]
     fn full_pii_is_refused_in_the_cloud() {
-        let err = load(&[("APP_ENV", "cloud"), ("APP_PII_MODE", "full"), ("APP_PII_KEY", "0123456789abcdef")])
-            .unwrap_err();
+        let err = load(&[
+            ("APP_ENV", "cloud"),
+            ("APP_PII_MODE", "full"),
+            ("APP_PII_KEY", "0123456789abcdef"),
+        ])
+        .unwrap_err();
         assert_eq!(err.variable, "APP_PII_MODE");
     }
 
@@ -624,8 +712,11 @@ mod tests {
 
     #[test]
     fn secrets_never_print() {
-        let c = load(&[("APP_PII_KEY", "super-secret-key-123456"), ("OTEL_EXPORTER_OTLP_HEADERS", "api-key=abc123")])
-            .unwrap();
+        let c = load(&[
+            ("APP_PII_KEY", "super-secret-key-123456"),
+            ("OTEL_EXPORTER_OTLP_HEADERS", "api-key=abc123"),
+        ])
+        .unwrap();
         let debug = format!("{c:?}");
         assert!(!debug.contains("super-secret"));
         assert!(!debug.contains("abc123"));

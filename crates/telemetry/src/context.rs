@@ -90,7 +90,13 @@ impl RequestContext {
 
     /// The SERVER span's context: the parent for client spans started while serving the request.
     pub fn span_context(&self) -> SpanContext {
-        SpanContext::new(self.trace_id, self.span_id, self.flags, false, self.trace_state.clone())
+        SpanContext::new(
+            self.trace_id,
+            self.span_id,
+            self.flags,
+            false,
+            self.trace_state.clone(),
+        )
     }
 
     /// Records the authenticated user, as the PII mode allows (`enduser.pseudo.id`,

@@ -15,8 +15,9 @@ use crate::Telemetry;
 use crate::context::RequestContext;
 
 /// Bucket boundaries of `db.client.operation.duration` (semconv advice).
-pub const DB_DURATION_BOUNDARIES: [f64; 14] =
-    [0.001, 0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 0.75, 1.0, 2.5, 5.0, 10.0];
+pub const DB_DURATION_BOUNDARIES: [f64; 14] = [
+    0.001, 0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 0.75, 1.0, 2.5, 5.0, 10.0,
+];
 
 /// The database instruments of one telemetry instance.
 #[derive(Debug, Clone)]
@@ -100,7 +101,9 @@ impl DbOperation<'_> {
             span.set_attribute(KeyValue::new("error.type", kind));
             span.set_status(Status::error(kind));
         }
-        self.instruments.duration.record(seconds, &metric_attributes);
+        self.instruments
+            .duration
+            .record(seconds, &metric_attributes);
         span.end();
         result
     }

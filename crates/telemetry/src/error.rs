@@ -117,7 +117,11 @@ pub struct ErrorObservation {
 
 impl ErrorObservation {
     /// An observation of `kind` with a stable `code` and operator-facing `detail`.
-    pub fn new(kind: ErrorKind, code: impl Into<Cow<'static, str>>, detail: impl Into<Cow<'static, str>>) -> Self {
+    pub fn new(
+        kind: ErrorKind,
+        code: impl Into<Cow<'static, str>>,
+        detail: impl Into<Cow<'static, str>>,
+    ) -> Self {
         Self {
             kind,
             code: code.into(),
@@ -159,6 +163,9 @@ mod tests {
         ] {
             assert_eq!(ErrorKind::from_status(kind.status()), kind);
         }
-        assert_eq!(ErrorKind::from_status(StatusCode::BAD_REQUEST), ErrorKind::Validation);
+        assert_eq!(
+            ErrorKind::from_status(StatusCode::BAD_REQUEST),
+            ErrorKind::Validation
+        );
     }
 }

@@ -11,7 +11,7 @@
 //! - non-blocking OTLP export (gRPC or HTTP/protobuf) of traces, metrics and logs;
 //! - `/metrics` in Prometheus text format from the same meter provider;
 //! - PII modes ([`pii`]) applied to every signal;
-//! - helpers for database and outbound HTTP client spans ([`db`]).
+//! - helpers for database client spans and metrics ([`db`]).
 //!
 //! Nothing is process-global: two instances in one process never see each other's signals.
 //! See `examples/basic.rs` for a complete service.
@@ -40,7 +40,9 @@ pub use context::RequestContext;
 pub use error::{ErrorKind, ErrorObservation};
 pub use layer::TelemetryLayer;
 pub use logs::TelemetryLogLayer;
-pub use pipeline::{InitError, SCOPE_NAME, SHUTDOWN_TIMEOUT, Telemetry, TelemetryBuilder, TelemetryGuard};
+pub use pipeline::{
+    InitError, SCOPE_NAME, SHUTDOWN_TIMEOUT, Telemetry, TelemetryBuilder, TelemetryGuard,
+};
 
 use axum::Router;
 use axum::routing::get;

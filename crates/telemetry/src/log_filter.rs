@@ -21,20 +21,26 @@ impl LogFilter {
             match part.split_once('=') {
                 None => match parse_level(part) {
                     Some(level) => default = level,
-                    None if is_target(part) => directives.push((part.to_owned(), LevelFilter::TRACE)),
+                    None if is_target(part) => {
+                        directives.push((part.to_owned(), LevelFilter::TRACE))
+                    }
                     None => return Err(format!("unknown level or target {part:?}; {ALLOWED}")),
                 },
                 Some((target, level)) => {
                     if !is_target(target) {
                         return Err(format!("invalid target {target:?}; {ALLOWED}"));
                     }
-                    let level = parse_level(level).ok_or_else(|| format!("unknown level {level:?}; {ALLOWED}"))?;
+                    let level = parse_level(level)
+                        .ok_or_else(|| format!("unknown level {level:?}; {ALLOWED}"))?;
                     directives.push((target.to_owned(), level));
                 }
             }
         }
         directives.sort_by_key(|(target, _)| std::cmp::Reverse(target.len()));
-        Ok(Self { default, directives })
+        Ok(Self {
+            default,
+            directives,
+        })
     }
 
     /// Whether an event of `level` from `target` passes.
@@ -84,7 +90,9 @@ fn parse_level(s: &str) -> Option<LevelFilter> {
 }
 
 fn is_target(s: &str) -> bool {
-    !s.is_empty() && s.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == ':' || c == '-')
+    !s.is_empty()
+        && s.chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == ':' || c == '-')
 }
 
 #[cfg(test)]

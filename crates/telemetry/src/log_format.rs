@@ -59,7 +59,12 @@ pub(crate) struct LogLine<'a> {
 }
 
 /// Appends `line` in `format` to `out`, ending with `\n`.
-pub(crate) fn write_line(out: &mut Vec<u8>, format: LogFormat, gcp_project: Option<&str>, line: &LogLine<'_>) {
+pub(crate) fn write_line(
+    out: &mut Vec<u8>,
+    format: LogFormat,
+    gcp_project: Option<&str>,
+    line: &LogLine<'_>,
+) {
     match format {
         LogFormat::Json => write_json(out, line, None),
         LogFormat::Gcp => write_json(out, line, Some(gcp_project)),
@@ -134,7 +139,7 @@ fn write_json(out: &mut Vec<u8>, line: &LogLine<'_>, gcp: Option<Option<&str>>) 
             json_str(out, ip);
         }
         out.extend_from_slice(b",\"latency\":\"");
-        write_f64(out, http.latency_secs);
+        write_seconds_micros(out, http.latency_secs);
         out.extend_from_slice(b"s\"}");
     }
     out.extend_from_slice(b"}\n");
@@ -218,7 +223,18 @@ pub(crate) fn json_str(out: &mut Vec<u8>, s: &str) {
 fn json_str_body(out: &mut Vec<u8>, s: &str) {
     let bytes = s.as_bytes();
     let mut start = 0;
-    for (i, &b) in bytes.iter().enumerate() {
+    let mut i = 0;
+    while i < bytes.len() {
+        // Skip 8 clean bytes at a time: no control character, quote, backslash or DEL.
+        if i + 8 <= bytes.len() {
+            let mut word = [0u8; 8];
+            word.copy_from_slice(&bytes[i..i + 8]);
+            if !needs_escape(u64::from_le_bytes(word)) {
+                i += 8;
+                continue;
+            }
+        }
+        let b = bytes[i];
         let escape: &[u8] = match b {
             b'"' => b"\\\"",
             b'\\' => b"\\\\",
@@ -226,7 +242,10 @@ fn json_str_body(out: &mut Vec<u8>, s: &str) {
             b'\r' => b"\\r",
             b'\t' => b"\\t",
             0..=0x1f | 0x7f => b"",
-            _ => continue,
+            _ => {
+                i += 1;
+                continue;
+            }
         };
         out.extend_from_slice(&bytes[start..i]);
         if escape.is_empty() {
@@ -236,9 +255,23 @@ fn json_str_body(out: &mut Vec<u8>, s: &str) {
         } else {
             out.extend_from_slice(escape);
         }
-        start = i + 1;
+        i += 1;
+        start = i;
     }
     out.extend_from_slice(&bytes[start..]);
+}
+
+/// Whether any byte of `word` is below 0x20, `"`, `\\` or DEL (SWAR: eight bytes per test).
+fn needs_escape(word: u64) -> bool {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGHS: u64 = 0x8080_8080_8080_8080;
+    let has_zero = |v: u64| v.wrapping_sub(ONES) & !v & HIGHS;
+    let below_space = word.wrapping_sub(ONES * 0x20) & !word & HIGHS;
+    (below_space
+        | has_zero(word ^ (ONES * u64::from(b'"')))
+        | has_zero(word ^ (ONES * u64::from(b'\\')))
+        | has_zero(word ^ (ONES * 0x7f)))
+        != 0
 }
 
 /// Text for the pretty format: control characters as `\n`, `\x1b`, … and quotes when the value
@@ -301,6 +334,16 @@ fn write_f64(out: &mut Vec<u8>, v: f64) {
         use std::io::Write;
         let _ = write!(out, "{v}");
     }
+}
+
+/// Seconds with microsecond precision (`0.000123`), as Cloud Logging's duration strings allow.
+fn write_seconds_micros(out: &mut Vec<u8>, seconds: f64) {
+    let micros = (seconds.max(0.0) * 1_000_000.0).round() as u64;
+    write_u64(out, micros / 1_000_000);
+    out.push(b'.');
+    let mut frac = [b'0'; 6];
+    put_digits(&mut frac, micros % 1_000_000);
+    out.extend_from_slice(&frac);
 }
 
 /// RFC 3339 UTC timestamp with microseconds, e.g. `2026-11-27T08:15:02.123456Z`.
@@ -368,9 +411,17 @@ mod tests {
 
     #[test]
     fn json_line_is_one_valid_object() {
-        let fields = [("status", FieldValue::U64(404)), ("route", FieldValue::Str("/v1/x"))];
+        let fields = [
+            ("status", FieldValue::U64(404)),
+            ("route", FieldValue::Str("/v1/x")),
+        ];
         let mut out = Vec::new();
-        write_line(&mut out, LogFormat::Json, None, &line("evil\n{\"level\":\"ERROR\"}\u{1b}", &fields));
+        write_line(
+            &mut out,
+            LogFormat::Json,
+            None,
+            &line("evil\n{\"level\":\"ERROR\"}\u{1b}", &fields),
+        );
         assert_eq!(out.iter().filter(|&&b| b == b'\n').count(), 1);
         let v: serde_json::Value = serde_json::from_slice(&out).unwrap();
         assert_eq!(v["message"], "evil\n{\"level\":\"ERROR\"}\u{1b}");
@@ -402,7 +453,7 @@ mod tests {
         );
         assert_eq!(v["logging.googleapis.com/spanId"], "b7ad6b7169203331");
         assert_eq!(v["logging.googleapis.com/trace_sampled"], true);
-        assert_eq!(v["httpRequest"]["latency"], "0.012s");
+        assert_eq!(v["httpRequest"]["latency"], "0.012300s");
         assert_eq!(v["httpRequest"]["status"], 200);
     }
 
@@ -413,6 +464,37 @@ mod tests {
         write_line(&mut out, LogFormat::Pretty, None, &line("x\ry", &fields));
         assert_eq!(out.iter().filter(|&&b| b == b'\n').count(), 1);
         assert!(!out.contains(&b'\r'));
+    }
+
+    #[test]
+    fn escaping_is_exact_for_every_byte_position() {
+        for len in 0..40 {
+            for pos in 0..len {
+                for special in [b'"', b'\\', b'\n', 0x01, 0x7f, 0x1f] {
+                    let mut text = vec![b'a'; len];
+                    text[pos] = special;
+                    let text = String::from_utf8(text).unwrap();
+                    let mut out = Vec::new();
+                    json_str(&mut out, &text);
+                    let back: String = serde_json::from_slice(&out).unwrap();
+                    assert_eq!(back, text);
+                    assert!(
+                        !out[1..out.len() - 1].contains(&special)
+                            || special == b'\\'
+                            || special == b'"'
+                    );
+                }
+            }
+        }
+        let mut out = Vec::new();
+        json_str(
+            &mut out,
+            "héllo wörld, non-ASCII passes through unchanged ✓",
+        );
+        assert_eq!(
+            serde_json::from_slice::<String>(&out).unwrap(),
+            "héllo wörld, non-ASCII passes through unchanged ✓"
+        );
     }
 
     #[test]

@@ -104,7 +104,9 @@ impl LogSink {
             return;
         }
         let mut buffer = lock(&self.inner.buffer);
-        if buffer.len() + lines.len() > MAX_BUFFERED_BYTES || self.inner.closed.load(Ordering::Relaxed) {
+        if buffer.len() + lines.len() > MAX_BUFFERED_BYTES
+            || self.inner.closed.load(Ordering::Relaxed)
+        {
             drop(buffer);
             self.inner.dropped_lines.fetch_add(1, Ordering::Relaxed);
             return;

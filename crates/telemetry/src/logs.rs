@@ -18,7 +18,15 @@ use crate::pipeline::TelemetryInner;
 
 /// Targets whose events stay on stdout and never enter the OTLP log pipeline: the exporters'
 /// own transport would otherwise log about exporting logs about exporting, forever.
-const LOCAL_ONLY_TARGETS: [&str; 7] = ["hyper", "h2", "tonic", "tower", "reqwest", "opentelemetry", "rustls"];
+const LOCAL_ONLY_TARGETS: [&str; 7] = [
+    "hyper",
+    "h2",
+    "tonic",
+    "tower",
+    "reqwest",
+    "opentelemetry",
+    "rustls",
+];
 
 fn is_local_only(target: &str) -> bool {
     LOCAL_ONLY_TARGETS.iter().any(|t| target.starts_with(t))
@@ -58,7 +66,9 @@ impl<S: Subscriber> tracing_subscriber::Layer<S> for TelemetryLogLayer {
     }
 
     fn max_level_hint(&self) -> Option<tracing::level_filters::LevelFilter> {
-        self.fallback.as_ref().map(|inner| inner.log_filter.max_level())
+        self.fallback
+            .as_ref()
+            .map(|inner| inner.log_filter.max_level())
     }
 
     fn on_event(&self, event: &Event<'_>, _ctx: LayerContext<'_, S>) {
@@ -100,7 +110,8 @@ impl EventFields<'_> {
     fn push(&mut self, field: &Field, value: OwnedValue) {
         let name = field.name();
         if is_secret_key(name) {
-            self.fields.push((name, OwnedValue::Str(REDACTED.to_owned())));
+            self.fields
+                .push((name, OwnedValue::Str(REDACTED.to_owned())));
         } else {
             self.fields.push((name, value));
         }
@@ -141,7 +152,12 @@ impl Visit for EventFields<'_> {
     }
 }
 
-fn emit_event(inner: &TelemetryInner, request: Option<&RequestContext>, metadata: &'static Metadata<'static>, event: &EventFields<'_>) {
+fn emit_event(
+    inner: &TelemetryInner,
+    request: Option<&RequestContext>,
+    metadata: &'static Metadata<'static>,
+    event: &EventFields<'_>,
+) {
     let fields: Vec<(&'static str, FieldValue<'_>)> = event
         .fields
         .iter()
@@ -221,7 +237,10 @@ pub(crate) fn export(
     }
     if let Some(request) = request {
         record.set_trace_context(request.trace_id, request.span_id, Some(request.flags));
-        record.add_attribute("request_id", AnyValue::String(Arc::clone(&request.request_id).into()));
+        record.add_attribute(
+            "request_id",
+            AnyValue::String(Arc::clone(&request.request_id).into()),
+        );
     }
     for (key, value) in line.fields {
         let value = match value {
@@ -249,6 +268,7 @@ fn severity(level: Level) -> (Severity, &'static str) {
 }
 
 /// Writes an access line and exports it, sharing one [`LogLine`].
+/// Writes an access line and exports it.
 pub(crate) fn emit_access(inner: &TelemetryInner, request: &RequestContext, line: &LogLine<'_>) {
     write(inner, line);
     export(inner, Some(request), line, Some("http.server.request"));

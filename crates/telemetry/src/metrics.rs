@@ -12,13 +12,16 @@
 use std::sync::{Arc, OnceLock, PoisonError, RwLock};
 
 use opentelemetry::KeyValue;
-use opentelemetry::metrics::{BoundHistogram, BoundUpDownCounter, Counter, Histogram, Meter, UpDownCounter};
+use opentelemetry::metrics::{
+    BoundHistogram, BoundUpDownCounter, Counter, Histogram, Meter, UpDownCounter,
+};
 
 use crate::error::ErrorKind;
 
 /// Bucket boundaries of `http.server.request.duration`: semconv's advice plus 0.2 s (the SLO).
-pub const HTTP_SERVER_DURATION_BOUNDARIES: [f64; 15] =
-    [0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.2, 0.25, 0.5, 0.75, 1.0, 2.5, 5.0, 7.5, 10.0];
+pub const HTTP_SERVER_DURATION_BOUNDARIES: [f64; 15] = [
+    0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.2, 0.25, 0.5, 0.75, 1.0, 2.5, 5.0, 7.5, 10.0,
+];
 
 /// Attribute keys that must never appear on a metric (user, request or free-form values).
 pub const FORBIDDEN_METRIC_ATTRIBUTE_KEYS: [&str; 14] = [
@@ -50,8 +53,9 @@ pub(crate) struct HttpServerInstruments {
 }
 
 /// The request methods the conventions name; anything else is `_OTHER`.
-pub(crate) const METHODS: [&str; 10] =
-    ["GET", "POST", "PUT", "DELETE", "PATCH", "HEAD", "OPTIONS", "CONNECT", "TRACE", "_OTHER"];
+pub(crate) const METHODS: [&str; 10] = [
+    "GET", "POST", "PUT", "DELETE", "PATCH", "HEAD", "OPTIONS", "CONNECT", "TRACE", "_OTHER",
+];
 
 impl HttpServerInstruments {
     pub(crate) fn new(meter: &Meter) -> Self {
@@ -70,7 +74,9 @@ impl HttpServerInstruments {
             errors: meter
                 .u64_counter("app.errors")
                 .with_unit("{error}")
-                .with_description("Failed requests, observed once each, by error.type and http.route.")
+                .with_description(
+                    "Failed requests, observed once each, by error.type and http.route.",
+                )
                 .build(),
             active_by_method: Default::default(),
         }
@@ -78,10 +84,15 @@ impl HttpServerInstruments {
 
     /// The active-requests counter of `method` (one of [`METHODS`]).
     pub(crate) fn active(&self, method: &'static str) -> &BoundUpDownCounter<i64> {
-        let index = METHODS.iter().position(|m| *m == method).unwrap_or(METHODS.len() - 1);
+        let index = METHODS
+            .iter()
+            .position(|m| *m == method)
+            .unwrap_or(METHODS.len() - 1);
         self.active_by_method[index].get_or_init(|| {
-            self.active
-                .bind(&[KeyValue::new("http.request.method", METHODS[index]), KeyValue::new("url.scheme", "http")])
+            self.active.bind(&[
+                KeyValue::new("http.request.method", METHODS[index]),
+                KeyValue::new("url.scheme", "http"),
+            ])
         })
     }
 }
@@ -110,7 +121,9 @@ pub(crate) struct RouteInstruments {
 
 impl std::fmt::Debug for RouteInstruments {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("RouteInstruments").field("route", &self.route.get()).finish_non_exhaustive()
+        f.debug_struct("RouteInstruments")
+            .field("route", &self.route.get())
+            .finish_non_exhaustive()
     }
 }
 
@@ -118,7 +131,11 @@ impl RouteInstruments {
     /// The shared template string for `matched` (allocated once per route).
     pub(crate) fn route(&self, matched: &str) -> Arc<str> {
         let cached = self.route.get_or_init(|| Arc::from(matched));
-        if cached.as_ref() == matched { Arc::clone(cached) } else { Arc::from(matched) }
+        if cached.as_ref() == matched {
+            Arc::clone(cached)
+        } else {
+            Arc::from(matched)
+        }
     }
 
     /// Records one request duration with the semconv attributes.
@@ -142,7 +159,10 @@ impl RouteInstruments {
                 }
         };
         {
-            let durations = self.durations.read().unwrap_or_else(PoisonError::into_inner);
+            let durations = self
+                .durations
+                .read()
+                .unwrap_or_else(PoisonError::into_inner);
             if let Some((_, bound)) = durations.iter().find(|(key, _)| matches(key)) {
                 bound.record(seconds);
                 return;
@@ -153,12 +173,18 @@ impl RouteInstruments {
         if let Some(route) = route {
             attributes.push(KeyValue::new("http.route", Arc::clone(route)));
         }
-        attributes.push(KeyValue::new("http.response.status_code", i64::from(status)));
+        attributes.push(KeyValue::new(
+            "http.response.status_code",
+            i64::from(status),
+        ));
         attributes.push(KeyValue::new("url.scheme", "http"));
         if let Some(error) = error {
             attributes.push(KeyValue::new("error.type", error.as_str()));
         }
-        let mut durations = self.durations.write().unwrap_or_else(PoisonError::into_inner);
+        let mut durations = self
+            .durations
+            .write()
+            .unwrap_or_else(PoisonError::into_inner);
         if let Some((_, bound)) = durations.iter().find(|(key, _)| matches(key)) {
             bound.record(seconds);
         } else if durations.len() < MAX_BOUND_PER_ROUTE {

@@ -34,7 +34,10 @@ impl RuntimeHttpClient {
 #[async_trait::async_trait]
 impl HttpClient for RuntimeHttpClient {
     async fn send_bytes(&self, request: Request<Bytes>) -> Result<Response<Bytes>, HttpError> {
-        let runtime = self.runtime.clone().ok_or("no tokio runtime for OTLP/HTTP export")?;
+        let runtime = self
+            .runtime
+            .clone()
+            .ok_or("no tokio runtime for OTLP/HTTP export")?;
         let client = self.client.clone();
         let request = reqwest::Request::try_from(request)?;
         let response = runtime

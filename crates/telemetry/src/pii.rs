@@ -31,7 +31,9 @@ pub struct PiiPolicy {
 
 impl std::fmt::Debug for PiiPolicy {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("PiiPolicy").field("mode", &self.mode).finish_non_exhaustive()
+        f.debug_struct("PiiPolicy")
+            .field("mode", &self.mode)
+            .finish_non_exhaustive()
     }
 }
 
@@ -156,7 +158,9 @@ fn digit_count(bytes: &[u8]) -> usize {
 }
 
 fn contains_ignore_case(haystack: &[u8], needle: &[u8]) -> bool {
-    haystack.windows(needle.len()).any(|w| w.eq_ignore_ascii_case(needle))
+    haystack
+        .windows(needle.len())
+        .any(|w| w.eq_ignore_ascii_case(needle))
 }
 
 fn is_local_char(b: u8) -> bool {
@@ -203,10 +207,16 @@ fn scrub_bearer(text: &str) -> String {
     let mut copied = 0;
     let mut i = 0;
     while i + 7 <= bytes.len() {
-        if bytes[i..i + 6].eq_ignore_ascii_case(b"bearer") && (bytes[i + 6] == b' ' || bytes[i + 6] == b'=') {
+        if bytes[i..i + 6].eq_ignore_ascii_case(b"bearer")
+            && (bytes[i + 6] == b' ' || bytes[i + 6] == b'=')
+        {
             let token_start = i + 7;
             let mut end = token_start;
-            while end < bytes.len() && !bytes[end].is_ascii_whitespace() && bytes[end] != b',' && bytes[end] != b'"' {
+            while end < bytes.len()
+                && !bytes[end].is_ascii_whitespace()
+                && bytes[end] != b','
+                && bytes[end] != b'"'
+            {
                 end += 1;
             }
             if end > token_start {
@@ -240,7 +250,9 @@ fn scrub_numbers(text: &str) -> String {
                     digits += 1;
                     j += 1;
                     end = j;
-                } else if (bytes[j] == b' ' || bytes[j] == b'-') && j + 1 < bytes.len() && bytes[j + 1].is_ascii_digit()
+                } else if (bytes[j] == b' ' || bytes[j] == b'-')
+                    && j + 1 < bytes.len()
+                    && bytes[j + 1].is_ascii_digit()
                 {
                     j += 1;
                 } else {
@@ -286,7 +298,9 @@ mod tests {
             PiiPolicy::new(PiiMode::Full, key).user_attribute("7"),
             Some(("enduser.id", "7".to_owned()))
         );
-        let (k, v) = PiiPolicy::new(PiiMode::Pseudonym, key).user_attribute("7").unwrap_or_default();
+        let (k, v) = PiiPolicy::new(PiiMode::Pseudonym, key)
+            .user_attribute("7")
+            .unwrap_or_default();
         assert_eq!(k, "enduser.pseudo.id");
         assert_ne!(v, "7");
     }
@@ -294,17 +308,36 @@ mod tests {
     #[test]
     fn client_addresses_are_truncated_in_pseudonym_mode() {
         let p = PiiPolicy::new(PiiMode::Pseudonym, None);
-        assert_eq!(p.client_address("203.0.113.77".parse().unwrap_or(IpAddr::from([0; 4]))).as_deref(), Some("203.0.113.0"));
         assert_eq!(
-            p.client_address("2001:db8:abcd:12::1".parse().unwrap_or(IpAddr::from([0; 4]))).as_deref(),
+            p.client_address("203.0.113.77".parse().unwrap_or(IpAddr::from([0; 4])))
+                .as_deref(),
+            Some("203.0.113.0")
+        );
+        assert_eq!(
+            p.client_address(
+                "2001:db8:abcd:12::1"
+                    .parse()
+                    .unwrap_or(IpAddr::from([0; 4]))
+            )
+            .as_deref(),
             Some("2001:db8:abcd::")
         );
-        assert_eq!(PiiPolicy::new(PiiMode::Off, None).client_address(IpAddr::from([1, 2, 3, 4])), None);
+        assert_eq!(
+            PiiPolicy::new(PiiMode::Off, None).client_address(IpAddr::from([1, 2, 3, 4])),
+            None
+        );
     }
 
     #[test]
     fn secrets_are_recognised_by_name() {
-        for key in ["password", "Authorization", "api_key", "session_id", "X-Auth-Token", "cookie"] {
+        for key in [
+            "password",
+            "Authorization",
+            "api_key",
+            "session_id",
+            "X-Auth-Token",
+            "cookie",
+        ] {
             assert!(is_secret_key(key), "{key}");
         }
         assert!(!is_secret_key("product_id"));
@@ -314,7 +347,10 @@ mod tests {
     fn scrubbing_leaves_clean_text_alone_and_catches_the_rest() {
         assert!(matches!(scrub("order 12 failed"), Cow::Borrowed(_)));
         assert_eq!(scrub("a@b"), "a@b");
-        assert_eq!(scrub("mail to x.y+z@mail.example.org now"), "mail to [REDACTED_EMAIL] now");
+        assert_eq!(
+            scrub("mail to x.y+z@mail.example.org now"),
+            "mail to [REDACTED_EMAIL] now"
+        );
         assert_eq!(scrub("token=bearer=abc"), "token=bearer=[REDACTED]");
         assert_eq!(scrub("pan 4111-1111-1111-1111"), "pan [REDACTED_NUMBER]");
         assert_eq!(scrub("id 1234567890"), "id 1234567890");

@@ -13,7 +13,9 @@ use opentelemetry::trace::TracerProvider as _;
 use opentelemetry_otlp::{WithExportConfig, WithHttpConfig, WithTonicConfig};
 use opentelemetry_sdk::Resource;
 use opentelemetry_sdk::logs::{BatchLogProcessor, SdkLogger, SdkLoggerProvider};
-use opentelemetry_sdk::metrics::{Instrument, ManualReader, PeriodicReader, SdkMeterProvider, Stream};
+use opentelemetry_sdk::metrics::{
+    Instrument, ManualReader, PeriodicReader, SdkMeterProvider, Stream,
+};
 use opentelemetry_sdk::trace::{BatchSpanProcessor, Sampler, SdkTracer, SdkTracerProvider};
 
 use crate::config::{BatchSettings, OtlpProtocol, Persona, SamplerConfig, TelemetryConfig};
@@ -27,8 +29,9 @@ use crate::prometheus::SharedReader;
 /// Instrumentation scope name of everything this library records.
 pub const SCOPE_NAME: &str = "telemetry";
 
-/// How long shutdown waits for the exporters before giving up (Cloud Run allows 10 s in all).
-pub const SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(5);
+/// How long [`TelemetryGuard::shutdown`] waits for the exporters before giving up (Cloud Run
+/// allows 10 s from SIGTERM to exit, for draining requests and flushing telemetry together).
+pub const SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(4);
 
 /// One telemetry instance: the handle an app passes to its layers, handlers and helpers.
 ///
@@ -174,29 +177,64 @@ impl Telemetry {
 }
 
 impl TelemetryGuard {
-    /// Flushes and stops traces, then logs, then metrics, each on a blocking thread so the
-    /// runtime keeps serving, bounded by [`SHUTDOWN_TIMEOUT`] even when the collector is down.
-    /// Then writes out the stdout buffer. Idempotent.
+    /// Flushes and stops the exporters within [`SHUTDOWN_TIMEOUT`]; see
+    /// [`TelemetryGuard::shutdown_within`].
     pub async fn shutdown(self) {
-        shutdown_inner(&self.inner).await;
+        self.shutdown_within(SHUTDOWN_TIMEOUT).await;
+    }
+
+    /// Flushes and stops traces and logs (in parallel), then metrics (so the last export
+    /// counts every request), each on a blocking thread so the runtime keeps serving, and
+    /// returns within `budget` even when the collector is down; then writes out the stdout
+    /// buffer. If this future is dropped early, the stdout buffer is still written out.
+    /// Idempotent.
+    pub async fn shutdown_within(self, budget: Duration) {
+        shutdown_inner(&self.inner, budget).await;
     }
 }
 
-pub(crate) async fn shutdown_inner(inner: &Arc<TelemetryInner>) {
+/// Writes out the stdout buffer when dropped: also when a shutdown is cancelled midway.
+struct CloseSinkOnDrop<'a>(&'a LogSink);
+
+impl Drop for CloseSinkOnDrop<'_> {
+    fn drop(&mut self) {
+        self.0.close();
+    }
+}
+
+pub(crate) async fn shutdown_inner(inner: &Arc<TelemetryInner>, budget: Duration) {
     if inner.shut_down.swap(true, Ordering::SeqCst) {
         return;
     }
-    let worker = Arc::clone(inner);
-    let job = tokio::task::spawn_blocking(move || {
-        let _ = worker.tracer_provider.shutdown_with_timeout(SHUTDOWN_TIMEOUT);
-        if let Some(logs) = &worker.logger_provider {
-            let _ = logs.shutdown_with_timeout(SHUTDOWN_TIMEOUT);
-        }
-        let _ = worker.meter_provider.shutdown_with_timeout(SHUTDOWN_TIMEOUT);
-    });
-    // Never wait longer than the grace period allows, whatever the exporters do.
-    let _ = tokio::time::timeout(SHUTDOWN_TIMEOUT + Duration::from_secs(2), job).await;
-    inner.sink.close();
+    let _close_sink = CloseSinkOnDrop(&inner.sink);
+    let started = tokio::time::Instant::now();
+    let deadline = started + budget;
+    let traces = {
+        let worker = Arc::clone(inner);
+        tokio::task::spawn_blocking(move || worker.tracer_provider.shutdown_with_timeout(budget))
+    };
+    let logs = {
+        let worker = Arc::clone(inner);
+        tokio::task::spawn_blocking(move || match &worker.logger_provider {
+            Some(logs) => logs.shutdown_with_timeout(budget),
+            None => Ok(()),
+        })
+    };
+    let _ = tokio::time::timeout_at(deadline, async {
+        let _ = traces.await;
+        let _ = logs.await;
+    })
+    .await;
+    let remaining = deadline.saturating_duration_since(tokio::time::Instant::now());
+    let metrics = {
+        let worker = Arc::clone(inner);
+        tokio::task::spawn_blocking(move || worker.meter_provider.shutdown_with_timeout(remaining))
+    };
+    let _ = tokio::time::timeout_at(
+        deadline.max(tokio::time::Instant::now() + Duration::from_millis(200)),
+        metrics,
+    )
+    .await;
 }
 
 impl Drop for TelemetryGuard {
@@ -219,7 +257,10 @@ impl TelemetryInner {
             .with_resource(resource.clone())
             .with_sampler(sampler(config.sampler));
         if export {
-            let exporter = span_exporter(&config).map_err(|source| InitError::Exporter { signal: "traces", source })?;
+            let exporter = span_exporter(&config).map_err(|source| InitError::Exporter {
+                signal: "traces",
+                source,
+            })?;
             let processor = BatchSpanProcessor::builder(exporter)
                 .with_batch_config(span_batch_config(&config.span_batch))
                 .build();
@@ -233,10 +274,14 @@ impl TelemetryInner {
         let mut meter_builder = SdkMeterProvider::builder()
             .with_resource(resource.clone())
             .with_reader(SharedReader(Arc::clone(&prometheus)))
-            .with_view(move |_: &Instrument| Stream::builder().with_cardinality_limit(limit).build().ok());
+            .with_view(move |_: &Instrument| {
+                Stream::builder().with_cardinality_limit(limit).build().ok()
+            });
         if export {
-            let exporter =
-                metric_exporter(&config).map_err(|source| InitError::Exporter { signal: "metrics", source })?;
+            let exporter = metric_exporter(&config).map_err(|source| InitError::Exporter {
+                signal: "metrics",
+                source,
+            })?;
             let reader = PeriodicReader::builder(exporter)
                 .with_interval(config.metric_export_interval)
                 .build();
@@ -246,7 +291,10 @@ impl TelemetryInner {
         let meter = meter_provider.meter_with_scope(scope());
 
         let (logger_provider, otel_logger) = if export {
-            let exporter = log_exporter(&config).map_err(|source| InitError::Exporter { signal: "logs", source })?;
+            let exporter = log_exporter(&config).map_err(|source| InitError::Exporter {
+                signal: "logs",
+                source,
+            })?;
             let processor = BatchLogProcessor::builder(exporter)
                 .with_batch_config(log_batch_config(&config.log_batch))
                 .build();
@@ -260,7 +308,10 @@ impl TelemetryInner {
             (None, None)
         };
 
-        let pii = PiiPolicy::new(config.pii_mode, config.pii_key.as_ref().map(|k| k.expose().as_bytes()));
+        let pii = PiiPolicy::new(
+            config.pii_mode,
+            config.pii_key.as_ref().map(|k| k.expose().as_bytes()),
+        );
         let log_filter = LogFilter::parse(&config.log_filter).unwrap_or_else(|_| {
             // from_lookup validated it; a hand-built config with a bad filter falls back to info.
             LogFilter::parse("info").unwrap_or_else(|e| unreachable!("{e}"))
@@ -298,7 +349,10 @@ fn build_resource(config: &TelemetryConfig) -> Resource {
         KeyValue::new("service.name", config.service_name.clone()),
         KeyValue::new("service.version", config.service_version.clone()),
         KeyValue::new("service.instance.id", instance_id),
-        KeyValue::new("deployment.environment.name", config.deployment_environment.clone()),
+        KeyValue::new(
+            "deployment.environment.name",
+            config.deployment_environment.clone(),
+        ),
         KeyValue::new("telemetry.sdk.name", "opentelemetry"),
         KeyValue::new("telemetry.sdk.language", "rust"),
         KeyValue::new("telemetry.sdk.version", "0.33.1"),
@@ -316,7 +370,9 @@ fn build_resource(config: &TelemetryConfig) -> Resource {
             attributes.push(KeyValue::new("faas.version", revision.clone()));
         }
     }
-    Resource::builder_empty().with_attributes(attributes).build()
+    Resource::builder_empty()
+        .with_attributes(attributes)
+        .build()
 }
 
 fn sampler(config: SamplerConfig) -> Sampler {
@@ -349,7 +405,10 @@ fn log_batch_config(s: &BatchSettings) -> opentelemetry_sdk::logs::BatchConfig {
 }
 
 fn endpoint(config: &TelemetryConfig) -> &str {
-    config.otlp_endpoint.as_deref().unwrap_or("http://localhost:4317")
+    config
+        .otlp_endpoint
+        .as_deref()
+        .unwrap_or("http://localhost:4317")
 }
 
 fn http_headers(config: &TelemetryConfig) -> HashMap<String, String> {
@@ -365,7 +424,9 @@ fn grpc_metadata(config: &TelemetryConfig) -> tonic::metadata::MetadataMap {
     for (key, value) in &config.otlp_headers {
         if let (Ok(k), Ok(v)) = (
             tonic::metadata::MetadataKey::from_bytes(key.as_bytes()),
-            value.expose().parse::<tonic::metadata::MetadataValue<tonic::metadata::Ascii>>(),
+            value
+                .expose()
+                .parse::<tonic::metadata::MetadataValue<tonic::metadata::Ascii>>(),
         ) {
             map.insert(k, v);
         }
@@ -375,7 +436,9 @@ fn grpc_metadata(config: &TelemetryConfig) -> tonic::metadata::MetadataMap {
 
 macro_rules! exporter_fn {
     ($name:ident, $exporter:ty, $path:literal) => {
-        fn $name(config: &TelemetryConfig) -> Result<$exporter, opentelemetry_otlp::ExporterBuildError> {
+        fn $name(
+            config: &TelemetryConfig,
+        ) -> Result<$exporter, opentelemetry_otlp::ExporterBuildError> {
             match config.otlp_protocol {
                 OtlpProtocol::Grpc => <$exporter>::builder()
                     .with_tonic()
@@ -395,6 +458,14 @@ macro_rules! exporter_fn {
     };
 }
 
-exporter_fn!(span_exporter, opentelemetry_otlp::SpanExporter, "/v1/traces");
-exporter_fn!(metric_exporter, opentelemetry_otlp::MetricExporter, "/v1/metrics");
+exporter_fn!(
+    span_exporter,
+    opentelemetry_otlp::SpanExporter,
+    "/v1/traces"
+);
+exporter_fn!(
+    metric_exporter,
+    opentelemetry_otlp::MetricExporter,
+    "/v1/metrics"
+);
 exporter_fn!(log_exporter, opentelemetry_otlp::LogExporter, "/v1/logs");

@@ -31,7 +31,10 @@ impl MetricReader for SharedReader {
     fn force_flush(&self) -> opentelemetry_sdk::error::OTelSdkResult {
         self.0.force_flush()
     }
-    fn shutdown_with_timeout(&self, timeout: std::time::Duration) -> opentelemetry_sdk::error::OTelSdkResult {
+    fn shutdown_with_timeout(
+        &self,
+        timeout: std::time::Duration,
+    ) -> opentelemetry_sdk::error::OTelSdkResult {
         self.0.shutdown_with_timeout(timeout)
     }
     fn temporality(&self, kind: InstrumentKind) -> Temporality {
@@ -72,11 +75,19 @@ fn encode(rm: &ResourceMetrics) -> String {
             if seen.contains(&name) {
                 continue;
             }
-            let help = if metric.description().is_empty() { metric.name() } else { metric.description() };
+            let help = if metric.description().is_empty() {
+                metric.name()
+            } else {
+                metric.description()
+            };
             match metric.data() {
                 AggregatedMetrics::F64(data) => write_metric(&mut out, &name, help, data, |v| *v),
-                AggregatedMetrics::U64(data) => write_metric(&mut out, &name, help, data, |v| *v as f64),
-                AggregatedMetrics::I64(data) => write_metric(&mut out, &name, help, data, |v| *v as f64),
+                AggregatedMetrics::U64(data) => {
+                    write_metric(&mut out, &name, help, data, |v| *v as f64)
+                }
+                AggregatedMetrics::I64(data) => {
+                    write_metric(&mut out, &name, help, data, |v| *v as f64)
+                }
             }
             seen.push(name);
         }
@@ -84,7 +95,13 @@ fn encode(rm: &ResourceMetrics) -> String {
     out
 }
 
-fn write_metric<T: Copy>(out: &mut String, name: &str, help: &str, data: &MetricData<T>, to_f64: impl Fn(&T) -> f64) {
+fn write_metric<T: Copy>(
+    out: &mut String,
+    name: &str,
+    help: &str,
+    data: &MetricData<T>,
+    to_f64: impl Fn(&T) -> f64,
+) {
     match data {
         MetricData::Sum(sum) => {
             let (name, kind) = if sum.is_monotonic() {
@@ -114,7 +131,9 @@ fn write_metric<T: Copy>(out: &mut String, name: &str, help: &str, data: &Metric
                 let bounds: Vec<f64> = point.bounds().collect();
                 for (i, count) in point.bucket_counts().enumerate() {
                     cumulative += count;
-                    let le = bounds.get(i).map_or_else(|| "+Inf".to_owned(), |b| fmt_f64(*b));
+                    let le = bounds
+                        .get(i)
+                        .map_or_else(|| "+Inf".to_owned(), |b| fmt_f64(*b));
                     out.push_str(name);
                     out.push_str("_bucket");
                     write_labels(out, point.attributes(), Some(&le));
@@ -140,7 +159,11 @@ fn write_header(out: &mut String, name: &str, help: &str, kind: &str) {
     let _ = writeln!(out, "# TYPE {name} {kind}");
 }
 
-fn write_labels<'a>(out: &mut String, attributes: impl Iterator<Item = &'a KeyValue>, le: Option<&str>) {
+fn write_labels<'a>(
+    out: &mut String,
+    attributes: impl Iterator<Item = &'a KeyValue>,
+    le: Option<&str>,
+) {
     let mut first = true;
     for kv in attributes {
         out.push(if first { '{' } else { ',' });
@@ -187,7 +210,13 @@ fn escape_help(help: &str) -> String {
 fn sanitize_name(name: &str) -> String {
     let mut out: String = name
         .chars()
-        .map(|c| if c.is_ascii_alphanumeric() || c == '_' || c == ':' { c } else { '_' })
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '_' || c == ':' {
+                c
+            } else {
+                '_'
+            }
+        })
         .collect();
     if out.starts_with(|c: char| c.is_ascii_digit()) {
         out.insert(0, '_');
@@ -198,7 +227,13 @@ fn sanitize_name(name: &str) -> String {
 fn sanitize_label(key: &str) -> String {
     let mut out: String = key
         .chars()
-        .map(|c| if c.is_ascii_alphanumeric() || c == '_' { c } else { '_' })
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '_' {
+                c
+            } else {
+                '_'
+            }
+        })
         .collect();
     if out.starts_with(|c: char| c.is_ascii_digit()) {
         out.insert(0, '_');
@@ -220,7 +255,11 @@ fn fmt_f64(v: f64) -> String {
     if v.is_nan() {
         "NaN".to_owned()
     } else if v.is_infinite() {
-        if v > 0.0 { "+Inf".to_owned() } else { "-Inf".to_owned() }
+        if v > 0.0 {
+            "+Inf".to_owned()
+        } else {
+            "-Inf".to_owned()
+        }
     } else {
         format!("{v}")
     }
@@ -232,10 +271,16 @@ mod tests {
 
     #[test]
     fn names_follow_the_compatibility_rules() {
-        assert_eq!(sanitize_name("http.server.request.duration"), "http_server_request_duration");
+        assert_eq!(
+            sanitize_name("http.server.request.duration"),
+            "http_server_request_duration"
+        );
         assert_eq!(unit_suffix("s"), Some("seconds"));
         assert_eq!(unit_suffix("{request}"), None);
-        assert_eq!(sanitize_label("http.response.status_code"), "http_response_status_code");
+        assert_eq!(
+            sanitize_label("http.response.status_code"),
+            "http_response_status_code"
+        );
         let mut out = String::new();
         escape_label_value(&mut out, "a\"b\\c\nd");
         assert_eq!(out, "a\\\"b\\\\c\\nd");

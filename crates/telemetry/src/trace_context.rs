@@ -20,7 +20,13 @@ pub const MAX_TRACESTATE_MEMBERS: usize = 32;
 pub fn extract(traceparent: Option<&[u8]>, tracestate: Option<&[u8]>) -> Option<SpanContext> {
     let (trace_id, span_id, flags) = parse_traceparent(traceparent?)?;
     let trace_state = tracestate.and_then(parse_tracestate).unwrap_or_default();
-    Some(SpanContext::new(trace_id, span_id, flags, true, trace_state))
+    Some(SpanContext::new(
+        trace_id,
+        span_id,
+        flags,
+        true,
+        trace_state,
+    ))
 }
 
 /// Parses a `traceparent` value into its ids and flags.
@@ -88,8 +94,11 @@ fn valid_key(key: &str) -> bool {
         !s.is_empty()
             && s.len() <= max
             && s[0].is_ascii_lowercase()
-            && s.iter()
-                .all(|&b| b.is_ascii_lowercase() || b.is_ascii_digit() || matches!(b, b'_' | b'-' | b'*' | b'/'))
+            && s.iter().all(|&b| {
+                b.is_ascii_lowercase()
+                    || b.is_ascii_digit()
+                    || matches!(b, b'_' | b'-' | b'*' | b'/')
+            })
     }
     match key.split_once('@') {
         None => simple(key.as_bytes(), 256),
@@ -98,8 +107,11 @@ fn valid_key(key: &str) -> bool {
             !t.is_empty()
                 && t.len() <= 241
                 && (t[0].is_ascii_lowercase() || t[0].is_ascii_digit())
-                && t.iter()
-                    .all(|&b| b.is_ascii_lowercase() || b.is_ascii_digit() || matches!(b, b'_' | b'-' | b'*' | b'/'))
+                && t.iter().all(|&b| {
+                    b.is_ascii_lowercase()
+                        || b.is_ascii_digit()
+                        || matches!(b, b'_' | b'-' | b'*' | b'/')
+                })
                 && simple(system.as_bytes(), 14)
         }
     }
@@ -109,7 +121,8 @@ fn valid_value(value: &str) -> bool {
     let v = value.as_bytes();
     !v.is_empty()
         && v.len() <= 256
-        && v.iter().all(|&b| (0x20..=0x7e).contains(&b) && b != b',' && b != b'=')
+        && v.iter()
+            .all(|&b| (0x20..=0x7e).contains(&b) && b != b',' && b != b'=')
         && v[v.len() - 1] != b' '
 }
 
@@ -163,11 +176,13 @@ fn hex_u8(s: &[u8]) -> Option<u8> {
 }
 
 fn hex_u64(s: &[u8]) -> Option<u64> {
-    s.iter().try_fold(0u64, |acc, &b| Some(acc << 4 | u64::from(hex_digit(b)?)))
+    s.iter()
+        .try_fold(0u64, |acc, &b| Some(acc << 4 | u64::from(hex_digit(b)?)))
 }
 
 fn hex_u128(s: &[u8]) -> Option<u128> {
-    s.iter().try_fold(0u128, |acc, &b| Some(acc << 4 | u128::from(hex_digit(b)?)))
+    s.iter()
+        .try_fold(0u128, |acc, &b| Some(acc << 4 | u128::from(hex_digit(b)?)))
 }
 
 #[cfg(test)]

@@ -34,8 +34,14 @@ async fn one_request_produces_one_server_span_with_semconv_attributes() {
         .await
         .unwrap();
     assert_eq!(response.status(), 200);
-    let traceparent = response.headers()["traceparent"].to_str().unwrap().to_owned();
-    let request_id = response.headers()["x-request-id"].to_str().unwrap().to_owned();
+    let traceparent = response.headers()["traceparent"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    let request_id = response.headers()["x-request-id"]
+        .to_str()
+        .unwrap()
+        .to_owned();
     h.flush().await;
 
     let spans = h.server_spans();
@@ -46,18 +52,45 @@ async fn one_request_produces_one_server_span_with_semconv_attributes() {
     assert_eq!(span.str_attr("http.route"), Some("/items/{id}"));
     assert_eq!(span.str_attr("url.path"), Some("/items/7"));
     assert_eq!(span.str_attr("url.scheme"), Some("http"));
-    assert_eq!(span.attr("http.response.status_code").and_then(|v| v.as_i64()), Some(200));
+    assert_eq!(
+        span.attr("http.response.status_code")
+            .and_then(|v| v.as_i64()),
+        Some(200)
+    );
     assert_eq!(span.str_attr("server.address"), Some("127.0.0.1"));
-    assert_eq!(span.str_attr("client.address"), Some("127.0.0.0"), "pseudonym mode truncates to /24");
-    assert_eq!(span.str_attr("user_agent.original"), Some("contract-test/1.0"));
-    assert_eq!(span.str_attr("http.request.header.x-request-id"), Some(request_id.as_str()));
+    assert_eq!(
+        span.str_attr("client.address"),
+        Some("127.0.0.0"),
+        "pseudonym mode truncates to /24"
+    );
+    assert_eq!(
+        span.str_attr("user_agent.original"),
+        Some("contract-test/1.0")
+    );
+    assert_eq!(
+        span.str_attr("http.request.header.x-request-id"),
+        Some(request_id.as_str())
+    );
     assert!(span.attr("error.type").is_none());
     assert_eq!(span.status_code, StatusCode::Unset);
     assert_eq!(span.parent_span_id, "");
-    assert!(!h.receiver.dump_all().contains("query-value"), "the query string never leaves");
-    assert_eq!(traceparent, format!("00-{}-{}-01", span.trace_id, span.span_id));
-    assert_eq!(span.resource.get("service.name").and_then(|v| v.as_str()), Some("test-svc"));
-    for key in ["service.version", "service.instance.id", "deployment.environment.name"] {
+    assert!(
+        !h.receiver.dump_all().contains("query-value"),
+        "the query string never leaves"
+    );
+    assert_eq!(
+        traceparent,
+        format!("00-{}-{}-01", span.trace_id, span.span_id)
+    );
+    assert_eq!(
+        span.resource.get("service.name").and_then(|v| v.as_str()),
+        Some("test-svc")
+    );
+    for key in [
+        "service.version",
+        "service.instance.id",
+        "deployment.environment.name",
+    ] {
         assert!(span.resource.contains_key(key), "resource lacks {key}");
     }
 }
@@ -73,14 +106,20 @@ async fn valid_incoming_traceparent_is_continued() {
         .send()
         .await
         .unwrap();
-    let traceparent = response.headers()["traceparent"].to_str().unwrap().to_owned();
+    let traceparent = response.headers()["traceparent"]
+        .to_str()
+        .unwrap()
+        .to_owned();
     h.flush().await;
     let span = &h.server_spans()[0];
     assert_eq!(span.trace_id, "4bf92f3577b34da6a3ce929d0e0e4736");
     assert_eq!(span.parent_span_id, "00f067aa0ba902b7");
     assert_eq!(span.trace_state, "congo=t61rcWkgMzE");
     assert!(traceparent.starts_with("00-4bf92f3577b34da6a3ce929d0e0e4736-"));
-    assert!(!traceparent.contains("00f067aa0ba902b7"), "the response names our span, not the caller's");
+    assert!(
+        !traceparent.contains("00f067aa0ba902b7"),
+        "the response names our span, not the caller's"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -158,12 +197,18 @@ async fn request_id_is_accepted_when_valid_and_generated_otherwise() {
 async fn stdout_and_otlp_logs_carry_the_span_ids_and_request_id() {
     let mut h = Harness::start(&[]).await;
     let response = h.get("/items/5").await;
-    let request_id = response.headers()["x-request-id"].to_str().unwrap().to_owned();
+    let request_id = response.headers()["x-request-id"]
+        .to_str()
+        .unwrap()
+        .to_owned();
     h.flush().await;
     let span = h.server_spans().remove(0);
 
     let lines = h.log_lines();
-    let handler_line = lines.iter().find(|l| l["message"] == "fetching item").expect("handler log line");
+    let handler_line = lines
+        .iter()
+        .find(|l| l["message"] == "fetching item")
+        .expect("handler log line");
     let access = h.access_lines();
     assert_eq!(access.len(), 1, "exactly one access line: {lines:#?}");
     for line in [handler_line, &access[0]] {
@@ -189,14 +234,24 @@ async fn stdout_and_otlp_logs_carry_the_span_ids_and_request_id() {
         assert_eq!(log.span_id, span.span_id);
         assert_eq!(log.str_attr("request_id"), Some(request_id.as_str()));
     }
-    let otlp_access = logs.iter().find(|l| l.event_name == "http.server.request").unwrap();
-    assert_eq!(otlp_access.attr("status").and_then(|v| v.as_i64()), Some(200));
+    let otlp_access = logs
+        .iter()
+        .find(|l| l.event_name == "http.server.request")
+        .unwrap();
+    assert_eq!(
+        otlp_access.attr("status").and_then(|v| v.as_i64()),
+        Some(200)
+    );
     assert_eq!(otlp_access.severity_text, "INFO");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn gcp_format_writes_cloud_logging_fields() {
-    let mut h = Harness::start(&[("APP_LOG_FORMAT", "gcp"), ("APP_GCP_PROJECT", "demo-project")]).await;
+    let mut h = Harness::start(&[
+        ("APP_LOG_FORMAT", "gcp"),
+        ("APP_GCP_PROJECT", "demo-project"),
+    ])
+    .await;
     h.get("/items/0").await;
     h.flush().await;
     let span = h.server_spans().remove(0);
@@ -217,7 +272,13 @@ async fn gcp_format_writes_cloud_logging_fields() {
 }
 
 /// Asserts the single observation of one failed request.
-async fn assert_observed_once(path: &str, status: u16, kind: &str, code: &str, level: &str) -> Harness {
+async fn assert_observed_once(
+    path: &str,
+    status: u16,
+    kind: &str,
+    code: &str,
+    level: &str,
+) -> Harness {
     let mut h = Harness::start(&[]).await;
     let response = h.get(path).await;
     assert_eq!(response.status(), status);
@@ -226,7 +287,11 @@ async fn assert_observed_once(path: &str, status: u16, kind: &str, code: &str, l
     h.flush().await;
 
     let metrics = h.receiver.latest_metric_points();
-    assert_eq!(counter_total(&metrics, "app.errors", "error.type", kind), 1.0, "{metrics:#?}");
+    assert_eq!(
+        counter_total(&metrics, "app.errors", "error.type", kind),
+        1.0,
+        "{metrics:#?}"
+    );
     let error_points: usize = metrics.iter().filter(|m| m.name == "app.errors").count();
     assert_eq!(error_points, 1, "one app.errors series");
 
@@ -238,12 +303,19 @@ async fn assert_observed_once(path: &str, status: u16, kind: &str, code: &str, l
         assert_eq!(span.status_code, StatusCode::Error);
         assert_eq!(exceptions, 1);
     } else {
-        assert_eq!(span.status_code, StatusCode::Unset, "4xx is not a server span error");
+        assert_eq!(
+            span.status_code,
+            StatusCode::Unset,
+            "4xx is not a server span error"
+        );
         assert_eq!(exceptions, 0);
     }
 
     let lines = h.log_lines();
-    let problems: Vec<_> = lines.iter().filter(|l| l["level"] == "WARN" || l["level"] == "ERROR").collect();
+    let problems: Vec<_> = lines
+        .iter()
+        .filter(|l| l["level"] == "WARN" || l["level"] == "ERROR")
+        .collect();
     assert_eq!(problems.len(), 1, "exactly one WARN/ERROR line: {lines:#?}");
     assert_eq!(problems[0]["target"], "access");
     assert_eq!(problems[0]["level"], level);
@@ -259,7 +331,14 @@ async fn error_is_observed_exactly_once_for_a_handled_404() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn error_is_observed_exactly_once_for_an_unknown_route() {
-    let h = assert_observed_once("/no/such/route", 404, "not_found", "route.not_found", "WARN").await;
+    let h = assert_observed_once(
+        "/no/such/route",
+        404,
+        "not_found",
+        "route.not_found",
+        "WARN",
+    )
+    .await;
     let span = h.server_spans().remove(0);
     assert_eq!(span.name, "GET");
     assert!(span.attr("http.route").is_none());
@@ -267,9 +346,19 @@ async fn error_is_observed_exactly_once_for_an_unknown_route() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn error_is_observed_exactly_once_for_a_failing_handler() {
-    let h = assert_observed_once("/unavailable", 503, "unavailable", "dependency.unavailable", "ERROR").await;
+    let h = assert_observed_once(
+        "/unavailable",
+        503,
+        "unavailable",
+        "dependency.unavailable",
+        "ERROR",
+    )
+    .await;
     let line = &h.access_lines()[0];
-    assert_eq!(line["error.message"], "upstream refused for [REDACTED_EMAIL]");
+    assert_eq!(
+        line["error.message"],
+        "upstream refused for [REDACTED_EMAIL]"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -298,13 +387,20 @@ async fn successful_health_checks_leave_no_access_line_but_are_measured() {
 async fn unknown_methods_are_folded_into_other() {
     let mut h = Harness::start(&[]).await;
     let method = reqwest::Method::from_bytes(b"BREW").unwrap();
-    h.client.request(method, format!("{}/items/1", h.base)).send().await.unwrap();
+    h.client
+        .request(method, format!("{}/items/1", h.base))
+        .send()
+        .await
+        .unwrap();
     h.flush().await;
     let span = h.server_spans().remove(0);
     assert_eq!(span.str_attr("http.request.method"), Some("_OTHER"));
     assert_eq!(span.str_attr("http.request.method_original"), Some("BREW"));
     let metrics = h.receiver.latest_metric_points();
-    let duration = metrics.iter().find(|m| m.name == "http.server.request.duration").unwrap();
+    let duration = metrics
+        .iter()
+        .find(|m| m.name == "http.server.request.duration")
+        .unwrap();
     let sets = duration.point_attribute_sets();
     assert_eq!(sets[0]["http.request.method"].as_str(), Some("_OTHER"));
 }
@@ -315,7 +411,10 @@ async fn otlp_over_http_protobuf_exports_all_three_signals() {
     h.get("/items/3").await;
     h.flush().await;
     let counts = h.receiver.export_requests();
-    assert!(counts.http.traces >= 1 && counts.http.metrics >= 1 && counts.http.logs >= 1, "{counts:?}");
+    assert!(
+        counts.http.traces >= 1 && counts.http.metrics >= 1 && counts.http.logs >= 1,
+        "{counts:?}"
+    );
     assert_eq!(counts.grpc.total(), 0);
     assert_eq!(h.server_spans().len(), 1);
 }
@@ -332,12 +431,30 @@ async fn two_instances_in_one_process_do_not_see_each_other() {
     b.flush().await;
     assert_eq!(a.server_spans().len(), 3);
     assert_eq!(b.server_spans().len(), 1);
-    assert!(a.receiver.spans().iter().all(|s| s.resource["service.name"].as_str() == Some("svc-a")));
-    assert!(b.receiver.logs().iter().all(|l| l.resource["service.name"].as_str() == Some("svc-b")));
+    assert!(
+        a.receiver
+            .spans()
+            .iter()
+            .all(|s| s.resource["service.name"].as_str() == Some("svc-a"))
+    );
+    assert!(
+        b.receiver
+            .logs()
+            .iter()
+            .all(|l| l.resource["service.name"].as_str() == Some("svc-b"))
+    );
     assert_eq!(a.access_lines().len(), 3);
     assert_eq!(b.access_lines().len(), 1);
-    assert!(a.log_lines().iter().all(|l| l["message"] != "fetching item" || l["item_id"] == 1));
-    assert!(b.log_lines().iter().all(|l| l["message"] != "fetching item" || l["item_id"] == 2));
+    assert!(
+        a.log_lines()
+            .iter()
+            .all(|l| l["message"] != "fetching item" || l["item_id"] == 1)
+    );
+    assert!(
+        b.log_lines()
+            .iter()
+            .all(|l| l["message"] != "fetching item" || l["item_id"] == 2)
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -353,8 +470,19 @@ async fn secrets_and_raw_identity_never_reach_any_signal() {
             .await
             .unwrap();
         h.flush().await;
-        let everything = format!("{}\n{}", h.telemetry.log_sink().captured(), h.receiver.dump_all());
-        for raw in ["user-4711", "carol@example.com", "tok_secret_value", "query-secret", "tok_live_abcdef", "cookie-secret"] {
+        let everything = format!(
+            "{}\n{}",
+            h.telemetry.log_sink().captured(),
+            h.receiver.dump_all()
+        );
+        for raw in [
+            "user-4711",
+            "carol@example.com",
+            "tok_secret_value",
+            "query-secret",
+            "tok_live_abcdef",
+            "cookie-secret",
+        ] {
             assert!(!everything.contains(raw), "{mode}: {raw} leaked");
         }
         let span = h.server_spans().remove(0);
@@ -362,7 +490,10 @@ async fn secrets_and_raw_identity_never_reach_any_signal() {
             "pseudonym" => {
                 let pseudo = span.str_attr("enduser.pseudo.id").unwrap();
                 assert_eq!(pseudo, h.telemetry.pii().pseudonym("user-4711"));
-                assert!(everything.contains("example.com"), "the email domain is kept");
+                assert!(
+                    everything.contains("example.com"),
+                    "the email domain is kept"
+                );
             }
             _ => {
                 assert!(span.attr("enduser.pseudo.id").is_none());

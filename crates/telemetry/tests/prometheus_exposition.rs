@@ -12,13 +12,23 @@ use common::Harness;
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn promtool_accepts_the_metrics_endpoint() {
     let h = Harness::start(&[]).await;
-    for path in ["/items/1", "/items/0", "/unavailable", "/boom", "/nowhere", "/healthz"] {
+    for path in [
+        "/items/1",
+        "/items/0",
+        "/unavailable",
+        "/boom",
+        "/nowhere",
+        "/healthz",
+    ] {
         h.get(path).await;
     }
     let response = h.get("/metrics").await;
     assert_eq!(response.status(), 200);
     assert!(
-        response.headers()["content-type"].to_str().unwrap().starts_with("text/plain; version=0.0.4"),
+        response.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/plain; version=0.0.4"),
         "Prometheus text content type"
     );
     let body = response.text().await.unwrap();
@@ -42,15 +52,28 @@ async fn promtool_accepts_the_metrics_endpoint() {
         .spawn()
     {
         Ok(child) => child,
-        Err(e) => panic!("promtool is required (scripts/test.sh installs Debian's `prometheus` package): {e}"),
+        Err(e) => panic!(
+            "promtool is required (scripts/test.sh installs Debian's `prometheus` package): {e}"
+        ),
     };
-    promtool.stdin.take().unwrap().write_all(body.as_bytes()).unwrap();
+    promtool
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(body.as_bytes())
+        .unwrap();
     let output = promtool.wait_with_output().unwrap();
     let report = format!(
         "{}{}",
         String::from_utf8_lossy(&output.stdout),
         String::from_utf8_lossy(&output.stderr)
     );
-    assert!(output.status.success(), "promtool rejected /metrics:\n{report}\n{body}");
-    assert!(report.trim().is_empty(), "promtool lint problems:\n{report}");
+    assert!(
+        output.status.success(),
+        "promtool rejected /metrics:\n{report}\n{body}"
+    );
+    assert!(
+        report.trim().is_empty(),
+        "promtool lint problems:\n{report}"
+    );
 }

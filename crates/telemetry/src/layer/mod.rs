@@ -31,11 +31,11 @@ use axum::response::{IntoResponse, Response};
 use futures_util::FutureExt as _;
 use futures_util::future::CatchUnwind;
 use http::{HeaderName, HeaderValue, Method, Request, StatusCode};
-use std::borrow::Cow;
 use http_body::Body as _;
 use opentelemetry::trace::{Link, Span as _, SpanKind, Status, TraceContextExt as _, Tracer as _};
 use opentelemetry::{Context as OtelContext, KeyValue};
 use opentelemetry_sdk::trace::Span;
+use std::borrow::Cow;
 use tracing::Level;
 
 use crate::config::IncomingTrace;
@@ -103,6 +103,7 @@ where
     fn call(&mut self, mut request: Request<Body>) -> Self::Future {
         let started = Instant::now();
         let start_time = SystemTime::now();
+
         let telemetry = &self.telemetry;
         let headers = request.headers();
 
@@ -110,7 +111,7 @@ where
             Some(value) if is_valid_request_id(value.as_bytes()) => {
                 Arc::from(String::from_utf8_lossy(value.as_bytes()).as_ref())
             }
-            _ => Arc::from(generate_request_id()),
+            _ => generate_request_id(),
         };
         let remote = extract(
             headers.get(&TRACEPARENT).map(HeaderValue::as_bytes),
@@ -135,9 +136,15 @@ where
             .map(Arc::from);
 
         // SERVER span, per the HTTP semantic conventions.
+        // Unknown methods are named `HTTP` (semantic conventions), never by the raw method.
+        let span_method = if method_name == "_OTHER" {
+            "HTTP"
+        } else {
+            method_name
+        };
         let name = match &route {
-            Some(route) => format!("{method_name} {route}"),
-            None => method_name.to_owned(),
+            Some(route) => concat(&[span_method, " ", route]),
+            None => span_method.to_owned(),
         };
         let mut attributes = Vec::with_capacity(14);
         attributes.push(KeyValue::new("http.request.method", method_name));
@@ -152,11 +159,21 @@ where
         }
         attributes.push(KeyValue::new("url.path", Arc::clone(&path)));
         attributes.push(KeyValue::new("url.scheme", "http"));
-        if let Some(host) = headers.get(http::header::HOST).and_then(|h| h.to_str().ok()) {
+        if let Some(host) = headers
+            .get(http::header::HOST)
+            .and_then(|h| h.to_str().ok())
+        {
             let host = host.rsplit_once(':').map_or(host, |(h, port)| {
-                if port.bytes().all(|b| b.is_ascii_digit()) { h } else { host }
+                if port.bytes().all(|b| b.is_ascii_digit()) {
+                    h
+                } else {
+                    host
+                }
             });
-            attributes.push(KeyValue::new("server.address", bounded(host, MAX_HOST_LEN).to_owned()));
+            attributes.push(KeyValue::new(
+                "server.address",
+                bounded(host, MAX_HOST_LEN).to_owned(),
+            ));
         }
         if let Some(address) = &client_address {
             attributes.push(KeyValue::new("client.address", Arc::clone(address)));
@@ -164,7 +181,10 @@ where
         if let Some(ua) = &user_agent {
             attributes.push(KeyValue::new("user_agent.original", Arc::clone(ua)));
         }
-        attributes.push(KeyValue::new("http.request.header.x-request-id", Arc::clone(&request_id)));
+        attributes.push(KeyValue::new(
+            "http.request.header.x-request-id",
+            Arc::clone(&request_id),
+        ));
 
         let mut builder = telemetry
             .tracer
@@ -173,7 +193,9 @@ where
             .with_start_time(start_time)
             .with_attributes(attributes);
         let parent = match (remote, telemetry.config.incoming_trace) {
-            (Some(remote), IncomingTrace::Continue) => OtelContext::new().with_remote_span_context(remote),
+            (Some(remote), IncomingTrace::Continue) => {
+                OtelContext::new().with_remote_span_context(remote)
+            }
             (Some(remote), IncomingTrace::Link) => {
                 builder = builder.with_links(vec![Link::with_context(remote)]);
                 OtelContext::new()
@@ -182,10 +204,20 @@ where
         };
         let span = builder.start_with_context(&telemetry.tracer, &parent);
 
-        let context = Arc::new(RequestContext::new(Arc::clone(telemetry), span.span_context(), request_id));
+        let context = Arc::new(RequestContext::new(
+            Arc::clone(telemetry),
+            span.span_context(),
+            request_id,
+        ));
         request.extensions_mut().insert(Arc::clone(&context));
 
         telemetry.http.active(method_name).add(1);
+        // Created before the inner call so the gauge comes back down however the request ends
+        // (completion, client disconnect dropping the future, or a panic inside `call`).
+        let active = ActiveRequest {
+            telemetry: Arc::clone(telemetry),
+            method: method_name,
+        };
 
         // EAGER: the context is current before any inner code runs, including `call`.
         let future = {
@@ -198,15 +230,13 @@ where
                 context,
                 span,
                 started,
+                start_time,
                 method: method_name,
                 route,
                 path,
                 user_agent,
                 client_address,
-                active: ActiveRequest {
-                    telemetry: Arc::clone(telemetry),
-                    method: method_name,
-                },
+                active,
                 instruments: Arc::clone(&self.instruments),
             }),
         }
@@ -232,6 +262,7 @@ struct Finish {
     context: Arc<RequestContext>,
     span: Span,
     started: Instant,
+    start_time: SystemTime,
     method: &'static str,
     route: Option<Arc<str>>,
     path: Arc<str>,
@@ -284,6 +315,7 @@ impl Finish {
             context,
             mut span,
             started,
+            start_time,
             method,
             route,
             path,
@@ -295,7 +327,11 @@ impl Finish {
         let telemetry = &context.telemetry;
         let status = response.status();
         let failure = match panic {
-            Some(message) => Some(ErrorObservation::new(ErrorKind::Panic, "handler.panic", message)),
+            Some(message) => Some(ErrorObservation::new(
+                ErrorKind::Panic,
+                "handler.panic",
+                message,
+            )),
             None if status.as_u16() >= 400 => Some(
                 response
                     .extensions_mut()
@@ -360,7 +396,8 @@ impl Finish {
                 span.set_status(Status::error(failure.code.clone()));
             }
         }
-        span.end();
+        let now = start_time + elapsed;
+        span.end_with_timestamp(now);
 
         // Exactly one access line (successful requests on excluded routes are skipped).
         let excluded = failure.is_none()
@@ -375,7 +412,13 @@ impl Finish {
             400.. => Level::WARN,
             _ => Level::INFO,
         };
-        let message = format!("{method} {} {}", route.as_deref().unwrap_or(&path), status.as_u16());
+        let message = concat(&[
+            method,
+            " ",
+            route.as_deref().unwrap_or(&path),
+            " ",
+            status.as_str(),
+        ]);
         let duration_ms = elapsed.as_secs_f64() * 1000.0;
         let mut fields = [("", FieldValue::Bool(false)); 14];
         let mut count = 0;
@@ -420,7 +463,7 @@ impl Finish {
         }
         let fields = &fields[..count];
         let line = LogLine {
-            time: SystemTime::now(),
+            time: now,
             level,
             target: "access",
             message: &message,
@@ -459,6 +502,15 @@ fn known_method(method: &Method) -> &'static str {
     }
 }
 
+/// Concatenation without the formatting machinery.
+fn concat(parts: &[&str]) -> String {
+    let mut out = String::with_capacity(parts.iter().map(|p| p.len()).sum());
+    for part in parts {
+        out.push_str(part);
+    }
+    out
+}
+
 /// `s` cut to at most `max` bytes at a character boundary.
 fn bounded(s: &str, max: usize) -> &str {
     if s.len() <= max {
@@ -495,7 +547,12 @@ pub fn error_body(kind: &str, code: &str, message: &str) -> String {
 }
 
 fn panic_response() -> Response {
-    json_error_response(StatusCode::INTERNAL_SERVER_ERROR, "internal", "handler.panic", "internal server error")
+    json_error_response(
+        StatusCode::INTERNAL_SERVER_ERROR,
+        "internal",
+        "handler.panic",
+        "internal server error",
+    )
 }
 
 fn json_error_response(status: StatusCode, kind: &str, code: &str, message: &str) -> Response {
@@ -510,7 +567,12 @@ fn json_error_response(status: StatusCode, kind: &str, code: &str, message: &str
 /// A fallback for unmatched routes answering 404 with the JSON error body
 /// (`route.not_found`). Use with `Router::fallback`.
 pub async fn not_found_fallback() -> Response {
-    let mut response = json_error_response(StatusCode::NOT_FOUND, "not_found", "route.not_found", "no such route");
+    let mut response = json_error_response(
+        StatusCode::NOT_FOUND,
+        "not_found",
+        "route.not_found",
+        "no such route",
+    );
     response.extensions_mut().insert(ErrorObservation::new(
         ErrorKind::NotFound,
         "route.not_found",

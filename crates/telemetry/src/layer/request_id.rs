@@ -1,5 +1,6 @@
 //! Request ids: accept a caller's well-formed `x-request-id`, otherwise generate a UUIDv7.
 
+use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 /// The request id header, read on the way in and written on the way out.
@@ -18,29 +19,50 @@ pub fn is_valid_request_id(value: &[u8]) -> bool {
 }
 
 /// A new UUIDv7 (time-ordered, RFC 9562) in its 36-character text form.
-pub fn generate_request_id() -> String {
+pub fn generate_request_id() -> Arc<str> {
     // Built in a stack buffer: one allocation for the result.
     let millis = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_millis() as u64);
-    let random: u128 = rand::random();
+    let random = fast_random_u128();
     let mut value: u128 = (u128::from(millis) & 0xffff_ffff_ffff) << 80;
     value |= 0x7 << 76; // version 7
     value |= (random & 0x0fff) << 64; // rand_a
     value |= 0b10 << 62; // variant
     value |= random >> 66; // rand_b (62 bits)
-    const HEX: &[u8; 16] = b"0123456789abcdef";
     let mut out = [0u8; 36];
-    let mut nibble = 0;
-    for (i, slot) in out.iter_mut().enumerate() {
-        if matches!(i, 8 | 13 | 18 | 23) {
-            *slot = b'-';
-            continue;
+    let bytes = value.to_be_bytes();
+    let mut pos = 0;
+    for (i, byte) in bytes.iter().enumerate() {
+        if matches!(i, 4 | 6 | 8 | 10) {
+            out[pos] = b'-';
+            pos += 1;
         }
-        *slot = HEX[((value >> (124 - 4 * nibble)) & 0xf) as usize];
-        nibble += 1;
+        out[pos] = HEX[usize::from(byte >> 4)];
+        out[pos + 1] = HEX[usize::from(byte & 0xf)];
+        pos += 2;
     }
-    String::from_utf8_lossy(&out).into_owned()
+    // Only ASCII hex digits and dashes were written.
+    Arc::from(std::str::from_utf8(&out).unwrap_or_default())
+}
+
+const HEX: &[u8; 16] = b"0123456789abcdef";
+
+/// Request ids need uniqueness, not secrecy: a per-thread SplitMix64 stream seeded once from
+/// the OS-backed generator is enough and costs a few instructions.
+fn fast_random_u128() -> u128 {
+    use std::cell::Cell;
+    thread_local! {
+        static STATE: Cell<u64> = Cell::new(rand::random());
+    }
+    fn next(state: &Cell<u64>) -> u64 {
+        let mut z = state.get().wrapping_add(0x9e37_79b9_7f4a_7c15);
+        state.set(z);
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^ (z >> 31)
+    }
+    STATE.with(|state| (u128::from(next(state)) << 64) | u128::from(next(state)))
 }
 
 #[cfg(test)]
@@ -55,6 +77,7 @@ mod tests {
         assert!(matches!(&id[19..20], "8" | "9" | "a" | "b"));
         assert!(is_valid_request_id(id.as_bytes()));
         assert_ne!(id, generate_request_id());
+        assert!(id.bytes().all(|b| b.is_ascii_hexdigit() || b == b'-'));
     }
 
     #[test]

@@ -117,6 +117,18 @@ impl OtlpReceiver {
         })
     }
 
+    /// Stops capturing: requests are still decoded, counted ([`OtlpReceiver::export_requests`])
+    /// and answered with success, but nothing is kept. For load tests and benchmarks, where
+    /// storing every signal would cost more than producing it.
+    pub fn count_only(&self) {
+        *self
+            .inner
+            .shared
+            .behaviour
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner) = Behaviour::CountOnly;
+    }
+
     /// The OTLP/gRPC endpoint, `http://127.0.0.1:PORT` (serves `TraceService`,
     /// `MetricsService` and `LogsService`).
     pub fn grpc_endpoint(&self) -> String {
@@ -287,6 +299,8 @@ pub(crate) enum Behaviour {
     /// Capture every request and answer success.
     #[default]
     Accept,
+    /// Count every request and answer success, keeping nothing (for load and benchmarks).
+    CountOnly,
 }
 
 /// What a transport must answer to one export request.
@@ -327,6 +341,7 @@ impl Shared {
                 store.capture(transport, request);
                 Outcome::Accepted
             }
+            Behaviour::CountOnly => Outcome::Accepted,
         }
     }
 }
@@ -378,7 +393,8 @@ pub fn install_test_subscriber() {
     use tracing_subscriber::layer::SubscriberExt;
     static INSTALLED: std::sync::OnceLock<()> = std::sync::OnceLock::new();
     INSTALLED.get_or_init(|| {
-        let subscriber = tracing_subscriber::registry().with(crate::TelemetryLogLayer::requests_only());
+        let subscriber =
+            tracing_subscriber::registry().with(crate::TelemetryLogLayer::requests_only());
         let _ = tracing::subscriber::set_global_default(subscriber);
     });
 }

@@ -48,7 +48,11 @@ impl IntoResponse for TestError {
 async fn item(Path(id): Path<u64>) -> Result<String, TestError> {
     tracing::info!(item_id = id, "fetching item");
     if id == 0 {
-        return Err(TestError(ErrorKind::NotFound, "item.not_found", "no item 0"));
+        return Err(TestError(
+            ErrorKind::NotFound,
+            "item.not_found",
+            "no item 0",
+        ));
     }
     Ok(format!("{{\"id\":{id}}}"))
 }
@@ -68,11 +72,18 @@ async fn boom() -> &'static str {
 /// Stands in for an authentication middleware: the user id arrives in a header that the
 /// telemetry never records.
 async fn user(headers: http::HeaderMap) -> &'static str {
-    let id = headers.get("x-test-user").and_then(|v| v.to_str().ok()).unwrap_or("anonymous");
+    let id = headers
+        .get("x-test-user")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("anonymous");
     if let Some(context) = telemetry::RequestContext::current() {
         context.set_user(id);
     }
-    tracing::info!(email = "carol@example.com", token = "tok_secret_value", "user seen");
+    tracing::info!(
+        email = "carol@example.com",
+        token = "tok_secret_value",
+        "user seen"
+    );
     "ok"
 }
 
@@ -83,7 +94,10 @@ pub fn config(pairs: &[(&str, &str)]) -> TelemetryConfig {
     ];
     env.extend(pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())));
     let mut config = TelemetryConfig::from_lookup("test-svc", "1.0.0", |key| {
-        env.iter().rev().find(|(k, _)| k == key).map(|(_, v)| v.clone())
+        env.iter()
+            .rev()
+            .find(|(k, _)| k == key)
+            .map(|(_, v)| v.clone())
     })
     .unwrap();
     config.metric_export_interval = std::time::Duration::from_millis(200);
@@ -97,7 +111,11 @@ impl Harness {
         Self::start_with(pairs, OtlpProtocol::Grpc, routes()).await
     }
 
-    pub async fn start_with(pairs: &[(&str, &str)], protocol: OtlpProtocol, router: Router) -> Self {
+    pub async fn start_with(
+        pairs: &[(&str, &str)],
+        protocol: OtlpProtocol,
+        router: Router,
+    ) -> Self {
         telemetry::testkit::install_test_subscriber();
         let receiver = OtlpReceiver::start().await.unwrap();
         let endpoint = match protocol {
@@ -105,14 +123,20 @@ impl Harness {
             OtlpProtocol::HttpProtobuf => receiver.http_endpoint(),
         };
         let config = config(pairs).with_otlp(endpoint, protocol);
-        let (telemetry, guard) = Telemetry::builder(config).log_sink(LogSink::memory()).build().unwrap();
+        let (telemetry, guard) = Telemetry::builder(config)
+            .log_sink(LogSink::memory())
+            .build()
+            .unwrap();
         let app = telemetry.instrument(router);
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         tokio::spawn(async move {
-            axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>())
-                .await
-                .unwrap();
+            axum::serve(
+                listener,
+                app.into_make_service_with_connect_info::<SocketAddr>(),
+            )
+            .await
+            .unwrap();
         });
         Self {
             base: format!("http://{addr}"),
@@ -124,7 +148,11 @@ impl Harness {
     }
 
     pub async fn get(&self, path: &str) -> reqwest::Response {
-        self.client.get(format!("{}{}", self.base, path)).send().await.unwrap()
+        self.client
+            .get(format!("{}{}", self.base, path))
+            .send()
+            .await
+            .unwrap()
     }
 
     /// Flushes every signal to the receiver (shutdown of the instance).
@@ -140,15 +168,24 @@ impl Harness {
             .log_sink()
             .captured()
             .lines()
-            .map(|line| serde_json::from_str(line).unwrap_or_else(|e| panic!("not JSON ({e}): {line}")))
+            .map(|line| {
+                serde_json::from_str(line).unwrap_or_else(|e| panic!("not JSON ({e}): {line}"))
+            })
             .collect()
     }
 
     pub fn access_lines(&self) -> Vec<serde_json::Value> {
-        self.log_lines().into_iter().filter(|l| l["target"] == "access").collect()
+        self.log_lines()
+            .into_iter()
+            .filter(|l| l["target"] == "access")
+            .collect()
     }
 
     pub fn server_spans(&self) -> Vec<CapturedSpan> {
-        self.receiver.spans().into_iter().filter(|s| s.kind == SpanKind::Server).collect()
+        self.receiver
+            .spans()
+            .into_iter()
+            .filter(|s| s.kind == SpanKind::Server)
+            .collect()
     }
 }
