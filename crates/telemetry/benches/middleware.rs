@@ -27,6 +27,10 @@ use telemetry::log_sink::LogSink;
 use telemetry::{Telemetry, TelemetryConfig};
 use tower::ServiceExt;
 
+// Both variants run on the same allocator; `BENCH_ALLOCATOR=system` is the A/B switch below.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// Rounds per variant (`BENCH_ROUNDS`, default 6) and requests per round (`BENCH_REQUESTS`,
 /// default 40000); small values make a profiler run (valgrind --tool=callgrind) practical.
 fn knob(name: &str, default: usize) -> usize {
@@ -57,24 +61,35 @@ fn process_cpu_micros() -> f64 {
 }
 
 fn config(endpoint: Option<String>) -> TelemetryConfig {
+    config_with(endpoint, OtlpProtocol::Grpc)
+}
+
+fn config_with(endpoint: Option<String>, protocol: OtlpProtocol) -> TelemetryConfig {
     let mut config = TelemetryConfig::from_lookup("bench", "0", |key| match key {
         "APP_LOG_FORMAT" => Some("json".into()),
         "APP_PII_KEY" => Some("bench-pseudonym-key-0123456789".into()),
         "OTEL_TRACES_SAMPLER" => Some("always_on".into()),
         "OTEL_METRIC_EXPORT_INTERVAL" => Some("5000".into()),
+        // Queues large enough that a round never drops: every span and log record produced is
+        // exported, and its cost counted (the round ends with a flush).
+        "OTEL_BSP_MAX_QUEUE_SIZE" | "OTEL_BLRP_MAX_QUEUE_SIZE" => Some("200000".into()),
         _ => None,
     })
     .unwrap();
     if let Some(endpoint) = endpoint {
-        config = config.with_otlp(endpoint, OtlpProtocol::Grpc);
+        config = config.with_otlp(endpoint, protocol);
     }
     config
 }
 
 /// Starts this bench binary again as an OTLP sink in a child process; returns its endpoint.
 fn spawn_sink() -> (std::process::Child, String) {
+    spawn_sink_kind("--otlp-sink")
+}
+
+fn spawn_sink_kind(kind: &str) -> (std::process::Child, String) {
     let mut child = Command::new(std::env::current_exe().unwrap())
-        .arg("--otlp-sink")
+        .arg(kind)
         .stdout(Stdio::piped())
         .spawn()
         .unwrap();
@@ -85,7 +100,7 @@ fn spawn_sink() -> (std::process::Child, String) {
     (child, line.trim().to_owned())
 }
 
-async fn run_round(router: &Router, requests: usize) -> (f64, f64) {
+async fn run_round(router: &Router, requests: usize, flush: Option<&Telemetry>) -> (f64, f64) {
     let cpu = process_cpu_micros();
     let wall = Instant::now();
     let mut tasks = Vec::new();
@@ -108,11 +123,38 @@ async fn run_round(router: &Router, requests: usize) -> (f64, f64) {
     for task in tasks {
         task.await.unwrap();
     }
+    if let Some(telemetry) = flush {
+        telemetry.force_flush().await;
+    }
     (process_cpu_micros() - cpu, wall.elapsed().as_secs_f64())
 }
 
 fn main() {
     let args: Vec<String> = std::env::args().collect();
+    if args.iter().any(|a| a == "--otlp-http-sink") {
+        // The cheapest possible collector: OTLP/HTTP requests are read and answered with an
+        // empty (valid) protobuf response, never decoded.
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        runtime.block_on(async {
+            let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+            println!("http://{}", listener.local_addr().unwrap());
+            std::io::stdout().flush().unwrap();
+            let sink = Router::new().route(
+                "/v1/{signal}",
+                axum::routing::post(|_body: axum::body::Bytes| async {
+                    (
+                        [(http::header::CONTENT_TYPE, "application/x-protobuf")],
+                        Vec::<u8>::new(),
+                    )
+                }),
+            );
+            axum::serve(listener, sink).await.unwrap();
+        });
+        return;
+    }
     if args.iter().any(|a| a == "--otlp-sink") {
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(1)
@@ -155,15 +197,29 @@ async fn serve(mode: &str, port: u16) {
     let listener = tokio::net::TcpListener::bind(("127.0.0.1", port))
         .await
         .unwrap();
-    let (_sink_process, endpoint) = spawn_sink();
-    let (telemetry, _guard) = Telemetry::builder(config(Some(endpoint)))
+    // Only the exporting variant gets a collector; it runs in a child process, killed on exit.
+    let (sink_process, endpoint, protocol) = match mode {
+        "instrumented" => {
+            let (child, endpoint) = spawn_sink();
+            (Some(child), Some(endpoint), OtlpProtocol::Grpc)
+        }
+        "instrumented-http" => {
+            let (child, endpoint) = spawn_sink_kind("--otlp-http-sink");
+            (Some(child), Some(endpoint), OtlpProtocol::HttpProtobuf)
+        }
+        _ => (None, None, OtlpProtocol::Grpc),
+    };
+    let _kill_sink = KillOnDrop(sink_process);
+    let (telemetry, _guard) = Telemetry::builder(config_with(endpoint, protocol))
         .log_sink(LogSink::writer(std::io::sink()))
         .build()
         .unwrap();
     let app = match mode {
         "bare" => handler_router(),
-        "instrumented" => telemetry.instrument(handler_router()),
-        other => panic!("mode must be bare or instrumented, not {other}"),
+        "instrumented" | "instrumented-http" | "instrumented-no-export" => {
+            telemetry.instrument(handler_router())
+        }
+        other => panic!("mode must be bare, instrumented or instrumented-no-export, not {other}"),
     };
     eprintln!("serving {mode} on 127.0.0.1:{port}");
     axum::serve(
@@ -172,6 +228,16 @@ async fn serve(mode: &str, port: u16) {
     )
     .await
     .unwrap();
+}
+
+struct KillOnDrop(Option<std::process::Child>);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        if let Some(child) = &mut self.0 {
+            let _ = child.kill();
+        }
+    }
 }
 
 async fn measure() {
@@ -197,9 +263,10 @@ async fn measure() {
             disabled.instrument(handler_router()).with_state(()),
         ),
     ];
+    let flushes = [None, Some(&telemetry), Some(&disabled)];
     // Warm-up: connections, allocator, lazily created series.
-    for (_, router) in &variants {
-        run_round(router, knob("BENCH_WARMUP", 4_000)).await;
+    for (i, (_, router)) in variants.iter().enumerate() {
+        run_round(router, knob("BENCH_WARMUP", 4_000), flushes[i]).await;
     }
     let mut cpu = [0.0f64; 3];
     let mut wall = [0.0f64; 3];
@@ -207,17 +274,13 @@ async fn measure() {
     let requests = knob("BENCH_REQUESTS", 40_000);
     for _ in 0..rounds {
         for (i, (_, router)) in variants.iter().enumerate() {
-            let (c, w) = run_round(router, requests).await;
+            let (c, w) = run_round(router, requests, flushes[i]).await;
             cpu[i] += c;
             wall[i] += w;
         }
     }
-    // Let the exporters drain what was queued during the last round, and count it.
-    let drain_cpu = process_cpu_micros();
     guard.shutdown().await;
     disabled_guard.shutdown().await;
-    let drain = process_cpu_micros() - drain_cpu;
-    cpu[1] += drain;
 
     let n = (rounds * requests) as f64;
     println!("requests per variant: {n}");

@@ -26,6 +26,8 @@ mod log_format;
 pub mod log_sink;
 mod logs;
 pub mod metrics;
+mod otlp_encode;
+mod otlp_export;
 mod otlp_http;
 pub mod pii;
 mod pipeline;

@@ -114,8 +114,7 @@ fn write_json(out: &mut Vec<u8>, line: &LogLine<'_>, gcp: Option<Option<&str>>) 
     }
     for (key, value) in line.fields {
         out.push(b',');
-        json_str(out, key);
-        out.push(b':');
+        json_key(out, key);
         json_value(out, *value);
     }
     if let (Some(_), Some(http)) = (gcp, &line.http) {
@@ -211,6 +210,18 @@ fn json_value(out: &mut Vec<u8>, value: FieldValue<'_>) {
         FieldValue::F64(_) => out.extend_from_slice(b"null"),
         FieldValue::Bool(b) => out.extend_from_slice(if b { b"true" } else { b"false" }),
     }
+}
+
+/// Writes `"key":`. Keys are static field names; only they skip the escaping scan, and a
+/// debug assertion checks they need none.
+fn json_key(out: &mut Vec<u8>, key: &'static str) {
+    debug_assert!(
+        !key.bytes()
+            .any(|b| b < 0x20 || b == b'"' || b == b'\\' || b == 0x7f)
+    );
+    out.push(b'"');
+    out.extend_from_slice(key.as_bytes());
+    out.extend_from_slice(b"\":");
 }
 
 /// Writes `s` as a quoted JSON string.

@@ -22,6 +22,7 @@ use crate::config::{BatchSettings, OtlpProtocol, Persona, SamplerConfig, Telemet
 use crate::log_filter::LogFilter;
 use crate::log_sink::LogSink;
 use crate::metrics::HttpServerInstruments;
+use crate::otlp_export::{DirectLogExporter, DirectSpanExporter};
 use crate::otlp_http::RuntimeHttpClient;
 use crate::pii::PiiPolicy;
 use crate::prometheus::SharedReader;
@@ -82,6 +83,9 @@ pub enum InitError {
     /// OTLP export over gRPC or our HTTP client needs a tokio runtime.
     #[error("telemetry must be initialised inside a tokio runtime when OTLP export is on")]
     NoRuntime,
+    /// The OTLP endpoint cannot be used for export.
+    #[error("cannot export to OTEL_EXPORTER_OTLP_ENDPOINT: {0}")]
+    Endpoint(String),
     /// An OTLP exporter rejected its configuration.
     #[error("cannot build the OTLP {signal} exporter for OTEL_EXPORTER_OTLP_ENDPOINT: {source}")]
     Exporter {
@@ -153,6 +157,20 @@ impl Telemetry {
     /// The log sink of this instance.
     pub fn log_sink(&self) -> &LogSink {
         &self.inner.sink
+    }
+
+    /// Exports everything queued so far (spans, logs, then metrics) and waits for it, on a
+    /// blocking thread. For tests and benchmarks; services rely on the batch schedule.
+    pub async fn force_flush(&self) {
+        let inner = Arc::clone(&self.inner);
+        let _ = tokio::task::spawn_blocking(move || {
+            let _ = inner.tracer_provider.force_flush();
+            if let Some(logs) = &inner.logger_provider {
+                let _ = logs.force_flush();
+            }
+            let _ = inner.meter_provider.force_flush();
+        })
+        .await;
     }
 
     /// The Prometheus text exposition of this instance's metrics (what `/metrics` serves).
@@ -257,10 +275,7 @@ impl TelemetryInner {
             .with_resource(resource.clone())
             .with_sampler(sampler(config.sampler));
         if export {
-            let exporter = span_exporter(&config).map_err(|source| InitError::Exporter {
-                signal: "traces",
-                source,
-            })?;
+            let exporter = DirectSpanExporter::new(&config).map_err(InitError::Endpoint)?;
             let processor = BatchSpanProcessor::builder(exporter)
                 .with_batch_config(span_batch_config(&config.span_batch))
                 .build();
@@ -291,10 +306,7 @@ impl TelemetryInner {
         let meter = meter_provider.meter_with_scope(scope());
 
         let (logger_provider, otel_logger) = if export {
-            let exporter = log_exporter(&config).map_err(|source| InitError::Exporter {
-                signal: "logs",
-                source,
-            })?;
+            let exporter = DirectLogExporter::new(&config).map_err(InitError::Endpoint)?;
             let processor = BatchLogProcessor::builder(exporter)
                 .with_batch_config(log_batch_config(&config.log_batch))
                 .build();
@@ -459,13 +471,7 @@ macro_rules! exporter_fn {
 }
 
 exporter_fn!(
-    span_exporter,
-    opentelemetry_otlp::SpanExporter,
-    "/v1/traces"
-);
-exporter_fn!(
     metric_exporter,
     opentelemetry_otlp::MetricExporter,
     "/v1/metrics"
 );
-exporter_fn!(log_exporter, opentelemetry_otlp::LogExporter, "/v1/logs");
