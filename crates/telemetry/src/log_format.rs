@@ -159,7 +159,8 @@ fn write_pretty(out: &mut Vec<u8>, line: &LogLine<'_>) {
     let level = line.level.as_str();
     out.extend_from_slice(level.as_bytes());
     out.extend(std::iter::repeat_n(b' ', 6 - level.len()));
-    escaped_text(out, line.message);
+    // The message is free text ending at the double space: spaces stay, controls are escaped.
+    escape_controls(out, line.message);
     out.extend_from_slice(b"  ");
     for (key, value) in line.fields {
         out.extend_from_slice(key.as_bytes());
@@ -293,6 +294,11 @@ fn escaped_text(out: &mut Vec<u8>, s: &str) {
         json_str(out, s);
         return;
     }
+    escape_controls(out, s);
+}
+
+/// Control characters as `\n`, `\x1b`, …, backslash doubled; everything else as is.
+fn escape_controls(out: &mut Vec<u8>, s: &str) {
     let bytes = s.as_bytes();
     let mut start = 0;
     for (i, &b) in bytes.iter().enumerate() {
