@@ -29,9 +29,11 @@ pub mod metrics;
 mod otlp_encode;
 mod otlp_export;
 mod otlp_http;
+mod otlp_queue;
 pub mod pii;
 mod pipeline;
 mod prometheus;
+mod server_span;
 pub mod trace_context;
 
 #[cfg(feature = "testkit")]

@@ -6,13 +6,13 @@ use std::fmt::Write as _;
 use std::sync::Arc;
 use std::time::SystemTime;
 
-use opentelemetry::logs::{AnyValue, LogRecord as _, Logger as _, Severity};
 use tracing::field::{Field, Visit};
 use tracing::{Event, Level, Metadata, Subscriber};
 use tracing_subscriber::layer::Context as LayerContext;
 
 use crate::context::RequestContext;
 use crate::log_format::{Correlation, FieldValue, LogLine, write_line};
+use crate::otlp_queue::LogRecordView;
 use crate::pii::{REDACTED, is_secret_key, scrub};
 use crate::pipeline::TelemetryInner;
 
@@ -221,53 +221,40 @@ pub(crate) fn export(
     line: &LogLine<'_>,
     event_name: Option<&'static str>,
 ) {
-    let Some(logger) = &inner.otel_logger else {
+    let Some(queue) = &inner.log_queue else {
         return;
     };
-    let mut record = logger.create_log_record();
-    record.set_timestamp(line.time);
-    record.set_observed_timestamp(line.time);
-    let (number, text) = severity(line.level);
-    record.set_severity_number(number);
-    record.set_severity_text(text);
-    record.set_body(AnyValue::String(line.message.to_owned().into()));
-    record.set_target(line.target);
-    if let Some(name) = event_name {
-        record.set_event_name(name);
-    }
-    if let Some(request) = request {
-        record.set_trace_context(request.trace_id, request.span_id, Some(request.flags));
-        record.add_attribute(
-            "request_id",
-            AnyValue::String(Arc::clone(&request.request_id).into()),
-        );
-    }
-    for (key, value) in line.fields {
-        let value = match value {
-            FieldValue::Str(s) => AnyValue::String((*s).to_owned().into()),
-            FieldValue::Static(s) => AnyValue::String((*s).into()),
-            FieldValue::Shared(s) => AnyValue::String(Arc::clone(s).into()),
-            FieldValue::I64(n) => AnyValue::Int(*n),
-            FieldValue::U64(n) => AnyValue::Int(i64::try_from(*n).unwrap_or(i64::MAX)),
-            FieldValue::F64(n) => AnyValue::Double(*n),
-            FieldValue::Bool(b) => AnyValue::Boolean(*b),
-        };
-        record.add_attribute(opentelemetry::Key::from_static_str(key), value);
-    }
-    logger.emit(record);
+    let (severity_number, severity_text) = severity(line.level);
+    let trace_id = request.map(|r| r.trace_id.to_bytes());
+    let span_id = request.map(|r| r.span_id.to_bytes());
+    let trace = match (request, &trace_id, &span_id) {
+        (Some(r), Some(t), Some(s)) => Some((t, s, r.flags.to_u8())),
+        _ => None,
+    };
+    queue.push_log(&LogRecordView {
+        time: line.time,
+        severity_number,
+        severity_text,
+        body: line.message,
+        target: line.target,
+        event_name,
+        trace,
+        request_id: request.map(|r| r.request_id.as_ref()),
+        fields: line.fields,
+    });
 }
 
-fn severity(level: Level) -> (Severity, &'static str) {
+/// OTLP severity number and text of a level.
+fn severity(level: Level) -> (u8, &'static str) {
     match level {
-        Level::ERROR => (Severity::Error, "ERROR"),
-        Level::WARN => (Severity::Warn, "WARN"),
-        Level::INFO => (Severity::Info, "INFO"),
-        Level::DEBUG => (Severity::Debug, "DEBUG"),
-        Level::TRACE => (Severity::Trace, "TRACE"),
+        Level::ERROR => (17, "ERROR"),
+        Level::WARN => (13, "WARN"),
+        Level::INFO => (9, "INFO"),
+        Level::DEBUG => (5, "DEBUG"),
+        Level::TRACE => (1, "TRACE"),
     }
 }
 
-/// Writes an access line and exports it, sharing one [`LogLine`].
 /// Writes an access line and exports it.
 pub(crate) fn emit_access(inner: &TelemetryInner, request: &RequestContext, line: &LogLine<'_>) {
     write(inner, line);

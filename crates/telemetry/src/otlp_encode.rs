@@ -10,11 +10,9 @@
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use opentelemetry::logs::{AnyValue, Severity};
 use opentelemetry::trace::{SpanKind, Status};
 use opentelemetry::{Array, InstrumentationScope, Value};
 use opentelemetry_sdk::Resource;
-use opentelemetry_sdk::logs::SdkLogRecord;
 use opentelemetry_sdk::trace::SpanData;
 
 const VARINT: u32 = 0;
@@ -34,7 +32,7 @@ impl Writer {
         }
     }
 
-    fn varint(&mut self, mut v: u64) {
+    pub(crate) fn varint(&mut self, mut v: u64) {
         while v >= 0x80 {
             self.buf.push((v as u8) | 0x80);
             v >>= 7;
@@ -42,46 +40,63 @@ impl Writer {
         self.buf.push(v as u8);
     }
 
-    fn tag(&mut self, field: u32, wire: u32) {
+    pub(crate) fn tag(&mut self, field: u32, wire: u32) {
         self.varint(u64::from(field << 3 | wire));
     }
 
-    fn bytes(&mut self, field: u32, value: &[u8]) {
+    pub(crate) fn bytes(&mut self, field: u32, value: &[u8]) {
         self.tag(field, LEN);
         self.varint(value.len() as u64);
         self.buf.extend_from_slice(value);
     }
 
     /// A string field; proto3 omits empty strings.
-    fn string(&mut self, field: u32, value: &str) {
+    pub(crate) fn string(&mut self, field: u32, value: &str) {
         if !value.is_empty() {
             self.bytes(field, value.as_bytes());
         }
     }
 
-    fn uint(&mut self, field: u32, value: u64) {
+    pub(crate) fn uint(&mut self, field: u32, value: u64) {
         if value != 0 {
             self.tag(field, VARINT);
             self.varint(value);
         }
     }
 
-    fn fixed64(&mut self, field: u32, value: u64) {
+    pub(crate) fn fixed64(&mut self, field: u32, value: u64) {
         if value != 0 {
             self.tag(field, FIXED64);
             self.buf.extend_from_slice(&value.to_le_bytes());
         }
     }
 
-    fn fixed32(&mut self, field: u32, value: u32) {
+    pub(crate) fn fixed32(&mut self, field: u32, value: u32) {
         if value != 0 {
             self.tag(field, FIXED32);
             self.buf.extend_from_slice(&value.to_le_bytes());
         }
     }
 
+    /// Bytes that are already encoded fields.
+    pub(crate) fn raw(&mut self, encoded: &[u8]) {
+        self.buf.extend_from_slice(encoded);
+    }
+
+    /// A varint field written even when zero (inside a oneof, zero is a value).
+    pub(crate) fn int_field(&mut self, field: u32, value: u64) {
+        self.tag(field, VARINT);
+        self.varint(value);
+    }
+
+    /// A double field written even when zero.
+    pub(crate) fn double_field(&mut self, field: u32, value: f64) {
+        self.tag(field, FIXED64);
+        self.buf.extend_from_slice(&value.to_le_bytes());
+    }
+
     /// A nested message: writes the body with `body`, then its length in front of it.
-    fn message(&mut self, field: u32, body: impl FnOnce(&mut Self)) {
+    pub(crate) fn message(&mut self, field: u32, body: impl FnOnce(&mut Self)) {
         self.tag(field, LEN);
         let len_at = self.buf.len();
         self.buf.push(0);
@@ -108,12 +123,12 @@ impl Writer {
     }
 }
 
-fn nanos(time: SystemTime) -> u64 {
+pub(crate) fn nanos(time: SystemTime) -> u64 {
     time.duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_nanos() as u64)
 }
 
-fn key_value(w: &mut Writer, field: u32, key: &str, value: &Value) {
+pub(crate) fn key_value(w: &mut Writer, field: u32, key: &str, value: &Value) {
     w.message(field, |w| {
         w.string(1, key);
         w.message(2, |w| any_value(w, value));
@@ -151,39 +166,6 @@ fn any_value(w: &mut Writer, value: &Value) {
             _ => {}
         }),
         _ => w.bytes(1, value.as_str().as_bytes()),
-    }
-}
-
-fn log_any_value(w: &mut Writer, value: &AnyValue) {
-    match value {
-        AnyValue::String(s) => w.bytes(1, s.as_str().as_bytes()),
-        AnyValue::Boolean(b) => {
-            w.tag(2, VARINT);
-            w.varint(u64::from(*b));
-        }
-        AnyValue::Int(i) => {
-            w.tag(3, VARINT);
-            w.varint(*i as u64);
-        }
-        AnyValue::Double(f) => {
-            w.tag(4, FIXED64);
-            w.buf.extend_from_slice(&f.to_le_bytes());
-        }
-        AnyValue::ListAny(values) => w.message(5, |w| {
-            for v in values.iter() {
-                w.message(1, |w| log_any_value(w, v));
-            }
-        }),
-        AnyValue::Map(map) => w.message(6, |w| {
-            for (k, v) in map.iter() {
-                w.message(1, |w| {
-                    w.string(1, k.as_str());
-                    w.message(2, |w| log_any_value(w, v));
-                });
-            }
-        }),
-        AnyValue::Bytes(bytes) => w.bytes(7, bytes),
-        _ => {}
     }
 }
 
@@ -300,72 +282,8 @@ fn encode_span(w: &mut Writer, span: &SpanData) {
 }
 
 /// W3C trace flags plus OTLP's "is remote is known" (0x100) and "is remote" (0x200) bits.
-fn span_flags(remote: bool, trace_flags: u8) -> u32 {
+pub(crate) fn span_flags(remote: bool, trace_flags: u8) -> u32 {
     u32::from(trace_flags) | 0x100 | if remote { 0x200 } else { 0 }
-}
-
-/// `ExportLogsServiceRequest` for `records`, grouped by scope (the record's target, when set,
-/// names the scope, as the stock exporter does).
-pub(crate) fn encode_logs(
-    resource: &[u8],
-    records: &[(&SdkLogRecord, &InstrumentationScope)],
-    out: &mut Writer,
-) {
-    let scope_name = |record: &SdkLogRecord, scope: &InstrumentationScope| -> String {
-        record
-            .target()
-            .map_or_else(|| scope.name().to_owned(), |t| t.to_string())
-    };
-    out.message(1, |w| {
-        w.bytes(1, resource);
-        let mut done = vec![false; records.len()];
-        for i in 0..records.len() {
-            if done[i] {
-                continue;
-            }
-            let (first, first_scope) = records[i];
-            let name = scope_name(first, first_scope);
-            w.message(2, |w| {
-                scope(w, 1, first_scope, Some(&name));
-                for (j, (record, record_scope)) in records.iter().enumerate().skip(i) {
-                    if !done[j]
-                        && same_scope(record_scope, first_scope)
-                        && scope_name(record, record_scope) == name
-                    {
-                        done[j] = true;
-                        w.message(2, |w| encode_log(w, record));
-                    }
-                }
-                w.string(3, first_scope.schema_url().unwrap_or(""));
-            });
-        }
-    });
-}
-
-fn encode_log(w: &mut Writer, record: &SdkLogRecord) {
-    let observed = record.observed_timestamp().map_or(0, nanos);
-    w.fixed64(1, record.timestamp().map_or(observed, nanos));
-    w.uint(
-        2,
-        record.severity_number().map_or(0, |s: Severity| s as u64),
-    );
-    w.string(3, record.severity_text().unwrap_or(""));
-    if let Some(body) = record.body() {
-        w.message(5, |w| log_any_value(w, body));
-    }
-    for (key, value) in record.attributes_iter() {
-        w.message(6, |w| {
-            w.string(1, key.as_str());
-            w.message(2, |w| log_any_value(w, value));
-        });
-    }
-    if let Some(context) = record.trace_context() {
-        w.fixed32(8, u32::from(context.trace_flags.map_or(0, |f| f.to_u8())));
-        w.bytes(9, &context.trace_id.to_bytes());
-        w.bytes(10, &context.span_id.to_bytes());
-    }
-    w.fixed64(11, observed);
-    w.string(12, record.event_name().unwrap_or(""));
 }
 
 #[cfg(all(test, feature = "testkit"))]

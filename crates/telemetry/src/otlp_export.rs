@@ -11,17 +11,16 @@ use http::{HeaderName, HeaderValue, Request};
 use opentelemetry_http::HttpClient;
 use opentelemetry_sdk::Resource;
 use opentelemetry_sdk::error::{OTelSdkError, OTelSdkResult};
-use opentelemetry_sdk::logs::{LogBatch, LogExporter};
 use opentelemetry_sdk::trace::{SpanData, SpanExporter};
 use tonic::codec::{Codec, DecodeBuf, Decoder, EncodeBuf, Encoder};
 
 use crate::config::{OtlpProtocol, TelemetryConfig};
-use crate::otlp_encode::{Writer, encode_logs, encode_spans, resource_body};
+use crate::otlp_encode::{Writer, encode_spans, resource_body};
 use crate::otlp_http::RuntimeHttpClient;
 
 /// Where encoded export requests go.
 #[derive(Debug, Clone)]
-enum Transport {
+pub(crate) enum Transport {
     Grpc {
         client: tonic::client::Grpc<tonic::transport::Channel>,
         metadata: tonic::metadata::MetadataMap,
@@ -35,7 +34,7 @@ enum Transport {
 }
 
 impl Transport {
-    fn new(
+    pub(crate) fn new(
         config: &TelemetryConfig,
         grpc_path: &'static str,
         http_path: &str,
@@ -91,7 +90,7 @@ impl Transport {
         }
     }
 
-    async fn send(&self, body: Vec<u8>) -> OTelSdkResult {
+    pub(crate) async fn send(&self, body: Vec<u8>) -> OTelSdkResult {
         match self {
             Self::Grpc {
                 client,
@@ -216,46 +215,6 @@ impl SpanExporter for DirectSpanExporter {
             writer.buf
         };
         drop(batch);
-        self.transport.send(body).await
-    }
-
-    fn set_resource(&mut self, resource: &Resource) {
-        self.resource = resource_body(resource);
-    }
-
-    fn shutdown_with_timeout(&self, _timeout: Duration) -> OTelSdkResult {
-        Ok(())
-    }
-}
-
-/// OTLP log exporter over [`crate::otlp_encode`].
-#[derive(Debug)]
-pub(crate) struct DirectLogExporter {
-    transport: Transport,
-    resource: Vec<u8>,
-}
-
-impl DirectLogExporter {
-    pub(crate) fn new(config: &TelemetryConfig) -> Result<Self, String> {
-        Ok(Self {
-            transport: Transport::new(
-                config,
-                "/opentelemetry.proto.collector.logs.v1.LogsService/Export",
-                "/v1/logs",
-            )?,
-            resource: Vec::new(),
-        })
-    }
-}
-
-impl LogExporter for DirectLogExporter {
-    async fn export(&self, batch: LogBatch<'_>) -> OTelSdkResult {
-        let body = {
-            let records: Vec<_> = batch.iter().collect();
-            let mut writer = Writer::with_capacity(self.resource.len() + records.len() * 512);
-            encode_logs(&self.resource, &records, &mut writer);
-            writer.buf
-        };
         self.transport.send(body).await
     }
 

@@ -14,7 +14,7 @@
 use std::borrow::Cow;
 use std::net::IpAddr;
 
-use hmac::{Hmac, Mac};
+use hmac::{Hmac, KeyInit, Mac};
 use sha2::Sha256;
 
 use crate::config::PiiMode;

@@ -12,7 +12,6 @@ use opentelemetry::metrics::{Meter, MeterProvider as _};
 use opentelemetry::trace::TracerProvider as _;
 use opentelemetry_otlp::{WithExportConfig, WithHttpConfig, WithTonicConfig};
 use opentelemetry_sdk::Resource;
-use opentelemetry_sdk::logs::{BatchLogProcessor, SdkLogger, SdkLoggerProvider};
 use opentelemetry_sdk::metrics::{
     Instrument, ManualReader, PeriodicReader, SdkMeterProvider, Stream,
 };
@@ -22,8 +21,10 @@ use crate::config::{BatchSettings, OtlpProtocol, Persona, SamplerConfig, Telemet
 use crate::log_filter::LogFilter;
 use crate::log_sink::LogSink;
 use crate::metrics::HttpServerInstruments;
-use crate::otlp_export::{DirectLogExporter, DirectSpanExporter};
+use crate::otlp_encode::resource_body;
+use crate::otlp_export::DirectSpanExporter;
 use crate::otlp_http::RuntimeHttpClient;
+use crate::otlp_queue::{RecordQueue, Signal};
 use crate::pii::PiiPolicy;
 use crate::prometheus::SharedReader;
 
@@ -59,8 +60,8 @@ pub(crate) struct TelemetryInner {
     pub(crate) meter_provider: SdkMeterProvider,
     pub(crate) meter: Meter,
     pub(crate) prometheus: Arc<ManualReader>,
-    pub(crate) logger_provider: Option<SdkLoggerProvider>,
-    pub(crate) otel_logger: Option<SdkLogger>,
+    pub(crate) log_queue: Option<RecordQueue>,
+    pub(crate) span_queue: Option<RecordQueue>,
     pub(crate) sink: LogSink,
     pub(crate) pii: PiiPolicy,
     pub(crate) http: HttpServerInstruments,
@@ -165,8 +166,11 @@ impl Telemetry {
         let inner = Arc::clone(&self.inner);
         let _ = tokio::task::spawn_blocking(move || {
             let _ = inner.tracer_provider.force_flush();
-            if let Some(logs) = &inner.logger_provider {
-                let _ = logs.force_flush();
+            if let Some(spans) = &inner.span_queue {
+                spans.flush(inner.config.otlp_timeout);
+            }
+            if let Some(logs) = &inner.log_queue {
+                logs.flush(inner.config.otlp_timeout);
             }
             let _ = inner.meter_provider.force_flush();
         })
@@ -229,13 +233,19 @@ pub(crate) async fn shutdown_inner(inner: &Arc<TelemetryInner>, budget: Duration
     let deadline = started + budget;
     let traces = {
         let worker = Arc::clone(inner);
-        tokio::task::spawn_blocking(move || worker.tracer_provider.shutdown_with_timeout(budget))
+        tokio::task::spawn_blocking(move || {
+            if let Some(spans) = &worker.span_queue {
+                spans.shutdown(budget);
+            }
+            worker.tracer_provider.shutdown_with_timeout(budget)
+        })
     };
     let logs = {
         let worker = Arc::clone(inner);
-        tokio::task::spawn_blocking(move || match &worker.logger_provider {
-            Some(logs) => logs.shutdown_with_timeout(budget),
-            None => Ok(()),
+        tokio::task::spawn_blocking(move || {
+            if let Some(logs) = &worker.log_queue {
+                logs.shutdown(budget);
+            }
         })
     };
     let _ = tokio::time::timeout_at(deadline, async {
@@ -305,17 +315,18 @@ impl TelemetryInner {
         let meter_provider = meter_builder.build();
         let meter = meter_provider.meter_with_scope(scope());
 
-        let (logger_provider, otel_logger) = if export {
-            let exporter = DirectLogExporter::new(&config).map_err(InitError::Endpoint)?;
-            let processor = BatchLogProcessor::builder(exporter)
-                .with_batch_config(log_batch_config(&config.log_batch))
-                .build();
-            let provider = SdkLoggerProvider::builder()
-                .with_resource(resource)
-                .with_log_processor(processor)
-                .build();
-            let logger = opentelemetry::logs::LoggerProvider::logger_with_scope(&provider, scope());
-            (Some(provider), Some(logger))
+        let (log_queue, span_queue) = if export {
+            let body = resource_body(&resource);
+            (
+                Some(
+                    RecordQueue::start(&config, Signal::Logs, body.clone())
+                        .map_err(InitError::Endpoint)?,
+                ),
+                Some(
+                    RecordQueue::start(&config, Signal::Spans, body)
+                        .map_err(InitError::Endpoint)?,
+                ),
+            )
         } else {
             (None, None)
         };
@@ -337,8 +348,8 @@ impl TelemetryInner {
             meter_provider,
             meter,
             prometheus,
-            logger_provider,
-            otel_logger,
+            log_queue,
+            span_queue,
             pii,
             log_filter,
             shut_down: AtomicBool::new(false),
@@ -402,14 +413,6 @@ fn sampler(config: SamplerConfig) -> Sampler {
 
 fn span_batch_config(s: &BatchSettings) -> opentelemetry_sdk::trace::BatchConfig {
     opentelemetry_sdk::trace::BatchConfigBuilder::default()
-        .with_max_queue_size(s.max_queue_size)
-        .with_scheduled_delay(s.schedule_delay)
-        .with_max_export_batch_size(s.max_export_batch_size)
-        .build()
-}
-
-fn log_batch_config(s: &BatchSettings) -> opentelemetry_sdk::logs::BatchConfig {
-    opentelemetry_sdk::logs::BatchConfigBuilder::default()
         .with_max_queue_size(s.max_queue_size)
         .with_scheduled_delay(s.schedule_delay)
         .with_max_export_batch_size(s.max_export_batch_size)

@@ -32,9 +32,7 @@ use futures_util::FutureExt as _;
 use futures_util::future::CatchUnwind;
 use http::{HeaderName, HeaderValue, Method, Request, StatusCode};
 use http_body::Body as _;
-use opentelemetry::trace::{Link, Span as _, SpanKind, Status, TraceContextExt as _, Tracer as _};
-use opentelemetry::{Context as OtelContext, KeyValue};
-use opentelemetry_sdk::trace::Span;
+use opentelemetry::KeyValue;
 use std::borrow::Cow;
 use tracing::Level;
 
@@ -45,6 +43,7 @@ use crate::log_format::{FieldValue, HttpRequestLog, LogLine};
 use crate::metrics::RouteInstruments;
 use crate::pii::scrub;
 use crate::pipeline::TelemetryInner;
+use crate::server_span::ServerSpan;
 use crate::trace_context::{extract, format_traceparent};
 use request_id::{REQUEST_ID_HEADER, generate_request_id, is_valid_request_id};
 
@@ -186,27 +185,23 @@ where
             Arc::clone(&request_id),
         ));
 
-        let mut builder = telemetry
-            .tracer
-            .span_builder(name)
-            .with_kind(SpanKind::Server)
-            .with_start_time(start_time)
-            .with_attributes(attributes);
-        let parent = match (remote, telemetry.config.incoming_trace) {
-            (Some(remote), IncomingTrace::Continue) => {
-                OtelContext::new().with_remote_span_context(remote)
-            }
-            (Some(remote), IncomingTrace::Link) => {
-                builder = builder.with_links(vec![Link::with_context(remote)]);
-                OtelContext::new()
-            }
-            (None, _) => OtelContext::new(),
+        let (parent, link) = match (remote, telemetry.config.incoming_trace) {
+            (Some(remote), IncomingTrace::Continue) => (Some(remote), None),
+            (Some(remote), IncomingTrace::Link) => (None, Some(remote)),
+            (None, _) => (None, None),
         };
-        let span = builder.start_with_context(&telemetry.tracer, &parent);
+        let span = ServerSpan::start(
+            telemetry.config.sampler,
+            parent.as_ref(),
+            link,
+            name,
+            start_time,
+            attributes,
+        );
 
         let context = Arc::new(RequestContext::new(
             Arc::clone(telemetry),
-            span.span_context(),
+            &span.context,
             request_id,
         ));
         request.extensions_mut().insert(Arc::clone(&context));
@@ -227,8 +222,11 @@ where
         ResponseFuture {
             future: AssertUnwindSafe(scope(Arc::clone(&context), future)).catch_unwind(),
             state: Some(Finish {
+                span: SpanGuard {
+                    span: Some(span),
+                    telemetry: Arc::clone(&context.telemetry),
+                },
                 context,
-                span,
                 started,
                 start_time,
                 method: method_name,
@@ -260,7 +258,7 @@ impl<F> std::fmt::Debug for ResponseFuture<F> {
 
 struct Finish {
     context: Arc<RequestContext>,
-    span: Span,
+    span: SpanGuard,
     started: Instant,
     start_time: SystemTime,
     method: &'static str,
@@ -309,11 +307,44 @@ impl Drop for ActiveRequest {
     }
 }
 
+/// Holds the SERVER span until the request finishes. A request whose future is dropped (the
+/// client went away) still exports its span, marked `error.type=cancelled`.
+struct SpanGuard {
+    span: Option<ServerSpan>,
+    telemetry: Arc<TelemetryInner>,
+}
+
+impl SpanGuard {
+    fn take(&mut self) -> ServerSpan {
+        match self.span.take() {
+            Some(span) => span,
+            None => unreachable!("the span is taken once, by Finish::finish"),
+        }
+    }
+}
+
+impl Drop for SpanGuard {
+    fn drop(&mut self) {
+        if let Some(mut span) = self.span.take() {
+            span.attributes
+                .push(KeyValue::new("error.type", "cancelled"));
+            export_span(&self.telemetry, &span, SystemTime::now());
+        }
+    }
+}
+
+/// Encodes a finished SERVER span into the export queue (when sampled and export is on).
+fn export_span(telemetry: &TelemetryInner, span: &ServerSpan, end: SystemTime) {
+    if let (true, Some(queue)) = (span.is_sampled(), &telemetry.span_queue) {
+        queue.push(crate::SCOPE_NAME, |w| span.encode(w, end));
+    }
+}
+
 impl Finish {
     fn finish(self, response: &mut Response, panic: Option<String>) {
         let Finish {
             context,
-            mut span,
+            span: mut span_guard,
             started,
             start_time,
             method,
@@ -378,26 +409,30 @@ impl Finish {
             }
         }
 
-        span.set_attribute(KeyValue::new("http.response.status_code", status_code));
+        let mut span = span_guard.take();
+        span.attributes
+            .push(KeyValue::new("http.response.status_code", status_code));
         if let Some((key, value)) = context.user.get() {
-            span.set_attribute(KeyValue::new(*key, value.clone()));
+            span.attributes.push(KeyValue::new(*key, value.clone()));
         }
         if let Some(failure) = &failure {
-            span.set_attribute(KeyValue::new("error.type", failure.kind.as_str()));
-            span.set_attribute(KeyValue::new("app.error.code", failure.code.clone()));
+            span.attributes
+                .push(KeyValue::new("error.type", failure.kind.as_str()));
+            span.attributes
+                .push(KeyValue::new("app.error.code", failure.code.clone()));
             if status.is_server_error() {
-                span.add_event(
-                    "exception",
+                span.exception = Some((
+                    SystemTime::now(),
                     vec![
                         KeyValue::new("exception.type", failure.code.clone()),
                         KeyValue::new("exception.message", detail.clone().unwrap_or_default()),
                     ],
-                );
-                span.set_status(Status::error(failure.code.clone()));
+                ));
+                span.error = Some(failure.code.to_string());
             }
         }
         let now = start_time + elapsed;
-        span.end_with_timestamp(now);
+        export_span(telemetry, &span, now);
 
         // Exactly one access line (successful requests on excluded routes are skipped).
         let excluded = failure.is_none()

@@ -50,7 +50,7 @@ const HEX: &[u8; 16] = b"0123456789abcdef";
 
 /// Request ids need uniqueness, not secrecy: a per-thread SplitMix64 stream seeded once from
 /// the OS-backed generator is enough and costs a few instructions.
-fn fast_random_u128() -> u128 {
+pub(crate) fn fast_random_u128() -> u128 {
     use std::cell::Cell;
     thread_local! {
         static STATE: Cell<u64> = Cell::new(rand::random());
