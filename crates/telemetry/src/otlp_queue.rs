@@ -245,6 +245,11 @@ impl RecordQueue {
         }
     }
 
+    /// A handle reading this queue's counters, for the exporter-health metrics.
+    pub(crate) fn stats(&self) -> QueueStats {
+        QueueStats(Arc::clone(&self.shared))
+    }
+
     /// Records dropped because the queue was full (or arrived after shutdown).
     pub(crate) fn dropped(&self) -> u64 {
         self.shared.dropped.load(Ordering::Relaxed)
@@ -253,6 +258,21 @@ impl RecordQueue {
     /// Export requests that failed (their records are lost).
     pub(crate) fn failed_exports(&self) -> u64 {
         self.shared.failed_exports.load(Ordering::Relaxed)
+    }
+}
+
+/// Reads a queue's drop and failure counters (cheap to clone, keeps no queue alive but its
+/// counters).
+#[derive(Clone)]
+pub(crate) struct QueueStats(Arc<Shared>);
+
+impl QueueStats {
+    pub(crate) fn dropped(&self) -> u64 {
+        self.0.dropped.load(Ordering::Relaxed)
+    }
+
+    pub(crate) fn failed_exports(&self) -> u64 {
+        self.0.failed_exports.load(Ordering::Relaxed)
     }
 }
 

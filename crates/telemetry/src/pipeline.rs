@@ -331,6 +331,14 @@ impl TelemetryInner {
             (None, None)
         };
 
+        let sink = sink.unwrap_or_else(LogSink::stdout);
+        register_health_metrics(
+            &meter,
+            &sink,
+            span_queue.as_ref().map(RecordQueue::stats),
+            log_queue.as_ref().map(RecordQueue::stats),
+        );
+
         let pii = PiiPolicy::new(
             config.pii_mode,
             config.pii_key.as_ref().map(|k| k.expose().as_bytes()),
@@ -341,7 +349,7 @@ impl TelemetryInner {
         });
         Ok(Self {
             http: HttpServerInstruments::new(&meter),
-            sink: sink.unwrap_or_else(LogSink::stdout),
+            sink,
             config,
             tracer,
             tracer_provider,
@@ -355,6 +363,56 @@ impl TelemetryInner {
             shut_down: AtomicBool::new(false),
         })
     }
+}
+
+/// The telemetry plane's own health, on `/metrics` and over OTLP: what was dropped (full
+/// queues, blocked stdout) and which exports failed. Read from counters at collection time, so
+/// the hot path pays nothing for them.
+fn register_health_metrics(
+    meter: &Meter,
+    sink: &LogSink,
+    spans: Option<crate::otlp_queue::QueueStats>,
+    logs: Option<crate::otlp_queue::QueueStats>,
+) {
+    let queues: Vec<(&'static str, crate::otlp_queue::QueueStats)> = spans
+        .map(|s| ("spans", s))
+        .into_iter()
+        .chain(logs.map(|l| ("logs", l)))
+        .collect();
+    if !queues.is_empty() {
+        let dropped = queues.clone();
+        meter
+            .u64_observable_counter("app.telemetry.dropped")
+            .with_unit("{record}")
+            .with_description(
+                "Spans and log records dropped before export because the export queue was full.",
+            )
+            .with_callback(move |observer| {
+                for (signal, stats) in &dropped {
+                    observer.observe(stats.dropped(), &[KeyValue::new("signal", *signal)]);
+                }
+            })
+            .build();
+        meter
+            .u64_observable_counter("app.telemetry.export.failures")
+            .with_unit("{request}")
+            .with_description(
+                "OTLP export requests that failed or timed out (their records are lost).",
+            )
+            .with_callback(move |observer| {
+                for (signal, stats) in &queues {
+                    observer.observe(stats.failed_exports(), &[KeyValue::new("signal", *signal)]);
+                }
+            })
+            .build();
+    }
+    let sink = sink.clone();
+    meter
+        .u64_observable_counter("app.telemetry.log_lines.dropped")
+        .with_unit("{line}")
+        .with_description("Log lines dropped because stdout could not keep up.")
+        .with_callback(move |observer| observer.observe(sink.dropped_lines(), &[]))
+        .build();
 }
 
 fn scope() -> opentelemetry::InstrumentationScope {
