@@ -261,6 +261,14 @@ impl RecordQueue {
     }
 }
 
+impl Drop for RecordQueue {
+    /// Stops the export thread once it has sent what is queued (without waiting for it).
+    fn drop(&mut self) {
+        self.shared.closed.store(true, Ordering::Relaxed);
+        self.shared.wake.notify_one();
+    }
+}
+
 /// Reads a queue's drop and failure counters (cheap to clone, keeps no queue alive but its
 /// counters).
 #[derive(Clone)]
@@ -306,15 +314,27 @@ impl Shared {
             if records > 0 {
                 let body = self.encode_request(&scopes);
                 let send = self.transport.send(body);
-                let result = self.runtime.block_on(async {
-                    tokio::time::timeout(self.timeout, send)
-                        .await
-                        .unwrap_or(Err(opentelemetry_sdk::error::OTelSdkError::Timeout(
-                            self.timeout,
-                        )))
-                });
-                if result.is_err() {
-                    self.failed_exports.fetch_add(1, Ordering::Relaxed);
+                // The runtime may already be shut down (the app ended without shutting the
+                // telemetry down): tokio then panics on the timer. Count a failed export and
+                // stop, instead of taking the thread down with a panic message.
+                let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                    self.runtime.block_on(async {
+                        tokio::time::timeout(self.timeout, send)
+                            .await
+                            .unwrap_or(Err(opentelemetry_sdk::error::OTelSdkError::Timeout(
+                                self.timeout,
+                            )))
+                    })
+                }));
+                match result {
+                    Ok(Ok(())) => {}
+                    Ok(Err(_)) => {
+                        self.failed_exports.fetch_add(1, Ordering::Relaxed);
+                    }
+                    Err(_) => {
+                        self.failed_exports.fetch_add(1, Ordering::Relaxed);
+                        self.closed.store(true, Ordering::Relaxed);
+                    }
                 }
             }
             let finished = {
