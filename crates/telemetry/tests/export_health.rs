@@ -6,7 +6,7 @@ mod common;
 
 use std::net::SocketAddr;
 
-use common::{Harness, config, routes};
+use common::{config, routes};
 use telemetry::Telemetry;
 use telemetry::config::OtlpProtocol;
 use telemetry::log_sink::LogSink;
@@ -20,44 +20,13 @@ fn counter(metrics: &str, series: &str) -> f64 {
         .unwrap_or_else(|| panic!("no {series} in\n{metrics}"))
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_full_queue_drops_and_counts_instead_of_waiting() {
-    // Queues of 2 records, exported only every minute: the rest must be dropped and counted.
-    let h = Harness::start(&[
-        ("OTEL_BSP_MAX_QUEUE_SIZE", "2"),
-        ("OTEL_BSP_MAX_EXPORT_BATCH_SIZE", "2"),
-        ("OTEL_BSP_SCHEDULE_DELAY", "60000"),
-        ("OTEL_BLRP_MAX_QUEUE_SIZE", "2"),
-        ("OTEL_BLRP_MAX_EXPORT_BATCH_SIZE", "2"),
-        ("OTEL_BLRP_SCHEDULE_DELAY", "60000"),
-    ])
-    .await;
-    for _ in 0..30 {
-        assert_eq!(h.get("/items/1").await.status(), 200);
-    }
-    let metrics = h.get("/metrics").await.text().await.unwrap();
-    assert!(
-        counter(&metrics, "app_telemetry_dropped_total{signal=\"spans\"}") >= 20.0,
-        "{metrics}"
-    );
-    assert!(
-        counter(&metrics, "app_telemetry_dropped_total{signal=\"logs\"}") >= 20.0,
-        "{metrics}"
-    );
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn failed_exports_are_counted_and_requests_still_succeed() {
+/// Serves `routes()` exporting over OTLP/HTTP to `endpoint`, with extra settings.
+async fn serve_exporting_to(
+    endpoint: String,
+    pairs: &[(&str, &str)],
+) -> (String, Telemetry, telemetry::TelemetryGuard) {
     telemetry::testkit::install_test_subscriber();
-    // A port where nothing listens.
-    let closed = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap();
-    let mut cfg = config(&[("OTEL_EXPORTER_OTLP_TIMEOUT", "500")])
-        .with_otlp(format!("http://{closed}"), OtlpProtocol::HttpProtobuf);
-    cfg.span_batch.schedule_delay = std::time::Duration::from_millis(50);
-    cfg.log_batch.schedule_delay = std::time::Duration::from_millis(50);
+    let cfg = config(pairs).with_otlp(endpoint, OtlpProtocol::HttpProtobuf);
     let (telemetry, guard) = Telemetry::builder(cfg)
         .log_sink(LogSink::memory())
         .build()
@@ -73,18 +42,90 @@ async fn failed_exports_are_counted_and_requests_still_succeed() {
         .await
         .unwrap();
     });
+    (format!("http://{addr}"), telemetry, guard)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_full_queue_drops_and_counts_instead_of_waiting() {
+    // A collector that accepts connections and never answers: the first export hangs, the
+    // queues (2 records each) fill, and everything after must be dropped and counted while
+    // requests keep succeeding.
+    let hanging = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let endpoint = format!("http://{}", hanging.local_addr().unwrap());
+    tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((socket, _)) = hanging.accept().await {
+            held.push(socket);
+        }
+    });
+    let (base, _telemetry, guard) = serve_exporting_to(
+        endpoint,
+        &[
+            ("OTEL_BSP_MAX_QUEUE_SIZE", "2"),
+            ("OTEL_BSP_MAX_EXPORT_BATCH_SIZE", "2"),
+            ("OTEL_BLRP_MAX_QUEUE_SIZE", "2"),
+            ("OTEL_BLRP_MAX_EXPORT_BATCH_SIZE", "2"),
+        ],
+    )
+    .await;
+    let client = reqwest::Client::new();
+    for _ in 0..30 {
+        assert_eq!(
+            client
+                .get(format!("{base}/items/1"))
+                .send()
+                .await
+                .unwrap()
+                .status(),
+            200
+        );
+    }
+    let metrics = client
+        .get(format!("{base}/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    // At most one batch in flight and one queued batch per signal escape the count.
+    assert!(
+        counter(&metrics, "app_telemetry_dropped_total{signal=\"spans\"}") >= 26.0,
+        "{metrics}"
+    );
+    assert!(
+        counter(&metrics, "app_telemetry_dropped_total{signal=\"logs\"}") >= 26.0,
+        "{metrics}"
+    );
+    guard
+        .shutdown_within(std::time::Duration::from_millis(500))
+        .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn failed_exports_are_counted_and_requests_still_succeed() {
+    // A port where nothing listens.
+    let closed = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    let (base, telemetry, guard) = serve_exporting_to(
+        format!("http://{closed}"),
+        &[
+            ("OTEL_EXPORTER_OTLP_TIMEOUT", "500"),
+            ("OTEL_BSP_SCHEDULE_DELAY", "50"),
+            ("OTEL_BLRP_SCHEDULE_DELAY", "50"),
+        ],
+    )
+    .await;
     let client = reqwest::Client::new();
     for _ in 0..5 {
-        let response = client
-            .get(format!("http://{addr}/items/1"))
-            .send()
-            .await
-            .unwrap();
+        let response = client.get(format!("{base}/items/1")).send().await.unwrap();
         assert_eq!(response.status(), 200);
     }
     telemetry.force_flush().await;
     let metrics = client
-        .get(format!("http://{addr}/metrics"))
+        .get(format!("{base}/metrics"))
         .send()
         .await
         .unwrap()
