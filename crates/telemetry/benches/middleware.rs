@@ -264,8 +264,14 @@ async fn measure() {
         ),
     ];
     let flushes = [None, Some(&telemetry), Some(&disabled)];
+    // `BENCH_ONLY=0|1|2` runs one variant alone (bare, export on, export off): with valgrind,
+    // the difference between two request counts gives exact instructions per request.
+    let only: Option<usize> = std::env::var("BENCH_ONLY")
+        .ok()
+        .and_then(|v| v.parse().ok());
+    let selected = |i: usize| only.is_none_or(|o| o == i);
     // Warm-up: connections, allocator, lazily created series.
-    for (i, (_, router)) in variants.iter().enumerate() {
+    for (i, (_, router)) in variants.iter().enumerate().filter(|(i, _)| selected(*i)) {
         run_round(router, knob("BENCH_WARMUP", 4_000), flushes[i]).await;
     }
     let mut cpu = [0.0f64; 3];
@@ -273,7 +279,7 @@ async fn measure() {
     let rounds = knob("BENCH_ROUNDS", 6);
     let requests = knob("BENCH_REQUESTS", 40_000);
     for _ in 0..rounds {
-        for (i, (_, router)) in variants.iter().enumerate() {
+        for (i, (_, router)) in variants.iter().enumerate().filter(|(i, _)| selected(*i)) {
             let (c, w) = run_round(router, requests, flushes[i]).await;
             cpu[i] += c;
             wall[i] += w;
