@@ -8,7 +8,7 @@ use telemetry::config::ConfigError;
 
 use crate::config::ShopConfig;
 use crate::store::{Backend, OpenError};
-use crate::{catalog, health};
+use crate::{accounts, catalog, health};
 
 /// What every handler can reach.
 #[derive(Debug, Clone)]
@@ -43,13 +43,14 @@ pub async fn build(config: &ShopConfig, telemetry: &Telemetry) -> Result<Router,
     Ok(router(AppState { store }, telemetry))
 }
 
-/// The instrumented router over an already opened store: `/healthz`, `/readyz`, the catalog,
-/// the JSON 404 fallback and `/metrics`. Instrumenting is the last step, so every route, the
-/// fallback and `/metrics` are observed.
+/// The instrumented router over an already opened store: `/healthz`, `/readyz`, accounts, the
+/// catalog, the JSON 404 fallback and `/metrics`. Instrumenting is the last step, so every
+/// route, the fallback and `/metrics` are observed.
 pub fn router(state: AppState, telemetry: &Telemetry) -> Router {
     let routes = Router::new()
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
+        .merge(accounts::router())
         .merge(catalog::router())
         .fallback(telemetry::layer::not_found_fallback)
         .with_state(state);

@@ -14,6 +14,8 @@
 use std::borrow::Cow;
 
 use axum::Json;
+use axum::extract::rejection::JsonRejection;
+use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 use telemetry::{ErrorKind, ErrorObservation};
@@ -40,7 +42,37 @@ pub enum ApiError {
         /// Safe message for the client.
         message: Cow<'static, str>,
     },
-    /// The request is malformed or breaks a rule (422).
+    /// The request could not be read at all: malformed JSON (400), a body that is not JSON
+    /// (415), a body too large (413). `error.type` is `validation`.
+    #[error("{code}: {message}")]
+    Rejected {
+        /// 400, 413 or 415.
+        status: StatusCode,
+        /// Stable code, e.g. `request.malformed_json`.
+        code: &'static str,
+        /// Safe message for the client.
+        message: Cow<'static, str>,
+    },
+    /// No valid credentials (401, with `WWW-Authenticate: Bearer`). The message is the same
+    /// whether the token is missing, malformed or unknown.
+    #[error("{code}: {message}")]
+    Unauthenticated {
+        /// Stable code, e.g. `auth.token_invalid`.
+        code: &'static str,
+        /// Safe message for the client.
+        message: Cow<'static, str>,
+    },
+    /// The request conflicts with the current state, e.g. a unique value already taken (409).
+    #[error("{code}: {message}")]
+    Conflict {
+        /// Stable code, e.g. `user.email_taken`.
+        code: &'static str,
+        /// Safe message for the client.
+        message: Cow<'static, str>,
+        /// The fields whose values conflict (may be empty).
+        fields: Vec<FieldError>,
+    },
+    /// The request is well-formed but its values break a rule (422).
     #[error("{code}: {message}")]
     Validation {
         /// Stable code, e.g. `request.invalid_query`.
@@ -86,11 +118,32 @@ impl ApiError {
         }
     }
 
+    /// A 422 with `code` for several invalid fields, in the order given.
+    pub fn invalid_fields(code: &'static str, fields: Vec<FieldError>) -> Self {
+        let names: Vec<&str> = fields.iter().map(|f| f.field.as_ref()).collect();
+        Self::Validation {
+            code,
+            message: format!("invalid value for {}", names.join(", ")).into(),
+            fields,
+        }
+    }
+
+    /// The one answer to a missing, malformed or unknown bearer token (401
+    /// `auth.token_invalid`).
+    pub fn token_invalid() -> Self {
+        Self::Unauthenticated {
+            code: "auth.token_invalid",
+            message: "a valid bearer token is required (Authorization: Bearer <token>)".into(),
+        }
+    }
+
     /// The `error.type` kind of this error.
     pub fn kind(&self) -> ErrorKind {
         match self {
             Self::NotFound { .. } => ErrorKind::NotFound,
-            Self::Validation { .. } => ErrorKind::Validation,
+            Self::Rejected { .. } | Self::Validation { .. } => ErrorKind::Validation,
+            Self::Unauthenticated { .. } => ErrorKind::Unauthenticated,
+            Self::Conflict { .. } => ErrorKind::Conflict,
             Self::Unavailable { .. } => ErrorKind::Unavailable,
             Self::Internal { .. } => ErrorKind::Internal,
         }
@@ -100,6 +153,9 @@ impl ApiError {
     pub fn code(&self) -> &'static str {
         match self {
             Self::NotFound { code, .. }
+            | Self::Rejected { code, .. }
+            | Self::Unauthenticated { code, .. }
+            | Self::Conflict { code, .. }
             | Self::Validation { code, .. }
             | Self::Unavailable { code, .. }
             | Self::Internal { code, .. } => code,
@@ -126,6 +182,46 @@ impl From<StoreError> for ApiError {
     }
 }
 
+/// axum's JSON body rejections, answered with the JSON error shape instead of plain text.
+impl From<JsonRejection> for ApiError {
+    fn from(rejection: JsonRejection) -> Self {
+        let (status, code, message) = match &rejection {
+            JsonRejection::JsonSyntaxError(_) => (
+                StatusCode::BAD_REQUEST,
+                "request.malformed_json",
+                "the body is not valid JSON",
+            ),
+            JsonRejection::JsonDataError(_) => {
+                return Self::Validation {
+                    code: "request.invalid_body",
+                    message: "the body does not have the expected shape (a JSON object)".into(),
+                    fields: Vec::new(),
+                };
+            }
+            JsonRejection::MissingJsonContentType(_) => (
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "request.unsupported_media_type",
+                "the body must be JSON (Content-Type: application/json)",
+            ),
+            _ if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE => (
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "request.body_too_large",
+                "the body is too large",
+            ),
+            _ => (
+                StatusCode::BAD_REQUEST,
+                "request.unreadable_body",
+                "the body could not be read",
+            ),
+        };
+        Self::Rejected {
+            status,
+            code,
+            message: message.into(),
+        }
+    }
+}
+
 #[derive(Serialize)]
 struct ErrorEnvelope<'a> {
     error: ErrorBody<'a>,
@@ -145,7 +241,12 @@ impl IntoResponse for ApiError {
         let kind = self.kind();
         let code = self.code();
         let (message, fields, detail): (&str, &[FieldError], Cow<'static, str>) = match &self {
-            Self::NotFound { message, .. } => (message, &[], message.clone()),
+            Self::NotFound { message, .. }
+            | Self::Rejected { message, .. }
+            | Self::Unauthenticated { message, .. } => (message, &[], message.clone()),
+            Self::Conflict {
+                message, fields, ..
+            } => (message, fields, message.clone()),
             Self::Validation {
                 message, fields, ..
             } => {
@@ -171,7 +272,16 @@ impl IntoResponse for ApiError {
                 fields,
             },
         };
-        let mut response = (kind.status(), Json(body)).into_response();
+        let status = match &self {
+            Self::Rejected { status, .. } => *status,
+            _ => kind.status(),
+        };
+        let mut response = (status, Json(body)).into_response();
+        if let Self::Unauthenticated { .. } = self {
+            response
+                .headers_mut()
+                .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+        }
         response
             .extensions_mut()
             .insert(ErrorObservation::new(kind, code, detail));
@@ -184,7 +294,6 @@ mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
     use axum::body::to_bytes;
-    use axum::http::StatusCode;
 
     async fn render(error: ApiError) -> (StatusCode, serde_json::Value, ErrorObservation) {
         let response = error.into_response();
@@ -235,5 +344,47 @@ mod tests {
         assert_eq!(body["error"]["kind"], "unavailable");
         assert_eq!(body["error"]["code"], "db.pool_exhausted");
         assert_eq!(observation.kind, ErrorKind::Unavailable);
+    }
+
+    #[tokio::test]
+    async fn unauthenticated_answers_401_with_a_bearer_challenge() {
+        let response = ApiError::token_invalid().into_response();
+        assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
+        assert_eq!(response.headers()[header::WWW_AUTHENTICATE], "Bearer");
+        let (_, body, observation) = render(ApiError::token_invalid()).await;
+        assert_eq!(body["error"]["kind"], "unauthenticated");
+        assert_eq!(body["error"]["code"], "auth.token_invalid");
+        assert_eq!(observation.kind, ErrorKind::Unauthenticated);
+    }
+
+    #[tokio::test]
+    async fn conflicts_answer_409_naming_the_field() {
+        let (status, body, observation) = render(ApiError::Conflict {
+            code: "user.email_taken",
+            message: "this email is already registered".into(),
+            fields: vec![FieldError {
+                field: "email".into(),
+                message: "is already registered".into(),
+            }],
+        })
+        .await;
+        assert_eq!(status, StatusCode::CONFLICT);
+        assert_eq!(body["error"]["kind"], "conflict");
+        assert_eq!(body["error"]["fields"][0]["field"], "email");
+        assert_eq!(observation.kind, ErrorKind::Conflict);
+    }
+
+    #[tokio::test]
+    async fn rejected_requests_keep_their_status_and_are_validation_errors() {
+        let (status, body, observation) = render(ApiError::Rejected {
+            status: StatusCode::BAD_REQUEST,
+            code: "request.malformed_json",
+            message: "the body is not valid JSON".into(),
+        })
+        .await;
+        assert_eq!(status, StatusCode::BAD_REQUEST);
+        assert_eq!(body["error"]["kind"], "validation");
+        assert_eq!(body["error"]["code"], "request.malformed_json");
+        assert_eq!(observation.kind, ErrorKind::Validation);
     }
 }

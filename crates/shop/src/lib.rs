@@ -1,9 +1,10 @@
-//! The shop: a small monolith API (catalog today; accounts, orders and payments to come)
+//! The shop: a small monolith API (accounts and catalog today; orders and payments to come)
 //! observed end to end by the `telemetry` crate.
 //!
 //! `main.rs` only reads configuration, starts telemetry and calls [`app::build`] and
 //! [`serve`]; tests do the same with their own telemetry instance and database.
 
+pub mod accounts;
 pub mod app;
 pub mod catalog;
 pub mod config;

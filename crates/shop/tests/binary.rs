@@ -1,5 +1,6 @@
-//! The real `shop` binary: serves, writes JSON access lines, exits cleanly on SIGTERM, and
-//! refuses bad configuration with exit code 2.
+//! The real `shop` binary: serves (on SQLite and PostgreSQL), writes JSON access lines, exits
+//! cleanly on SIGTERM, refuses bad configuration with exit code 2 and exits 1 when its database
+//! is unreachable, never printing a database password.
 
 #![allow(clippy::unwrap_used)]
 
@@ -11,7 +12,7 @@ use std::process::{Child, Command, ExitStatus, Stdio};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use common::{TempDatabase, parse_json_lines};
+use common::{Db, TempDatabase, TestDatabase, parse_json_lines, postgres_ready};
 
 /// The binary with a clean environment: nothing from the developer's shell leaks in.
 fn shop_command() -> Command {
@@ -173,12 +174,9 @@ async fn binary_refuses_a_bad_pii_mode_with_exit_code_2_naming_the_variable() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn binary_refuses_a_postgres_url_with_exit_code_2_until_postgres_is_supported() {
+async fn binary_refuses_an_unknown_database_scheme_with_exit_code_2_hiding_the_password() {
     let mut child = shop_command()
-        .env(
-            "DATABASE_URL",
-            "postgres://shop:hunter2@127.0.0.1:5432/test",
-        )
+        .env("DATABASE_URL", "mysql://shop:hunter2@127.0.0.1:3306/test")
         .env("PORT", free_port().to_string())
         .env("APP_LOG_FORMAT", "json")
         .spawn()
@@ -192,8 +190,84 @@ async fn binary_refuses_a_postgres_url_with_exit_code_2_until_postgres_is_suppor
     let stderr = stderr.join().unwrap();
     assert_eq!(status.code(), Some(2), "stderr: {stderr}");
     assert!(
-        stderr.contains("DATABASE_URL") && stderr.contains("postgres support arrives"),
+        stderr.contains("DATABASE_URL") && stderr.contains("postgres://"),
         "{stderr}"
     );
     assert!(!stderr.contains("hunter2"), "{stderr}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn binary_exits_1_when_postgres_is_unreachable_without_printing_the_password() {
+    let mut child = shop_command()
+        // Port 1: nothing listens there, the connection is refused.
+        .env("DATABASE_URL", "postgres://shop:hunter2@127.0.0.1:1/test")
+        .env("APP_DB_ACQUIRE_TIMEOUT_MS", "500")
+        .env("PORT", free_port().to_string())
+        .env("APP_LOG_FORMAT", "json")
+        .spawn()
+        .unwrap();
+    let stdout = collect(child.stdout.take().unwrap());
+    let stderr = collect(child.stderr.take().unwrap());
+    let Some(status) = wait_with_deadline(&mut child, Duration::from_secs(10)).await else {
+        let _ = child.kill();
+        panic!("shop did not exit when its database is unreachable");
+    };
+    let stdout = stdout.join().unwrap();
+    let stderr = stderr.join().unwrap();
+    assert_eq!(status.code(), Some(1), "stderr: {stderr}\nstdout: {stdout}");
+    let lines = parse_json_lines(&stdout);
+    assert!(
+        lines
+            .iter()
+            .any(|l| l["level"] == "ERROR" && l["message"] == "start-up failed"),
+        "{stdout}"
+    );
+    assert!(!format!("{stdout}{stderr}").contains("hunter2"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn binary_serves_the_catalog_from_postgres() {
+    if !postgres_ready("binary_serves_the_catalog_from_postgres").await {
+        return;
+    }
+    let database = TestDatabase::create(Db::Postgres).await;
+    let port = free_port();
+    let mut child = shop_command()
+        .env("PORT", port.to_string())
+        .env("DATABASE_URL", database.url())
+        .env("APP_LOG_FORMAT", "json")
+        .spawn()
+        .unwrap();
+    let _stdout = collect(child.stdout.take().unwrap());
+    let stderr = collect(child.stderr.take().unwrap());
+    let client = reqwest::Client::new();
+    let started = Instant::now();
+    let response = loop {
+        if let Ok(response) = client
+            .get(format!("http://127.0.0.1:{port}/v1/products/1"))
+            .send()
+            .await
+        {
+            break response;
+        }
+        if let Some(status) = child.try_wait().unwrap() {
+            panic!(
+                "shop exited early with {status}: {}",
+                stderr.join().unwrap()
+            );
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "shop did not start on PostgreSQL"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert_eq!(response.status(), 200);
+    let kill = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(kill.success());
+    let status = wait_with_deadline(&mut child, Duration::from_secs(10)).await;
+    assert_eq!(status.and_then(|s| s.code()), Some(0));
 }

@@ -1,11 +1,24 @@
-//! The catalog API: paging, validation and not-found answers, in the design's JSON shape.
+//! The catalog API: paging, validation and not-found answers, in the design's JSON shape, on
+//! SQLite and PostgreSQL.
 
 #![allow(clippy::unwrap_used)]
 
 mod common;
 
-use common::spawn_app;
+use common::{Db, on_both_backends, spawn_app_on};
 use serde_json::Value;
+
+on_both_backends!(
+    product_listing_is_paged_and_reports_the_total,
+    listing_defaults_to_twenty_items_on_page_one,
+    per_page_zero_is_rejected_with_422_naming_per_page,
+    non_numeric_page_is_rejected_with_422_naming_page,
+    malformed_query_encoding_is_answered_with_the_json_error,
+    known_product_is_returned_with_its_stock,
+    unknown_product_answers_404_product_not_found,
+    non_positive_or_non_numeric_product_id_is_rejected_naming_id,
+    a_failed_request_is_observed_once_in_the_access_log,
+);
 
 async fn json(response: reqwest::Response) -> Value {
     assert_eq!(
@@ -37,9 +50,8 @@ fn assert_validation_error_naming(body: &Value, field: &str) {
     );
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn product_listing_is_paged_and_reports_the_total() {
-    let app = spawn_app(&[]).await;
+async fn product_listing_is_paged_and_reports_the_total(db: Db) {
+    let app = spawn_app_on(db, &[]).await;
 
     let first = app.get("/v1/products?per_page=5").await;
     assert_eq!(first.status(), 200);
@@ -96,43 +108,38 @@ async fn product_listing_is_paged_and_reports_the_total() {
     assert_eq!(beyond["total"], total);
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn listing_defaults_to_twenty_items_on_page_one() {
-    let app = spawn_app(&[]).await;
+async fn listing_defaults_to_twenty_items_on_page_one(db: Db) {
+    let app = spawn_app_on(db, &[]).await;
     let body = json(app.get("/v1/products").await).await;
     assert_eq!(body["page"], 1);
     assert_eq!(body["per_page"], 20);
     assert_eq!(body["items"].as_array().unwrap().len(), 20);
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn per_page_zero_is_rejected_with_422_naming_per_page() {
-    let app = spawn_app(&[]).await;
+async fn per_page_zero_is_rejected_with_422_naming_per_page(db: Db) {
+    let app = spawn_app_on(db, &[]).await;
     let response = app.get("/v1/products?per_page=0").await;
     assert_eq!(response.status(), 422);
     assert_validation_error_naming(&json(response).await, "per_page");
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn non_numeric_page_is_rejected_with_422_naming_page() {
-    let app = spawn_app(&[]).await;
+async fn non_numeric_page_is_rejected_with_422_naming_page(db: Db) {
+    let app = spawn_app_on(db, &[]).await;
     let response = app.get("/v1/products?page=abc").await;
     assert_eq!(response.status(), 422);
     assert_validation_error_naming(&json(response).await, "page");
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn malformed_query_encoding_is_answered_with_the_json_error() {
-    let app = spawn_app(&[]).await;
+async fn malformed_query_encoding_is_answered_with_the_json_error(db: Db) {
+    let app = spawn_app_on(db, &[]).await;
     let response = app.get("/v1/products?page=%FF%FE").await;
     assert_eq!(response.status(), 422);
     let body = json(response).await;
     assert_eq!(body["error"]["kind"], "validation", "{body}");
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn known_product_is_returned_with_its_stock() {
-    let app = spawn_app(&[]).await;
+async fn known_product_is_returned_with_its_stock(db: Db) {
+    let app = spawn_app_on(db, &[]).await;
     let response = app.get("/v1/products/3").await;
     assert_eq!(response.status(), 200);
     let product = json(response).await;
@@ -141,9 +148,8 @@ async fn known_product_is_returned_with_its_stock() {
     assert!(product["price_cents"].is_i64());
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn unknown_product_answers_404_product_not_found() {
-    let app = spawn_app(&[]).await;
+async fn unknown_product_answers_404_product_not_found(db: Db) {
+    let app = spawn_app_on(db, &[]).await;
     let response = app.get("/v1/products/999999").await;
     assert_eq!(response.status(), 404);
     let body = json(response).await;
@@ -152,9 +158,8 @@ async fn unknown_product_answers_404_product_not_found() {
     assert!(body["error"].get("fields").is_none(), "{body}");
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn non_positive_or_non_numeric_product_id_is_rejected_naming_id() {
-    let app = spawn_app(&[]).await;
+async fn non_positive_or_non_numeric_product_id_is_rejected_naming_id(db: Db) {
+    let app = spawn_app_on(db, &[]).await;
     for id in ["0", "-4", "abc", "1.5", "99999999999999999999"] {
         let response = app.get(&format!("/v1/products/{id}")).await;
         assert_eq!(response.status(), 422, "{id}");
@@ -164,9 +169,8 @@ async fn non_positive_or_non_numeric_product_id_is_rejected_naming_id() {
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_failed_request_is_observed_once_in_the_access_log() {
-    let app = spawn_app(&[]).await;
+async fn a_failed_request_is_observed_once_in_the_access_log(db: Db) {
+    let app = spawn_app_on(db, &[]).await;
     app.get("/v1/products/999999").await;
     let access: Vec<Value> = app
         .log_lines()

@@ -57,9 +57,47 @@ fn golden_shapes() -> (BTreeSet<String>, BTreeSet<String>) {
     (required, optional)
 }
 
-/// One request of every kind the service answers: successes, handled 404 and 422 on a route,
-/// an unmatched route, an unknown method, health, readiness, metrics.
+/// One request of every kind the service answers: successes, handled 400, 401, 404, 409 and
+/// 422 on a route, an unmatched route, an unknown method, health, readiness, metrics.
 async fn standard_load(app: &TestApp) {
+    let sign_up = serde_json::json!({"email": "load@example.com", "name": "Load"});
+    let created = app
+        .client
+        .post(app.url("/v1/users"))
+        .json(&sign_up)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(created.status(), 201);
+    let account: serde_json::Value = created.json().await.unwrap();
+    let token = account["token"].as_str().unwrap();
+    let me = app
+        .client
+        .get(app.url("/v1/me"))
+        .bearer_auth(token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(me.status(), 200);
+    assert_eq!(app.get("/v1/me").await.status(), 401);
+    let taken = app
+        .client
+        .post(app.url("/v1/users"))
+        .json(&sign_up)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(taken.status(), 409);
+    let malformed = app
+        .client
+        .post(app.url("/v1/users"))
+        .header("content-type", "application/json")
+        .body("{")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(malformed.status(), 400);
+
     for path in [
         "/v1/products",
         "/v1/products?page=2&per_page=5",

@@ -1,17 +1,19 @@
 //! Storage: the [`Store`] trait the handlers use, and one implementation per database.
 //!
-//! [`Backend`] picks the implementation from `DATABASE_URL`. Today that is SQLite
-//! ([`SqliteStore`]); PostgreSQL arrives with the orders issue as a `postgres` module
-//! implementing [`Store`] plus one more [`Backend`] variant — nothing else changes. Each backend
-//! has its migrations under `migrations/<backend>/`.
+//! [`Backend`] picks the implementation from `DATABASE_URL`: SQLite ([`SqliteStore`], the
+//! default, one file under `data/`) or PostgreSQL ([`PostgresStore`]). Both behave the same (the
+//! same integration tests run against each); each has its migrations under
+//! `migrations/<backend>/`, applied on start, and seeds the same catalog.
 //!
 //! Every statement runs through [`telemetry::db::DbInstruments`], so it gets a CLIENT span (a
 //! child of the request's SERVER span) and a `db.client.operation.duration` sample. Only the
 //! operation and the table are recorded, never bound values.
 
+pub mod postgres;
 mod seed;
 pub mod sqlite;
 
+use std::fmt;
 use std::future::Future;
 use std::path::PathBuf;
 
@@ -19,7 +21,9 @@ use serde::Serialize;
 use telemetry::Telemetry;
 use telemetry::config::ConfigError;
 
+use crate::accounts::{TokenHash, UserEmail, UserName};
 use crate::config::{ShopConfig, redact_url};
+pub use postgres::PostgresStore;
 pub use sqlite::SqliteStore;
 
 /// A product of the catalog, with its current stock.
@@ -39,6 +43,50 @@ pub struct Product {
     pub price_cents: i64,
     /// Units in stock (never negative).
     pub stock: i64,
+}
+
+/// A registered user. Never holds the token (only its hash is stored, and it is never read
+/// back). `Debug` hides the email and the name.
+#[derive(Clone, PartialEq, Eq, sqlx::FromRow)]
+pub struct User {
+    /// Database id (positive).
+    pub id: i64,
+    /// Normalised (lower-case) email address, unique.
+    pub email: String,
+    /// Display name.
+    pub name: String,
+}
+
+impl fmt::Debug for User {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("User")
+            .field("id", &self.id)
+            .field("email", &"[REDACTED]")
+            .field("name", &"[REDACTED]")
+            .finish()
+    }
+}
+
+/// A user to register: validated values and the hash of the user's new token.
+#[derive(Debug, Clone, Copy)]
+pub struct NewUser<'a> {
+    /// The (unique) email address.
+    pub email: &'a UserEmail,
+    /// The display name.
+    pub name: &'a UserName,
+    /// SHA-256 of the token handed to the user.
+    pub token_hash: &'a TokenHash,
+}
+
+/// Why a user could not be registered.
+#[derive(Debug, thiserror::Error)]
+pub enum CreateUserError {
+    /// Another user has this email address (the unique constraint said so: no race).
+    #[error("the email address is already registered")]
+    EmailTaken,
+    /// The database failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
 }
 
 /// Which page of a listing to read. Construct it from validated input: `page >= 1` and
@@ -85,6 +133,20 @@ impl From<sqlx::Error> for StoreError {
     }
 }
 
+impl StoreError {
+    /// Like `From<sqlx::Error>`, but tells an overloaded pool from an unreachable database:
+    /// sqlx reports both as an acquire timeout, and only a pool at its size limit is
+    /// exhausted — with room to spare, every attempt to open a connection failed.
+    pub(crate) fn from_pool<DB: sqlx::Database>(error: sqlx::Error, pool: &sqlx::Pool<DB>) -> Self {
+        match error {
+            sqlx::Error::PoolTimedOut if pool.size() < pool.options().get_max_connections() => {
+                Self::Unavailable(error)
+            }
+            other => other.into(),
+        }
+    }
+}
+
 /// What the shop needs from its database. Implemented once per backend.
 pub trait Store: Clone + Send + Sync + 'static {
     /// Succeeds when the database answers a query on the catalog (readiness).
@@ -101,6 +163,18 @@ pub trait Store: Clone + Send + Sync + 'static {
         &self,
         id: i64,
     ) -> impl Future<Output = Result<Option<Product>, StoreError>> + Send;
+
+    /// Registers a user; fails with [`CreateUserError::EmailTaken`] when the email is in use.
+    fn create_user(
+        &self,
+        user: NewUser<'_>,
+    ) -> impl Future<Output = Result<User, CreateUserError>> + Send;
+
+    /// The user whose token hashes to `token_hash`, if any.
+    fn user_by_token_hash(
+        &self,
+        token_hash: &TokenHash,
+    ) -> impl Future<Output = Result<Option<User>, StoreError>> + Send;
 }
 
 /// The store chosen by `DATABASE_URL`.
@@ -108,6 +182,8 @@ pub trait Store: Clone + Send + Sync + 'static {
 pub enum Backend {
     /// `sqlite:…`
     Sqlite(SqliteStore),
+    /// `postgres://…` or `postgresql://…`
+    Postgres(PostgresStore),
 }
 
 impl Backend {
@@ -118,17 +194,23 @@ impl Backend {
         if url.starts_with("sqlite:") {
             Ok(Self::Sqlite(SqliteStore::open(config, telemetry).await?))
         } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
-            Err(OpenError::Config(ConfigError::new(
-                "DATABASE_URL",
-                redact_url(url),
-                "a sqlite: URL for now (e.g. sqlite://data/shop.db?mode=rwc): postgres support arrives with the orders issue",
-            )))
+            Ok(Self::Postgres(
+                PostgresStore::open(config, telemetry).await?,
+            ))
         } else {
             Err(OpenError::Config(ConfigError::new(
                 "DATABASE_URL",
                 redact_url(url),
-                "a sqlite: URL (e.g. sqlite://data/shop.db?mode=rwc)",
+                "a sqlite: URL (e.g. sqlite://data/shop.db?mode=rwc) or a postgres:// URL",
             )))
+        }
+    }
+
+    /// `db.system.name` of this backend: `sqlite` or `postgresql`.
+    pub fn system_name(&self) -> &'static str {
+        match self {
+            Self::Sqlite(_) => sqlite::SYSTEM_NAME,
+            Self::Postgres(_) => postgres::SYSTEM_NAME,
         }
     }
 
@@ -136,6 +218,7 @@ impl Backend {
     pub async fn close(&self) {
         match self {
             Self::Sqlite(store) => store.close().await,
+            Self::Postgres(store) => store.close().await,
         }
     }
 }
@@ -144,18 +227,35 @@ impl Store for Backend {
     async fn ping(&self) -> Result<(), StoreError> {
         match self {
             Self::Sqlite(store) => store.ping().await,
+            Self::Postgres(store) => store.ping().await,
         }
     }
 
     async fn list_products(&self, page: PageRequest) -> Result<(Vec<Product>, u64), StoreError> {
         match self {
             Self::Sqlite(store) => store.list_products(page).await,
+            Self::Postgres(store) => store.list_products(page).await,
         }
     }
 
     async fn get_product(&self, id: i64) -> Result<Option<Product>, StoreError> {
         match self {
             Self::Sqlite(store) => store.get_product(id).await,
+            Self::Postgres(store) => store.get_product(id).await,
+        }
+    }
+
+    async fn create_user(&self, user: NewUser<'_>) -> Result<User, CreateUserError> {
+        match self {
+            Self::Sqlite(store) => store.create_user(user).await,
+            Self::Postgres(store) => store.create_user(user).await,
+        }
+    }
+
+    async fn user_by_token_hash(&self, token_hash: &TokenHash) -> Result<Option<User>, StoreError> {
+        match self {
+            Self::Sqlite(store) => store.user_by_token_hash(token_hash).await,
+            Self::Postgres(store) => store.user_by_token_hash(token_hash).await,
         }
     }
 }
@@ -184,6 +284,28 @@ pub enum OpenError {
     /// Seeding the catalog failed.
     #[error("cannot seed the catalog: {0}")]
     Seed(#[source] sqlx::Error),
+}
+
+/// Whether `error` is a unique-constraint violation on `table.column` (PostgreSQL names the
+/// constraint `{table}_{column}_key`; SQLite says `UNIQUE constraint failed: table.column`).
+pub(crate) fn is_unique_violation_on(error: &sqlx::Error, table: &str, column: &str) -> bool {
+    let sqlx::Error::Database(error) = error else {
+        return false;
+    };
+    if error.kind() != sqlx::error::ErrorKind::UniqueViolation {
+        return false;
+    }
+    match error.constraint() {
+        Some(constraint) => constraint == format!("{table}_{column}_key"),
+        None => error
+            .message()
+            .split_once("UNIQUE constraint failed: ")
+            .is_some_and(|(_, columns)| {
+                columns
+                    .split(", ")
+                    .any(|c| c == format!("{table}.{column}"))
+            }),
+    }
 }
 
 /// `error.type` of a failed database operation on its CLIENT span and duration metric: a
@@ -259,24 +381,32 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn postgres_urls_are_refused_until_the_backend_exists() {
+    async fn unknown_database_schemes_are_refused_naming_database_url() {
         let (telemetry, _guard) = Telemetry::builder(telemetry::TelemetryConfig::for_tests("shop"))
             .log_sink(telemetry::log_sink::LogSink::memory())
             .build()
             .unwrap();
         let config = ShopConfig {
-            database_url: "postgres://shop:hunter2@db/shop".to_owned(),
+            database_url: "mysql://shop:hunter2@db/shop".to_owned(),
             ..ShopConfig::from_lookup(telemetry::config::Persona::Local, |_| None).unwrap()
         };
         let Err(OpenError::Config(error)) = Backend::open(&config, &telemetry).await else {
-            panic!("a postgres URL must be refused with a configuration error");
+            panic!("a mysql URL must be refused with a configuration error");
         };
         assert_eq!(error.variable, "DATABASE_URL");
-        assert!(
-            error
-                .allowed
-                .contains("postgres support arrives with the orders issue")
-        );
+        assert!(error.allowed.contains("postgres://"));
         assert!(!error.to_string().contains("hunter2"));
+    }
+
+    #[test]
+    fn user_debug_output_hides_email_and_name() {
+        let user = User {
+            id: 7,
+            email: "ann@example.com".to_owned(),
+            name: "Ann".to_owned(),
+        };
+        let debug = format!("{user:?}");
+        assert!(debug.contains("id: 7"), "{debug}");
+        assert!(!debug.contains("ann@") && !debug.contains("Ann"), "{debug}");
     }
 }

@@ -14,8 +14,15 @@ use telemetry::config::ConfigError;
 use telemetry::db::DbInstruments;
 
 use super::seed::PRODUCTS;
-use super::{OpenError, PageRequest, Product, Store, StoreError, error_type};
+use super::{
+    CreateUserError, NewUser, OpenError, PageRequest, Product, Store, StoreError, User, error_type,
+    is_unique_violation_on,
+};
+use crate::accounts::TokenHash;
 use crate::config::{ShopConfig, redact_url};
+
+/// `db.system.name` of this backend.
+pub const SYSTEM_NAME: &str = "sqlite";
 
 /// The migrations of this backend, embedded at compile time.
 static MIGRATOR: Migrator = sqlx::migrate!("../../migrations/sqlite");
@@ -23,7 +30,7 @@ static MIGRATOR: Migrator = sqlx::migrate!("../../migrations/sqlite");
 /// How long a statement waits for another connection's write lock before failing.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 
-/// The catalog in a SQLite database.
+/// The shop's data in a SQLite database.
 #[derive(Debug, Clone)]
 pub struct SqliteStore {
     pool: SqlitePool,
@@ -63,7 +70,7 @@ impl SqliteStore {
             .map_err(OpenError::Connect)?;
         let store = Self {
             pool,
-            db: DbInstruments::new(telemetry, "sqlite"),
+            db: DbInstruments::new(telemetry, SYSTEM_NAME),
         };
         store.migrate().await?;
         let seeded = store.seed().await.map_err(OpenError::Seed)?;
@@ -78,13 +85,24 @@ impl SqliteStore {
         self.pool.close().await;
     }
 
+    /// The [`StoreError`] of a failed request-time operation.
+    fn failure(&self, error: sqlx::Error) -> StoreError {
+        StoreError::from_pool(error, &self.pool)
+    }
+
+    /// Applies the pending migrations. sqlx takes no lock on SQLite, so the whole run holds
+    /// the database's write lock (`BEGIN IMMEDIATE`; each migration is a savepoint inside it):
+    /// a second instance starting on the same file waits, then finds every migration applied.
     async fn migrate(&self) -> Result<(), OpenError> {
+        let migrate = async {
+            let mut transaction = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+            MIGRATOR.run(&mut transaction).await?;
+            transaction.commit().await?;
+            Ok(())
+        };
         self.db
             .operation("MIGRATE", "_sqlx_migrations")
-            .run(
-                MIGRATOR.run(&self.pool),
-                |_: &sqlx::migrate::MigrateError| "migrate",
-            )
+            .run(migrate, |_: &sqlx::migrate::MigrateError| "migrate")
             .await
             .map_err(OpenError::Migrate)
     }
@@ -133,7 +151,8 @@ impl Store for SqliteStore {
                     .fetch_optional(&self.pool),
                 error_type,
             )
-            .await?;
+            .await
+            .map_err(|error| self.failure(error))?;
         Ok(())
     }
 
@@ -147,7 +166,8 @@ impl Store for SqliteStore {
                 sqlx::query_scalar("SELECT COUNT(*) FROM products").fetch_one(&self.pool),
                 error_type,
             )
-            .await?;
+            .await
+            .map_err(|error| self.failure(error))?;
         let offset = i64::try_from(page.offset()).unwrap_or(i64::MAX);
         let items: Vec<Product> = self
             .db
@@ -162,7 +182,8 @@ impl Store for SqliteStore {
                 .fetch_all(&self.pool),
                 error_type,
             )
-            .await?;
+            .await
+            .map_err(|error| self.failure(error))?;
         Ok((items, u64::try_from(total).unwrap_or(0)))
     }
 
@@ -179,7 +200,48 @@ impl Store for SqliteStore {
                 .fetch_optional(&self.pool),
                 error_type,
             )
-            .await?;
+            .await
+            .map_err(|error| self.failure(error))?;
         Ok(product)
+    }
+
+    async fn create_user(&self, user: NewUser<'_>) -> Result<User, CreateUserError> {
+        let inserted = self
+            .db
+            .operation("INSERT", "users")
+            .run(
+                sqlx::query_as(
+                    "INSERT INTO users (email, name, token_hash) VALUES (?, ?, ?) \
+                     RETURNING id, email, name",
+                )
+                .bind(user.email.as_str())
+                .bind(user.name.as_str())
+                .bind(user.token_hash.as_str())
+                .fetch_one(&self.pool),
+                error_type,
+            )
+            .await;
+        match inserted {
+            Ok(user) => Ok(user),
+            Err(error) if is_unique_violation_on(&error, "users", "email") => {
+                Err(CreateUserError::EmailTaken)
+            }
+            Err(error) => Err(self.failure(error).into()),
+        }
+    }
+
+    async fn user_by_token_hash(&self, token_hash: &TokenHash) -> Result<Option<User>, StoreError> {
+        let user = self
+            .db
+            .operation("SELECT", "users")
+            .run(
+                sqlx::query_as("SELECT id, email, name FROM users WHERE token_hash = ?")
+                    .bind(token_hash.as_str())
+                    .fetch_optional(&self.pool),
+                error_type,
+            )
+            .await
+            .map_err(|error| self.failure(error))?;
+        Ok(user)
     }
 }

@@ -1,5 +1,12 @@
 //! Spawns the shop on an ephemeral port with its own telemetry instance (OTLP to an in-process
-//! receiver, logs in memory) and a fresh SQLite database.
+//! receiver, logs in memory) and a fresh database: a SQLite file in a temporary directory, or a
+//! PostgreSQL database of its own (`shop_test_…`, created through `SHOP_TEST_POSTGRES_URL`,
+//! default `postgres://postgres@127.0.0.1:5432/test`, and dropped afterwards), so tests run in
+//! parallel.
+//!
+//! [`on_both_backends!`] runs a test once per backend. Without a reachable PostgreSQL the
+//! PostgreSQL half skips with a message on stderr — unless `SHOP_REQUIRE_POSTGRES` or `CI` is
+//! set (as `scripts/test.sh` does), where it fails instead.
 
 #![allow(dead_code, unreachable_pub, clippy::unwrap_used)]
 
@@ -10,6 +17,7 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use shop::config::ShopConfig;
+use sqlx::{AssertSqlSafe, Connection, Executor, PgConnection, SqliteConnection};
 use telemetry::config::{OtlpProtocol, TelemetryConfig};
 use telemetry::log_sink::LogSink;
 use telemetry::testkit::{OtlpReceiver, install_test_subscriber};
@@ -29,8 +37,9 @@ pub struct TestApp {
     /// Call `guard.shutdown().await` to flush every exporter before reading `receiver`.
     pub guard: TelemetryGuard,
     pub client: reqwest::Client,
-    pub database: TempDatabase,
+    /// Stops the server (declared before `database`, so it is dropped first).
     pub stop: StopOnDrop,
+    pub database: TestDatabase,
 }
 
 impl TestApp {
@@ -118,11 +127,11 @@ pub fn telemetry_config(receiver: &OtlpReceiver, extra_env: &[(&str, &str)]) -> 
     config.with_otlp(receiver.grpc_endpoint(), OtlpProtocol::Grpc)
 }
 
-/// Shop configuration for a test: loopback, ephemeral port, `database`'s SQLite file, with
-/// `extra_env` applied on top.
+/// Shop configuration for a test: loopback, ephemeral port, `database`, with `extra_env`
+/// applied on top.
 pub fn shop_config(
     telemetry: &TelemetryConfig,
-    database: &TempDatabase,
+    database: &TestDatabase,
     extra_env: &[(&str, &str)],
 ) -> ShopConfig {
     let mut env: HashMap<String, String> = HashMap::from([
@@ -163,10 +172,15 @@ pub async fn serve(app: axum::Router) -> (SocketAddr, StopOnDrop) {
     (address, StopOnDrop(Some(stop)))
 }
 
-/// Starts the shop as `main` does, but with test telemetry and a fresh database.
+/// Starts the shop as `main` does, but with test telemetry and a fresh SQLite database.
 pub async fn spawn_app(extra_env: &[(&str, &str)]) -> TestApp {
+    spawn_app_on(Db::Sqlite, extra_env).await
+}
+
+/// Starts the shop as `main` does, but with test telemetry and a fresh database of `db`.
+pub async fn spawn_app_on(db: Db, extra_env: &[(&str, &str)]) -> TestApp {
     let (telemetry, guard, receiver) = test_telemetry(extra_env).await;
-    let database = TempDatabase::new();
+    let database = TestDatabase::create(db).await;
     let config = shop_config(telemetry.config(), &database, extra_env);
     let app = shop::app::build(&config, &telemetry).await.unwrap();
     let (address, stop) = serve(app).await;
@@ -177,8 +191,8 @@ pub async fn spawn_app(extra_env: &[(&str, &str)]) -> TestApp {
         telemetry,
         guard,
         client: reqwest::Client::new(),
-        database,
         stop,
+        database,
     }
 }
 
@@ -190,4 +204,243 @@ pub fn parse_json_lines(text: &str) -> Vec<serde_json::Value> {
                 .unwrap_or_else(|e| panic!("not a JSON log line ({e}): {line}"))
         })
         .collect()
+}
+
+/// The database backends the shop runs on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Db {
+    Sqlite,
+    Postgres,
+}
+
+impl Db {
+    /// `db.system.name` of the backend.
+    pub fn system_name(self) -> &'static str {
+        match self {
+            Self::Sqlite => "sqlite",
+            Self::Postgres => "postgresql",
+        }
+    }
+}
+
+/// A fresh database for one test, removed on drop.
+pub enum TestDatabase {
+    Sqlite(TempDatabase),
+    Postgres(PgDatabase),
+}
+
+impl TestDatabase {
+    pub async fn create(db: Db) -> Self {
+        match db {
+            Db::Sqlite => Self::Sqlite(TempDatabase::new()),
+            Db::Postgres => Self::Postgres(PgDatabase::create().await),
+        }
+    }
+
+    pub fn db(&self) -> Db {
+        match self {
+            Self::Sqlite(_) => Db::Sqlite,
+            Self::Postgres(_) => Db::Postgres,
+        }
+    }
+
+    /// The `DATABASE_URL` of this database.
+    pub fn url(&self) -> String {
+        match self {
+            Self::Sqlite(database) => database.url(),
+            Self::Postgres(database) => database.url.clone(),
+        }
+    }
+}
+
+/// The PostgreSQL server the tests use: `SHOP_TEST_POSTGRES_URL`, default the CI service.
+pub fn postgres_admin_url() -> String {
+    std::env::var("SHOP_TEST_POSTGRES_URL")
+        .ok()
+        .filter(|url| !url.trim().is_empty())
+        .unwrap_or_else(|| "postgres://postgres@127.0.0.1:5432/test".to_owned())
+}
+
+/// Whether a missing PostgreSQL must fail the tests (CI, `scripts/test.sh`) rather than skip.
+fn postgres_required() -> bool {
+    let set = |key: &str| {
+        std::env::var(key)
+            .is_ok_and(|v| !v.trim().is_empty() && v != "0" && !v.eq_ignore_ascii_case("false"))
+    };
+    set("SHOP_REQUIRE_POSTGRES") || set("CI")
+}
+
+/// Whether the PostgreSQL half of `test` can run. When the server is unreachable this prints
+/// why and returns `false` (skip), or panics when PostgreSQL is required.
+pub async fn postgres_ready(test: &str) -> bool {
+    let url = postgres_admin_url();
+    let connected = tokio::time::timeout(Duration::from_secs(5), PgConnection::connect(&url)).await;
+    let error = match connected {
+        Ok(Ok(connection)) => {
+            let _ = connection.close().await;
+            return true;
+        }
+        Ok(Err(error)) => error.to_string(),
+        Err(_) => "no answer within 5 s".to_owned(),
+    };
+    assert!(
+        !postgres_required(),
+        "{test}: PostgreSQL is required (SHOP_REQUIRE_POSTGRES or CI is set) but unreachable \
+         through SHOP_TEST_POSTGRES_URL or 127.0.0.1:5432/test: {error}"
+    );
+    eprintln!(
+        "SKIPPED {test} on PostgreSQL: unreachable through SHOP_TEST_POSTGRES_URL or \
+         127.0.0.1:5432/test ({error}); set SHOP_REQUIRE_POSTGRES=1 to make this a failure"
+    );
+    false
+}
+
+/// A PostgreSQL database of its own, created on the server of [`postgres_admin_url`] and
+/// dropped (with its connections) on drop.
+pub struct PgDatabase {
+    pub name: String,
+    pub url: String,
+    admin_url: String,
+}
+
+impl PgDatabase {
+    pub async fn create() -> Self {
+        static NEXT: AtomicU32 = AtomicU32::new(0);
+        let admin_url = postgres_admin_url();
+        let nanos = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap()
+            .subsec_nanos();
+        let name = format!(
+            "shop_test_{}_{nanos}_{}",
+            std::process::id(),
+            NEXT.fetch_add(1, Ordering::Relaxed)
+        );
+        let mut admin = PgConnection::connect(&admin_url).await.unwrap();
+        admin
+            .execute(sqlx::raw_sql(AssertSqlSafe(format!(
+                "CREATE DATABASE \"{name}\""
+            ))))
+            .await
+            .unwrap();
+        let _ = admin.close().await;
+        let url = database_url_on(&admin_url, &name);
+        Self {
+            name,
+            url,
+            admin_url,
+        }
+    }
+}
+
+/// `admin_url` with its database replaced by `name` (user, host and query kept).
+fn database_url_on(admin_url: &str, name: &str) -> String {
+    let (base, query) = match admin_url.split_once('?') {
+        Some((base, query)) => (base, Some(query)),
+        None => (admin_url, None),
+    };
+    let authority_start = base.find("://").map_or(0, |i| i + 3);
+    let server = match base[authority_start..].find('/') {
+        Some(slash) => &base[..authority_start + slash],
+        None => base,
+    };
+    match query {
+        Some(query) => format!("{server}/{name}?{query}"),
+        None => format!("{server}/{name}"),
+    }
+}
+
+impl Drop for PgDatabase {
+    fn drop(&mut self) {
+        let admin_url = self.admin_url.clone();
+        let statement = format!("DROP DATABASE IF EXISTS \"{}\" WITH (FORCE)", self.name);
+        // Drop runs inside the test's runtime: do the async work on a thread of its own.
+        let dropped = std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
+            runtime.block_on(async move {
+                let mut admin = PgConnection::connect(&admin_url).await?;
+                admin
+                    .execute(sqlx::raw_sql(AssertSqlSafe(statement)))
+                    .await?;
+                admin.close().await
+            })
+        })
+        .join();
+        if !matches!(dropped, Ok(Ok(()))) {
+            eprintln!("could not drop test database {}: {dropped:?}", self.name);
+        }
+    }
+}
+
+/// Runs each listed `async fn name(db: Db)` once per backend, as the tests `sqlite::name` and
+/// `postgres::name`.
+#[allow(unused_macros)]
+macro_rules! on_both_backends {
+    ($($test:ident),+ $(,)?) => {
+        mod sqlite {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $test() {
+                    super::$test($crate::common::Db::Sqlite).await;
+                }
+            )+
+        }
+
+        mod postgres {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $test() {
+                    if $crate::common::postgres_ready(stringify!($test)).await {
+                        super::$test($crate::common::Db::Postgres).await;
+                    }
+                }
+            )+
+        }
+    };
+}
+#[allow(unused_imports)]
+pub(crate) use on_both_backends;
+
+/// Another session holding the write lock on the `users` table (SQLite: a `BEGIN IMMEDIATE`
+/// transaction, which blocks every other writer; PostgreSQL: `LOCK TABLE users IN EXCLUSIVE
+/// MODE`, which blocks inserts but not reads) until [`UsersWriteLock::release`].
+pub enum UsersWriteLock {
+    Sqlite(SqliteConnection),
+    Postgres(PgConnection),
+}
+
+impl UsersWriteLock {
+    pub async fn acquire(database: &TestDatabase) -> Self {
+        match database {
+            TestDatabase::Sqlite(_) => {
+                let mut connection = SqliteConnection::connect(&database.url()).await.unwrap();
+                connection.execute("BEGIN IMMEDIATE").await.unwrap();
+                Self::Sqlite(connection)
+            }
+            TestDatabase::Postgres(_) => {
+                let mut connection = PgConnection::connect(&database.url()).await.unwrap();
+                connection
+                    .execute(sqlx::raw_sql("BEGIN; LOCK TABLE users IN EXCLUSIVE MODE"))
+                    .await
+                    .unwrap();
+                Self::Postgres(connection)
+            }
+        }
+    }
+
+    pub async fn release(self) {
+        match self {
+            Self::Sqlite(mut connection) => {
+                connection.execute("ROLLBACK").await.unwrap();
+                connection.close().await.unwrap();
+            }
+            Self::Postgres(mut connection) => {
+                connection.execute("ROLLBACK").await.unwrap();
+                connection.close().await.unwrap();
+            }
+        }
+    }
 }

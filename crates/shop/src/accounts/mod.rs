@@ -1,0 +1,238 @@
+//! Accounts: sign-up (`POST /v1/users`), bearer-token authentication ([`AuthUser`]) and the
+//! caller's own account (`GET /v1/me`).
+//!
+//! Sign-up hands out an [`ApiToken`] once; the database keeps only its SHA-256
+//! ([`TokenHash`]). Emails, names and tokens are personal or secret: none of them is ever
+//! logged or recorded in telemetry (their `Debug` output is redacted). The user becomes
+//! visible to telemetry only as the request's user id, which the telemetry layer turns into
+//! `enduser.pseudo.id` (or nothing) per PII mode.
+
+mod auth;
+mod email;
+mod name;
+mod token;
+
+use std::borrow::Cow;
+
+use axum::extract::State;
+use axum::extract::rejection::JsonRejection;
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+pub use auth::AuthUser;
+pub use email::{InvalidEmail, UserEmail};
+pub use name::{InvalidName, MAX_NAME_CHARS, UserName};
+pub use token::{ApiToken, TOKEN_PREFIX, TokenHash};
+
+use crate::app::AppState;
+use crate::error::{ApiError, FieldError};
+use crate::store::{CreateUserError, NewUser, Store, User};
+
+/// The account routes.
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/v1/users", post(sign_up))
+        .route("/v1/me", get(me))
+}
+
+/// Body of `POST /v1/users`. Fields are read as any JSON value so that a missing or mistyped
+/// field is answered 422 naming it, like any other invalid value. `Debug` shows no values.
+#[derive(Default, Deserialize)]
+pub struct SignUpRequest {
+    /// The email address (string).
+    #[serde(default)]
+    pub email: Value,
+    /// The display name (string).
+    #[serde(default)]
+    pub name: Value,
+}
+
+impl std::fmt::Debug for SignUpRequest {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SignUpRequest").finish_non_exhaustive()
+    }
+}
+
+/// A sign-up whose every field is valid.
+#[derive(Debug)]
+struct ValidSignUp {
+    email: UserEmail,
+    name: UserName,
+}
+
+impl SignUpRequest {
+    /// Validates every field and reports all invalid ones at once.
+    fn validate(&self) -> Result<ValidSignUp, ApiError> {
+        let email = string_field(&self.email, "email")
+            .and_then(|raw| UserEmail::parse(raw).map_err(|e| field_error("email", e.to_string())));
+        let name = string_field(&self.name, "name")
+            .and_then(|raw| UserName::parse(raw).map_err(|e| field_error("name", e.to_string())));
+        match (email, name) {
+            (Ok(email), Ok(name)) => Ok(ValidSignUp { email, name }),
+            (email, name) => Err(ApiError::invalid_fields(
+                "request.invalid_body",
+                [email.err(), name.err()].into_iter().flatten().collect(),
+            )),
+        }
+    }
+}
+
+fn string_field<'a>(value: &'a Value, field: &'static str) -> Result<&'a str, FieldError> {
+    match value {
+        Value::String(raw) => Ok(raw),
+        Value::Null => Err(field_error(field, "is required")),
+        _ => Err(field_error(field, "must be a string")),
+    }
+}
+
+fn field_error(field: &'static str, message: impl Into<Cow<'static, str>>) -> FieldError {
+    FieldError {
+        field: field.into(),
+        message: message.into(),
+    }
+}
+
+/// Body of `GET /v1/me`: the account without its token. `Debug` hides the email and the name.
+#[derive(Serialize)]
+pub struct Account {
+    /// User id.
+    pub id: i64,
+    /// Normalised email address.
+    pub email: String,
+    /// Display name.
+    pub name: String,
+}
+
+impl std::fmt::Debug for Account {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Account")
+            .field("id", &self.id)
+            .field("email", &"[REDACTED]")
+            .field("name", &"[REDACTED]")
+            .finish()
+    }
+}
+
+impl From<User> for Account {
+    fn from(user: User) -> Self {
+        Self {
+            id: user.id,
+            email: user.email,
+            name: user.name,
+        }
+    }
+}
+
+/// Body of `POST /v1/users` (201): the account and its token, which is never shown again.
+/// `Debug` hides the token.
+#[derive(Serialize)]
+pub struct NewAccount {
+    /// The account.
+    #[serde(flatten)]
+    pub account: Account,
+    /// The bearer token (`shop_…`), shown this once.
+    pub token: String,
+}
+
+impl std::fmt::Debug for NewAccount {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("NewAccount")
+            .field("account", &self.account)
+            .field("token", &"[REDACTED]")
+            .finish()
+    }
+}
+
+/// `POST /v1/users`: 201 with the account and its token; 422 naming each invalid field; 409
+/// `user.email_taken`; 400/415 for a body that is not a JSON object.
+async fn sign_up(
+    State(state): State<AppState>,
+    body: Result<Json<SignUpRequest>, JsonRejection>,
+) -> Result<Response, ApiError> {
+    let Json(request) = body?;
+    let valid = request.validate()?;
+    let token = ApiToken::generate();
+    let user = state
+        .store
+        .create_user(NewUser {
+            email: &valid.email,
+            name: &valid.name,
+            token_hash: &token.hash(),
+        })
+        .await
+        .map_err(|error| match error {
+            CreateUserError::EmailTaken => ApiError::Conflict {
+                code: "user.email_taken",
+                message: "an account with this email address already exists".into(),
+                fields: vec![field_error("email", "is already registered")],
+            },
+            CreateUserError::Store(error) => error.into(),
+        })?;
+    auth::record_user(&user);
+    let body = NewAccount {
+        account: user.into(),
+        token: token.expose().to_owned(),
+    };
+    // The token must not stay in any cache between the client and us.
+    Ok((
+        StatusCode::CREATED,
+        [(header::CACHE_CONTROL, HeaderValue::from_static("no-store"))],
+        Json(body),
+    )
+        .into_response())
+}
+
+/// `GET /v1/me`: the authenticated caller.
+async fn me(AuthUser(user): AuthUser) -> Json<Account> {
+    Json(user.into())
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+    use serde_json::json;
+
+    fn invalid_fields(body: Value) -> Vec<String> {
+        let request: SignUpRequest = serde_json::from_value(body).unwrap();
+        match request.validate().unwrap_err() {
+            ApiError::Validation { code, fields, .. } => {
+                assert_eq!(code, "request.invalid_body");
+                fields.iter().map(|f| f.field.to_string()).collect()
+            }
+            other => panic!("expected a validation error, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_valid_sign_up_is_normalised() {
+        let request: SignUpRequest =
+            serde_json::from_value(json!({"email": " Ann@Example.com", "name": " Ann "})).unwrap();
+        let valid = request.validate().unwrap();
+        assert_eq!(valid.email.as_str(), "ann@example.com");
+        assert_eq!(valid.name.as_str(), "Ann");
+    }
+
+    #[test]
+    fn every_invalid_field_is_named() {
+        assert_eq!(invalid_fields(json!({"name": "Ann"})), ["email"]);
+        assert_eq!(invalid_fields(json!({"email": "a@b.io"})), ["name"]);
+        assert_eq!(invalid_fields(json!({})), ["email", "name"]);
+        assert_eq!(
+            invalid_fields(json!({"email": 5, "name": ["Ann"]})),
+            ["email", "name"]
+        );
+        assert_eq!(
+            invalid_fields(json!({"email": "nope", "name": ""})),
+            ["email", "name"]
+        );
+        assert_eq!(
+            invalid_fields(json!({"email": null, "name": "Ann"})),
+            ["email"]
+        );
+    }
+}

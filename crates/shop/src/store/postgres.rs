@@ -1,0 +1,301 @@
+//! The PostgreSQL backend: a connection pool, migrated from `migrations/postgres` and seeded
+//! on first start.
+//!
+//! Several instances may start against one database at once: `sqlx` serialises the migrations
+//! with an advisory lock, and the seed inserts the catalog with fixed ids and
+//! `ON CONFLICT DO NOTHING`, so whichever instance comes second inserts nothing and the ids are
+//! the same as on SQLite.
+
+use std::str::FromStr;
+
+use sqlx::migrate::Migrator;
+use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
+use sqlx::{Postgres, QueryBuilder};
+use telemetry::Telemetry;
+use telemetry::config::ConfigError;
+use telemetry::db::DbInstruments;
+
+use super::seed::PRODUCTS;
+use super::{
+    CreateUserError, NewUser, OpenError, PageRequest, Product, Store, StoreError, User, error_type,
+    is_unique_violation_on,
+};
+use crate::accounts::TokenHash;
+use crate::config::{ShopConfig, redact_url};
+
+/// `db.system.name` of this backend.
+pub const SYSTEM_NAME: &str = "postgresql";
+
+/// The migrations of this backend, embedded at compile time.
+static MIGRATOR: Migrator = sqlx::migrate!("../../migrations/postgres");
+
+/// `application_name` of the shop's sessions (`pg_stat_activity`) unless the URL sets one.
+const APPLICATION_NAME: &str = "shop";
+
+/// The shop's data in a PostgreSQL database.
+#[derive(Debug, Clone)]
+pub struct PostgresStore {
+    pool: PgPool,
+    db: DbInstruments,
+}
+
+impl PostgresStore {
+    /// Connects to `config.database_url` with a pool of `config.db_max_connections` (a request
+    /// waits at most `config.db_acquire_timeout` for one, then fails with
+    /// [`StoreError::PoolExhausted`]), migrates the database and seeds an empty catalog.
+    pub async fn open(config: &ShopConfig, telemetry: &Telemetry) -> Result<Self, OpenError> {
+        let mut options = PgConnectOptions::from_str(&config.database_url).map_err(|error| {
+            ConfigError::new(
+                "DATABASE_URL",
+                redact_url(&config.database_url),
+                format!(
+                    "a valid postgres:// URL, e.g. postgres://shop@127.0.0.1:5432/shop ({})",
+                    scrub_url_error(&error, &config.database_url)
+                ),
+            )
+        })?;
+        if options.get_application_name().is_none() {
+            options = options.application_name(APPLICATION_NAME);
+        }
+        let pool = PgPoolOptions::new()
+            .max_connections(config.db_max_connections)
+            .acquire_timeout(config.db_acquire_timeout)
+            .connect_with(options)
+            .await
+            .map_err(OpenError::Connect)?;
+        let store = Self {
+            pool,
+            db: DbInstruments::new(telemetry, SYSTEM_NAME),
+        };
+        store.migrate().await?;
+        let seeded = store.seed().await.map_err(OpenError::Seed)?;
+        if seeded > 0 {
+            tracing::info!(products = seeded, "catalog seeded");
+        }
+        Ok(store)
+    }
+
+    /// Closes every pooled connection.
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+
+    /// The [`StoreError`] of a failed request-time operation.
+    fn failure(&self, error: sqlx::Error) -> StoreError {
+        StoreError::from_pool(error, &self.pool)
+    }
+
+    async fn migrate(&self) -> Result<(), OpenError> {
+        self.db
+            .operation("MIGRATE", "_sqlx_migrations")
+            .run(
+                MIGRATOR.run(&self.pool),
+                |_: &sqlx::migrate::MigrateError| "migrate",
+            )
+            .await
+            .map_err(OpenError::Migrate)
+    }
+
+    /// Inserts the seed catalog into an empty `products` table; returns how many rows it added.
+    ///
+    /// Safe when two instances seed at once: rows carry their ids (1, 2, … in seed order, as
+    /// SQLite assigns them) and conflicts are skipped, so the second instance adds nothing.
+    /// The identity sequence then continues after the highest id.
+    async fn seed(&self) -> Result<u64, sqlx::Error> {
+        let existing: i64 = self
+            .db
+            .operation("SELECT", "products")
+            .run(
+                sqlx::query_scalar("SELECT COUNT(*) FROM products").fetch_one(&self.pool),
+                error_type,
+            )
+            .await?;
+        if existing > 0 {
+            return Ok(0);
+        }
+        let mut insert = QueryBuilder::<Postgres>::new(
+            "INSERT INTO products (id, sku, name, description, category, price_cents, stock) \
+             OVERRIDING SYSTEM VALUE ",
+        );
+        insert.push_values(PRODUCTS.iter().zip(1_i64..), |mut row, (product, id)| {
+            row.push_bind(id)
+                .push_bind(product.sku)
+                .push_bind(product.name)
+                .push_bind(product.description)
+                .push_bind(product.category)
+                .push_bind(product.price_cents)
+                .push_bind(product.stock);
+        });
+        insert.push(" ON CONFLICT DO NOTHING");
+        let done = self
+            .db
+            .operation("INSERT", "products")
+            .run(insert.build().execute(&self.pool), error_type)
+            .await?;
+        self.db
+            .operation("SELECT", "products")
+            .run(
+                sqlx::query(
+                    "SELECT setval(pg_get_serial_sequence('products', 'id'), \
+                     (SELECT MAX(id) FROM products))",
+                )
+                .execute(&self.pool),
+                error_type,
+            )
+            .await?;
+        Ok(done.rows_affected())
+    }
+}
+
+/// The parse error of a `DATABASE_URL`, without the URL's password if the message repeats it.
+fn scrub_url_error(error: &sqlx::Error, url: &str) -> String {
+    let message = error.to_string();
+    match url
+        .split_once("://")
+        .and_then(|(_, rest)| rest.split_once('@'))
+        .and_then(|(user_info, _)| user_info.split_once(':'))
+    {
+        Some((_, password)) if !password.is_empty() => message.replace(password, "[REDACTED]"),
+        _ => message,
+    }
+}
+
+impl Store for PostgresStore {
+    async fn ping(&self) -> Result<(), StoreError> {
+        self.db
+            .operation("SELECT", "products")
+            .run(
+                sqlx::query_scalar::<_, i32>("SELECT 1 FROM products LIMIT 1")
+                    .fetch_optional(&self.pool),
+                error_type,
+            )
+            .await
+            .map_err(|error| self.failure(error))?;
+        Ok(())
+    }
+
+    /// Two statements (count, then the page) outside a transaction: under concurrent writes
+    /// the total may be off by the rows written in between, which a listing tolerates.
+    async fn list_products(&self, page: PageRequest) -> Result<(Vec<Product>, u64), StoreError> {
+        let total: i64 = self
+            .db
+            .operation("SELECT", "products")
+            .run(
+                sqlx::query_scalar("SELECT COUNT(*) FROM products").fetch_one(&self.pool),
+                error_type,
+            )
+            .await
+            .map_err(|error| self.failure(error))?;
+        let offset = i64::try_from(page.offset()).unwrap_or(i64::MAX);
+        let items: Vec<Product> = self
+            .db
+            .operation("SELECT", "products")
+            .run(
+                sqlx::query_as(
+                    "SELECT id, sku, name, description, category, price_cents, stock \
+                     FROM products ORDER BY id LIMIT $1 OFFSET $2",
+                )
+                .bind(i64::from(page.per_page))
+                .bind(offset)
+                .fetch_all(&self.pool),
+                error_type,
+            )
+            .await
+            .map_err(|error| self.failure(error))?;
+        Ok((items, u64::try_from(total).unwrap_or(0)))
+    }
+
+    async fn get_product(&self, id: i64) -> Result<Option<Product>, StoreError> {
+        let product = self
+            .db
+            .operation("SELECT", "products")
+            .run(
+                sqlx::query_as(
+                    "SELECT id, sku, name, description, category, price_cents, stock \
+                     FROM products WHERE id = $1",
+                )
+                .bind(id)
+                .fetch_optional(&self.pool),
+                error_type,
+            )
+            .await
+            .map_err(|error| self.failure(error))?;
+        Ok(product)
+    }
+
+    async fn create_user(&self, user: NewUser<'_>) -> Result<User, CreateUserError> {
+        let inserted = self
+            .db
+            .operation("INSERT", "users")
+            .run(
+                sqlx::query_as(
+                    "INSERT INTO users (email, name, token_hash) VALUES ($1, $2, $3) \
+                     RETURNING id, email, name",
+                )
+                .bind(user.email.as_str())
+                .bind(user.name.as_str())
+                .bind(user.token_hash.as_str())
+                .fetch_one(&self.pool),
+                error_type,
+            )
+            .await;
+        match inserted {
+            Ok(user) => Ok(user),
+            Err(error) if is_unique_violation_on(&error, "users", "email") => {
+                Err(CreateUserError::EmailTaken)
+            }
+            Err(error) => Err(self.failure(error).into()),
+        }
+    }
+
+    async fn user_by_token_hash(&self, token_hash: &TokenHash) -> Result<Option<User>, StoreError> {
+        let user = self
+            .db
+            .operation("SELECT", "users")
+            .run(
+                sqlx::query_as("SELECT id, email, name FROM users WHERE token_hash = $1")
+                    .bind(token_hash.as_str())
+                    .fetch_optional(&self.pool),
+                error_type,
+            )
+            .await
+            .map_err(|error| self.failure(error))?;
+        Ok(user)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+    use std::time::Duration;
+
+    #[tokio::test]
+    async fn an_unreachable_server_is_unavailable_not_an_exhausted_pool() {
+        let (telemetry, _guard) = Telemetry::builder(telemetry::TelemetryConfig::for_tests("shop"))
+            .log_sink(telemetry::log_sink::LogSink::memory())
+            .build()
+            .unwrap();
+        // Port 1: nothing listens, every connection attempt is refused until the timeout.
+        let options = PgConnectOptions::from_str("postgres://shop@127.0.0.1:1/shop").unwrap();
+        let store = PostgresStore {
+            pool: PgPoolOptions::new()
+                .max_connections(2)
+                .acquire_timeout(Duration::from_millis(200))
+                .connect_lazy_with(options),
+            db: DbInstruments::new(&telemetry, SYSTEM_NAME),
+        };
+        assert!(matches!(
+            store.ping().await,
+            Err(StoreError::Unavailable(sqlx::Error::PoolTimedOut))
+        ));
+    }
+
+    #[test]
+    fn url_parse_errors_never_repeat_the_password() {
+        let error = sqlx::Error::Configuration("bad port in postgres://shop:hunter2@db:x/".into());
+        let message = scrub_url_error(&error, "postgres://shop:hunter2@db:x/");
+        assert!(!message.contains("hunter2"), "{message}");
+        assert!(message.contains("[REDACTED]"), "{message}");
+    }
+}
