@@ -53,6 +53,7 @@ pub fn router(state: AppState, telemetry: &Telemetry) -> Router {
         .merge(accounts::router())
         .merge(catalog::router())
         .fallback(telemetry::layer::not_found_fallback)
+        .method_not_allowed_fallback(telemetry::layer::method_not_allowed_fallback)
         .with_state(state);
     telemetry.instrument(routes)
 }

@@ -22,6 +22,7 @@ on_both_backends!(
     readyz_answers_ok_when_the_database_answers,
     readyz_answers_503_db_unavailable_when_the_database_is_unreachable,
     unknown_route_answers_json_404_route_not_found,
+    unsupported_method_answers_json_405_and_is_observed_once,
     metrics_endpoint_serves_request_and_database_durations,
     product_request_produces_db_client_spans_under_the_server_span,
     two_instances_starting_at_once_seed_the_catalog_once,
@@ -75,6 +76,27 @@ async fn unknown_route_answers_json_404_route_not_found(db: Db) {
     assert_eq!(response.status(), 404);
     let body: Value = response.json().await.unwrap();
     assert_eq!(body["error"]["code"], "route.not_found", "{body}");
+}
+
+async fn unsupported_method_answers_json_405_and_is_observed_once(db: Db) {
+    let app = spawn_app_on(db, &[]).await;
+    let response = app
+        .client
+        .delete(app.url("/v1/products"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 405);
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "route.method_not_allowed", "{body}");
+    let warnings: Vec<Value> = app
+        .log_lines()
+        .into_iter()
+        .filter(|l| l["level"] == "WARN" || l["level"] == "ERROR")
+        .collect();
+    assert_eq!(warnings.len(), 1, "{warnings:#?}");
+    assert_eq!(warnings[0]["error.code"], "route.method_not_allowed");
+    assert_eq!(warnings[0]["route"], "/v1/products");
 }
 
 async fn metrics_endpoint_serves_request_and_database_durations(db: Db) {

@@ -49,7 +49,17 @@ impl DbInstruments {
         DbOperation {
             instruments: self,
             operation,
-            collection,
+            collection: Some(collection),
+        }
+    }
+
+    /// Describes a statement on no particular table (`BEGIN`, `COMMIT`, `SELECT 1`, …): its
+    /// span and metric carry `db.operation.name` and no `db.collection.name`.
+    pub fn statement(&self, operation: &'static str) -> DbOperation<'_> {
+        DbOperation {
+            instruments: self,
+            operation,
+            collection: None,
         }
     }
 }
@@ -59,7 +69,7 @@ impl DbInstruments {
 pub struct DbOperation<'a> {
     instruments: &'a DbInstruments,
     operation: &'static str,
-    collection: &'static str,
+    collection: Option<&'static str>,
 }
 
 impl DbOperation<'_> {
@@ -70,13 +80,23 @@ impl DbOperation<'_> {
         F: Future<Output = Result<T, E>>,
     {
         let telemetry = &self.instruments.telemetry;
-        let summary = format!("{} {}", self.operation, self.collection);
-        let attributes = vec![
-            KeyValue::new("db.system.name", self.instruments.system),
-            KeyValue::new("db.operation.name", self.operation),
-            KeyValue::new("db.collection.name", self.collection),
-            KeyValue::new("db.query.summary", summary.clone()),
-        ];
+        let summary: std::borrow::Cow<'static, str> = match self.collection {
+            Some(collection) => {
+                let mut s = String::with_capacity(self.operation.len() + 1 + collection.len());
+                s.push_str(self.operation);
+                s.push(' ');
+                s.push_str(collection);
+                s.into()
+            }
+            None => self.operation.into(),
+        };
+        let mut attributes = Vec::with_capacity(4);
+        attributes.push(KeyValue::new("db.system.name", self.instruments.system));
+        attributes.push(KeyValue::new("db.operation.name", self.operation));
+        if let Some(collection) = self.collection {
+            attributes.push(KeyValue::new("db.collection.name", collection));
+        }
+        attributes.push(KeyValue::new("db.query.summary", summary.clone()));
         let parent = match RequestContext::current() {
             Some(request) => OtelContext::new().with_remote_span_context(request.span_context()),
             None => OtelContext::new(),
@@ -90,11 +110,12 @@ impl DbOperation<'_> {
         let started = Instant::now();
         let result = query.await;
         let seconds = started.elapsed().as_secs_f64();
-        let mut metric_attributes = vec![
-            KeyValue::new("db.system.name", self.instruments.system),
-            KeyValue::new("db.operation.name", self.operation),
-            KeyValue::new("db.collection.name", self.collection),
-        ];
+        let mut metric_attributes = Vec::with_capacity(4);
+        metric_attributes.push(KeyValue::new("db.system.name", self.instruments.system));
+        metric_attributes.push(KeyValue::new("db.operation.name", self.operation));
+        if let Some(collection) = self.collection {
+            metric_attributes.push(KeyValue::new("db.collection.name", collection));
+        }
         if let Err(error) = &result {
             let kind = classify(error);
             metric_attributes.push(KeyValue::new("error.type", kind));

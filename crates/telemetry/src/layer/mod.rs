@@ -599,6 +599,23 @@ fn json_error_response(status: StatusCode, kind: &str, code: &str, message: &str
         .into_response()
 }
 
+/// A fallback for a known path with a method it does not serve, answering 405 with the JSON
+/// error body (`route.method_not_allowed`). Use with `Router::method_not_allowed_fallback`.
+pub async fn method_not_allowed_fallback() -> Response {
+    let mut response = json_error_response(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "not_found",
+        "route.method_not_allowed",
+        "this path does not accept this method",
+    );
+    response.extensions_mut().insert(ErrorObservation::new(
+        ErrorKind::NotFound,
+        "route.method_not_allowed",
+        "no handler for this method on the matched path",
+    ));
+    response
+}
+
 /// A fallback for unmatched routes answering 404 with the JSON error body
 /// (`route.not_found`). Use with `Router::fallback`.
 pub async fn not_found_fallback() -> Response {
