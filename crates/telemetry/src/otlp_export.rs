@@ -50,17 +50,7 @@ impl Transport {
                     .timeout(config.otlp_timeout)
                     .connect_timeout(config.otlp_timeout)
                     .connect_lazy();
-                let mut metadata = tonic::metadata::MetadataMap::new();
-                for (key, value) in &config.otlp_headers {
-                    if let (Ok(k), Ok(v)) = (
-                        tonic::metadata::MetadataKey::from_bytes(key.as_bytes()),
-                        value
-                            .expose()
-                            .parse::<tonic::metadata::MetadataValue<tonic::metadata::Ascii>>(),
-                    ) {
-                        metadata.insert(k, v);
-                    }
-                }
+                let metadata = grpc_metadata(config);
                 Ok(Self::Grpc {
                     client: tonic::client::Grpc::new(channel),
                     metadata,
@@ -145,6 +135,23 @@ impl Transport {
             }
         }
     }
+}
+
+/// `OTEL_EXPORTER_OTLP_HEADERS` as gRPC metadata (entries that are not valid ASCII metadata
+/// are skipped).
+pub(crate) fn grpc_metadata(config: &TelemetryConfig) -> tonic::metadata::MetadataMap {
+    let mut metadata = tonic::metadata::MetadataMap::new();
+    for (key, value) in &config.otlp_headers {
+        if let (Ok(k), Ok(v)) = (
+            tonic::metadata::MetadataKey::from_bytes(key.as_bytes()),
+            value
+                .expose()
+                .parse::<tonic::metadata::MetadataValue<tonic::metadata::Ascii>>(),
+        ) {
+            metadata.insert(k, v);
+        }
+    }
+    metadata
 }
 
 /// Sends request bodies that are already encoded; ignores the (empty) response message.

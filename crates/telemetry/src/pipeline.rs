@@ -492,21 +492,6 @@ fn http_headers(config: &TelemetryConfig) -> HashMap<String, String> {
         .collect()
 }
 
-fn grpc_metadata(config: &TelemetryConfig) -> tonic::metadata::MetadataMap {
-    let mut map = tonic::metadata::MetadataMap::new();
-    for (key, value) in &config.otlp_headers {
-        if let (Ok(k), Ok(v)) = (
-            tonic::metadata::MetadataKey::from_bytes(key.as_bytes()),
-            value
-                .expose()
-                .parse::<tonic::metadata::MetadataValue<tonic::metadata::Ascii>>(),
-        ) {
-            map.insert(k, v);
-        }
-    }
-    map
-}
-
 macro_rules! exporter_fn {
     ($name:ident, $exporter:ty, $path:literal) => {
         fn $name(
@@ -517,7 +502,7 @@ macro_rules! exporter_fn {
                     .with_tonic()
                     .with_endpoint(endpoint(config))
                     .with_timeout(config.otlp_timeout)
-                    .with_metadata(grpc_metadata(config))
+                    .with_metadata(crate::otlp_export::grpc_metadata(config))
                     .build(),
                 OtlpProtocol::HttpProtobuf => <$exporter>::builder()
                     .with_http()
