@@ -9,6 +9,7 @@ log() { printf '\n== %s\n' "$*"; }
 # The shop's tests run on SQLite and on PostgreSQL (127.0.0.1:5432, database `test`): here a
 # missing PostgreSQL fails them instead of skipping.
 export SHOP_REQUIRE_POSTGRES=1
+export PROPTEST_CASES=2000
 
 apt_install() {
   local sudo=""

@@ -11,7 +11,8 @@
 //! - non-blocking OTLP export (gRPC or HTTP/protobuf) of traces, metrics and logs;
 //! - `/metrics` in Prometheus text format from the same meter provider;
 //! - PII modes ([`pii`]) applied to every signal;
-//! - helpers for database client spans and metrics ([`db`]).
+//! - helpers for database client spans and metrics ([`db`]), and for outbound HTTP calls
+//!   (CLIENT spans, W3C propagation, `http.client.request.duration`: [`outbound`]).
 //!
 //! Nothing is process-global: two instances in one process never see each other's signals.
 //! See `examples/basic.rs` for a complete service.
@@ -30,6 +31,7 @@ mod otlp_encode;
 mod otlp_export;
 mod otlp_http;
 mod otlp_queue;
+pub mod outbound;
 pub mod pii;
 mod pipeline;
 mod prometheus;

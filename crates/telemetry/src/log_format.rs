@@ -521,3 +521,102 @@ mod tests {
         assert_eq!(&out[..10], b"2000-02-29");
     }
 }
+
+/// Property tests (`PROPTEST_CASES` sets the number of cases; `scripts/test.sh` bounds it).
+#[cfg(test)]
+mod proptests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+    use proptest::prelude::*;
+    use std::time::Duration;
+
+    /// Any text, control characters, quotes, backslashes and non-ASCII included.
+    fn text() -> impl Strategy<Value = String> {
+        proptest::collection::vec(
+            prop_oneof![
+                any::<char>(),
+                proptest::char::range('\0', '\u{7f}'),
+                Just('\n'),
+                Just('"'),
+                Just('\\'),
+            ],
+            0..80,
+        )
+        .prop_map(|chars| chars.into_iter().collect())
+    }
+
+    fn write(format: LogFormat, message: &str, value: &str, request_id: &str) -> Vec<u8> {
+        let fields = [
+            ("error.message", FieldValue::Str(value)),
+            ("status", FieldValue::U64(500)),
+            ("duration_ms", FieldValue::F64(1.5)),
+        ];
+        let line = LogLine {
+            time: UNIX_EPOCH + Duration::from_micros(1_795_770_102_123_456),
+            level: Level::ERROR,
+            target: "access",
+            message,
+            correlation: Some(Correlation {
+                trace_id: b"0af7651916cd43dd8448eb211c80319c",
+                span_id: b"b7ad6b7169203331",
+                sampled: true,
+                request_id,
+            }),
+            fields: &fields,
+            http: Some(HttpRequestLog {
+                method: "GET",
+                path: value,
+                status: 500,
+                response_size: Some(3),
+                user_agent: message,
+                remote_ip: None,
+                latency_secs: 0.25,
+            }),
+        };
+        let mut out = Vec::new();
+        write_line(&mut out, format, Some(value), &line);
+        out
+    }
+
+    proptest! {
+        #[test]
+        fn json_lines_are_one_object_that_round_trips(
+            message in text(), value in text(), request_id in text(),
+        ) {
+            for format in [LogFormat::Json, LogFormat::Gcp] {
+                let out = write(format, &message, &value, &request_id);
+                prop_assert_eq!(out.iter().filter(|&&b| b == b'\n').count(), 1);
+                prop_assert_eq!(out.last(), Some(&b'\n'));
+                prop_assert!(!out.contains(&b'\r'));
+                let v: serde_json::Value = serde_json::from_slice(&out).unwrap();
+                prop_assert_eq!(v["message"].as_str(), Some(message.as_str()));
+                prop_assert_eq!(v["error.message"].as_str(), Some(value.as_str()));
+                prop_assert_eq!(v["request_id"].as_str(), Some(request_id.as_str()));
+                if format == LogFormat::Gcp {
+                    prop_assert_eq!(v["httpRequest"]["requestUrl"].as_str(), Some(value.as_str()));
+                    prop_assert_eq!(v["httpRequest"]["userAgent"].as_str(), Some(message.as_str()).filter(|m| !m.is_empty()));
+                    let trace = v["logging.googleapis.com/trace"].as_str().unwrap();
+                    prop_assert_eq!(trace, format!("projects/{value}/traces/0af7651916cd43dd8448eb211c80319c"));
+                }
+            }
+        }
+
+        #[test]
+        fn pretty_lines_are_one_line_without_raw_controls(
+            message in text(), value in text(), request_id in text(),
+        ) {
+            let out = write(LogFormat::Pretty, &message, &value, &request_id);
+            let (last, body) = out.split_last().unwrap();
+            prop_assert_eq!(*last, b'\n');
+            prop_assert!(body.iter().all(|&b| b >= 0x20 && b != 0x7f), "{:?}", String::from_utf8_lossy(&out));
+            prop_assert!(std::str::from_utf8(&out).is_ok());
+        }
+
+        #[test]
+        fn the_escape_scan_agrees_with_a_byte_by_byte_check(word in any::<u64>()) {
+            let bytes = word.to_le_bytes();
+            let expected = bytes.iter().any(|&b| b < 0x20 || b == b'"' || b == b'\\' || b == 0x7f);
+            prop_assert_eq!(needs_escape(word), expected);
+        }
+    }
+}

@@ -129,7 +129,8 @@ pub fn is_secret_key(key: &str) -> bool {
     SECRET_WORDS.iter().any(|word| lower.contains(word))
 }
 
-/// Replaces emails, bearer tokens and card-like numbers in free text.
+/// Replaces emails, bearer tokens and card-like numbers (runs of 13 or more digits, single
+/// spaces or dashes allowed between groups) in free text.
 ///
 /// ```
 /// use telemetry::pii::scrub;
@@ -259,7 +260,9 @@ fn scrub_numbers(text: &str) -> String {
                     break;
                 }
             }
-            if (13..=19).contains(&digits) {
+            // 13–19 digits is a card number; a longer run may hide one behind digits that
+            // precede it (`order 12 4111 1111 1111 1111`), so it goes too.
+            if digits >= 13 {
                 out.push_str(&text[copied..start]);
                 out.push_str("[REDACTED_NUMBER]");
                 copied = end;
@@ -354,5 +357,62 @@ mod tests {
         assert_eq!(scrub("token=bearer=abc"), "token=bearer=[REDACTED]");
         assert_eq!(scrub("pan 4111-1111-1111-1111"), "pan [REDACTED_NUMBER]");
         assert_eq!(scrub("id 1234567890"), "id 1234567890");
+    }
+}
+
+/// Property tests (`PROPTEST_CASES` sets the number of cases; `scripts/test.sh` bounds it).
+#[cfg(test)]
+mod proptests {
+    use super::*;
+    use proptest::prelude::*;
+
+    /// Text around a secret: anything, separated from it by a space.
+    fn surrounding() -> impl Strategy<Value = String> {
+        proptest::collection::vec(any::<char>(), 0..40).prop_map(|c| c.into_iter().collect())
+    }
+
+    proptest! {
+        #[test]
+        fn scrubbing_never_panics(text in proptest::collection::vec(any::<char>(), 0..200)) {
+            let text: String = text.into_iter().collect();
+            let out = scrub(&text);
+            if !text.contains('@') && !text.to_ascii_lowercase().contains("bearer")
+                && !text.bytes().any(|b| b.is_ascii_digit()) {
+                prop_assert_eq!(out.as_ref(), text.as_str());
+            }
+        }
+
+        #[test]
+        fn emails_never_survive(
+            before in surrounding(),
+            email in "[a-z0-9._%+-]{1,20}@[a-z0-9-]{1,20}\\.[a-z]{2,6}",
+            after in surrounding(),
+        ) {
+            let text = format!("{before} {email} {after}");
+            prop_assert!(!scrub(&text).contains(&email), "{}", text);
+        }
+
+        #[test]
+        fn bearer_tokens_never_survive(
+            before in surrounding(),
+            scheme in "(?i)bearer",
+            token in "[A-Za-z0-9._~+/-]{16,40}",
+            after in surrounding(),
+        ) {
+            let text = format!("{before} {scheme} {token} {after}");
+            prop_assert!(!scrub(&text).contains(&token), "{}", text);
+        }
+
+        #[test]
+        fn card_numbers_never_survive(
+            before in "(\\PC{0,20} )?[0-9]{0,8}",
+            groups in proptest::collection::vec("[0-9]{4}", 4),
+            separator in "[ -]?",
+            after in surrounding(),
+        ) {
+            let card = groups.join(&separator);
+            let text = format!("{before} {card} {after}");
+            prop_assert!(!scrub(&text).contains(&card), "{}", text);
+        }
     }
 }

@@ -44,7 +44,7 @@ use crate::metrics::RouteInstruments;
 use crate::pii::scrub;
 use crate::pipeline::TelemetryInner;
 use crate::server_span::ServerSpan;
-use crate::trace_context::{extract, format_traceparent};
+use crate::trace_context::{TRACEPARENT, extract_headers, format_traceparent};
 use request_id::{REQUEST_ID_HEADER, generate_request_id, is_valid_request_id};
 
 /// Longest `url.path` recorded (longer paths are cut at a character boundary).
@@ -112,10 +112,7 @@ where
             }
             _ => generate_request_id(),
         };
-        let remote = extract(
-            headers.get(&TRACEPARENT).map(HeaderValue::as_bytes),
-            headers.get(&TRACESTATE).map(HeaderValue::as_bytes),
-        );
+        let remote = extract_headers(headers);
 
         let method = request.method();
         let method_name = known_method(method);
@@ -123,7 +120,10 @@ where
             .extensions()
             .get::<MatchedPath>()
             .map(|matched| self.instruments.route(matched.as_str()));
-        let path: Arc<str> = Arc::from(scrub(bounded(request.uri().path(), MAX_PATH_LEN)).as_ref());
+        // Bounded before scrubbing (the scan is linear in what it reads) and after it (a
+        // redaction marker can be longer than what it replaces).
+        let scrubbed = scrub(bounded(request.uri().path(), MAX_PATH_LEN));
+        let path: Arc<str> = Arc::from(bounded(&scrubbed, MAX_PATH_LEN));
         let user_agent: Option<Arc<str>> = headers
             .get(http::header::USER_AGENT)
             .and_then(|v| v.to_str().ok())
@@ -519,8 +519,6 @@ impl Finish {
 }
 
 static REQUEST_ID: HeaderName = HeaderName::from_static(REQUEST_ID_HEADER);
-static TRACEPARENT: HeaderName = HeaderName::from_static("traceparent");
-static TRACESTATE: HeaderName = HeaderName::from_static("tracestate");
 
 fn known_method(method: &Method) -> &'static str {
     match *method {

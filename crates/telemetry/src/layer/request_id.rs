@@ -90,3 +90,41 @@ mod tests {
         assert!(is_valid_request_id(b"req-1:2.3_4"));
     }
 }
+
+/// Property tests (`PROPTEST_CASES` sets the number of cases; `scripts/test.sh` bounds it).
+#[cfg(test)]
+mod proptests {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        #[test]
+        fn accepted_ids_are_safe_in_headers_and_log_lines(
+            bytes in proptest::collection::vec(any::<u8>(), 0..200),
+        ) {
+            if is_valid_request_id(&bytes) {
+                prop_assert!((1..=MAX_REQUEST_ID_LEN).contains(&bytes.len()));
+                prop_assert!(http::HeaderValue::from_bytes(&bytes).is_ok());
+                let inert = bytes.iter().all(|b| {
+                    b.is_ascii_graphic() && !matches!(b, b'"' | b'\\' | b'=' | b',' | b'{' | b'}')
+                });
+                prop_assert!(inert);
+            }
+        }
+
+        #[test]
+        fn well_formed_ids_are_accepted(id in "[A-Za-z0-9._:-]{1,128}") {
+            prop_assert!(is_valid_request_id(id.as_bytes()));
+        }
+
+        #[test]
+        fn ids_with_any_other_character_are_refused(
+            prefix in "[A-Za-z0-9._:-]{0,60}",
+            bad in "[^A-Za-z0-9._:-]",
+            suffix in "[A-Za-z0-9._:-]{0,60}",
+        ) {
+            let id = format!("{prefix}{bad}{suffix}");
+            prop_assert!(!is_valid_request_id(id.as_bytes()));
+        }
+    }
+}
