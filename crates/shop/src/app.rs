@@ -6,9 +6,9 @@ use axum::routing::get;
 use telemetry::Telemetry;
 use telemetry::config::ConfigError;
 
-use crate::config::ShopConfig;
+use crate::config::{Conformance, ShopConfig};
 use crate::store::{Backend, OpenError};
-use crate::{accounts, catalog, health};
+use crate::{accounts, catalog, conformance, health};
 
 /// What every handler can reach.
 #[derive(Debug, Clone)]
@@ -40,14 +40,27 @@ impl From<OpenError> for StartupError {
 /// Opens (migrates, seeds) the store of `config` and builds the instrumented router.
 pub async fn build(config: &ShopConfig, telemetry: &Telemetry) -> Result<Router, StartupError> {
     let store = Backend::open(config, telemetry).await?;
-    Ok(router(AppState { store }, telemetry))
+    Ok(router_with(
+        AppState { store },
+        telemetry,
+        config.conformance,
+    ))
 }
 
 /// The instrumented router over an already opened store: `/healthz`, `/readyz`, accounts, the
 /// catalog, the JSON 404 fallback and `/metrics`. Instrumenting is the last step, so every
 /// route, the fallback and `/metrics` are observed.
 pub fn router(state: AppState, telemetry: &Telemetry) -> Router {
-    let routes = Router::new()
+    router_with(state, telemetry, None)
+}
+
+/// [`router`], plus the conformance test service of `conformance` (`APP_CONFORMANCE`) when set.
+pub fn router_with(
+    state: AppState,
+    telemetry: &Telemetry,
+    conformance: Option<Conformance>,
+) -> Router {
+    let mut routes = Router::new()
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
         .merge(accounts::router())
@@ -55,5 +68,8 @@ pub fn router(state: AppState, telemetry: &Telemetry) -> Router {
         .fallback(telemetry::layer::not_found_fallback)
         .method_not_allowed_fallback(telemetry::layer::method_not_allowed_fallback)
         .with_state(state);
+    if let Some(Conformance::W3c) = conformance {
+        routes = routes.merge(conformance::w3c_router(telemetry));
+    }
     telemetry.instrument(routes)
 }

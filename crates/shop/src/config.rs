@@ -1,7 +1,7 @@
 //! The shop's own configuration: where to listen and which database to use.
 //!
-//! Read once at start-up from `PORT`, `APP_HOST`, `DATABASE_URL`, `APP_DB_MAX_CONNECTIONS` and
-//! `APP_DB_ACQUIRE_TIMEOUT_MS`. Telemetry has its own configuration
+//! Read once at start-up from `PORT`, `APP_HOST`, `DATABASE_URL`, `APP_DB_MAX_CONNECTIONS`,
+//! `APP_DB_ACQUIRE_TIMEOUT_MS` and `APP_CONFORMANCE`. Telemetry has its own configuration
 //! ([`telemetry::TelemetryConfig`]); the persona it resolved (`APP_ENV`) chooses the defaults
 //! here too, so one variable switches the whole service between local and cloud.
 //!
@@ -40,6 +40,17 @@ pub struct ShopConfig {
     /// `APP_DB_ACQUIRE_TIMEOUT_MS`: how long a request waits for a pooled connection before it
     /// is answered 503.
     pub db_acquire_timeout: Duration,
+    /// `APP_CONFORMANCE`: a conformance test-service protocol to expose (`w3c`), or none.
+    /// Refused in the cloud persona.
+    pub conformance: Option<Conformance>,
+}
+
+/// A conformance test-service protocol the shop can expose for a test suite to drive.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Conformance {
+    /// `APP_CONFORMANCE=w3c`: `POST /_test/w3c`, the test service of the W3C Trace Context
+    /// test suite (loopback clients only; see [`crate::conformance`]).
+    W3c,
 }
 
 impl fmt::Debug for ShopConfig {
@@ -50,6 +61,7 @@ impl fmt::Debug for ShopConfig {
             .field("database_url", &redact_url(&self.database_url))
             .field("db_max_connections", &self.db_max_connections)
             .field("db_acquire_timeout", &self.db_acquire_timeout)
+            .field("conformance", &self.conformance)
             .finish()
     }
 }
@@ -145,12 +157,34 @@ impl ShopConfig {
             },
         };
 
+        let conformance = match (get("APP_CONFORMANCE"), persona) {
+            (None, _) => None,
+            (Some(raw), Persona::Cloud) => {
+                return Err(ConfigError::new(
+                    "APP_CONFORMANCE",
+                    raw,
+                    "unset in the cloud persona (conformance test services are for local test runs only)",
+                ));
+            }
+            (Some(raw), Persona::Local) => match raw.as_str() {
+                "w3c" => Some(Conformance::W3c),
+                _ => {
+                    return Err(ConfigError::new(
+                        "APP_CONFORMANCE",
+                        raw,
+                        "`w3c` (the W3C Trace Context test service) or unset",
+                    ));
+                }
+            },
+        };
+
         Ok(Self {
             host,
             port,
             database_url,
             db_max_connections,
             db_acquire_timeout,
+            conformance,
         })
     }
 }
@@ -209,6 +243,23 @@ mod tests {
         assert_eq!(config.database_url, "sqlite://data/shop.db?mode=rwc");
         assert_eq!(config.db_max_connections, 5);
         assert_eq!(config.db_acquire_timeout, Duration::from_secs(2));
+    }
+
+    #[test]
+    fn conformance_is_off_by_default_and_w3c_is_accepted_locally() {
+        assert_eq!(load(Persona::Local, &[]).unwrap().conformance, None);
+        let config = load(Persona::Local, &[("APP_CONFORMANCE", "w3c")]).unwrap();
+        assert_eq!(config.conformance, Some(Conformance::W3c));
+        let error = load(Persona::Local, &[("APP_CONFORMANCE", "tck")]).unwrap_err();
+        assert_eq!(error.variable, "APP_CONFORMANCE");
+    }
+
+    #[test]
+    fn conformance_is_refused_in_the_cloud_persona() {
+        let error = load(Persona::Cloud, &[("APP_CONFORMANCE", "w3c")]).unwrap_err();
+        assert_eq!(error.variable, "APP_CONFORMANCE");
+        assert!(error.to_string().contains("APP_CONFORMANCE"), "{error}");
+        assert!(error.allowed.contains("cloud"));
     }
 
     #[test]

@@ -8,6 +8,7 @@ pub mod accounts;
 pub mod app;
 pub mod catalog;
 pub mod config;
+pub mod conformance;
 pub mod error;
 mod health;
 pub mod store;
