@@ -211,6 +211,12 @@ async fn invalid_traceparents_start_a_new_trace() {
         format!("00_{TRACE}-{PARENT}-01"),           // wrong delimiter
         format!("00-{TRACE}-{PARENT}-0g"),
         format!("cc-{TRACE}-{PARENT}-01.extra"), // a future version's extra data needs '-'
+        format!("000-{TRACE}-{PARENT}-01"),      // version too long
+        format!("0000-{TRACE}-{PARENT}-01"),
+        format!(".0-{TRACE}-{PARENT}-01"), // illegal characters in the version
+        format!("00-{TRACE}-{PARENT}-001"), // flags too long
+        format!("00-{TRACE}-{PARENT}-.0"), // illegal characters in the flags
+        format!("00-{TRACE}-{PARENT}-01."), // version 00 with a trailing character
         String::new(),
     ];
     for value in &invalid {
@@ -336,6 +342,14 @@ async fn an_invalid_tracestate_is_dropped_and_the_trace_continued() {
         "1foo@=x".to_owned(),         // empty system id
         "t@ABC=1".to_owned(),         // uppercase system id
         "foo=bar ,b@@c=1".to_owned(), // two '@'
+        "foo =1".to_owned(),          // space inside a member, before '='
+        "FOO=1".to_owned(),
+        "foo.bar=1".to_owned(),
+        "foo@=1,bar=2".to_owned(), // illegal vendor formats
+        "@foo=1,bar=2".to_owned(),
+        "foo@@bar=1,bar=2".to_owned(),
+        "foo@bar@baz=1,bar=2".to_owned(),
+        "foo=,bar=3".to_owned(),
     ];
     for state in &invalid {
         let headers = call_once(
@@ -549,4 +563,148 @@ async fn the_cloud_persona_refuses_app_conformance() {
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert_eq!(output.status.code(), Some(2), "stderr: {stderr}");
     assert!(stderr.contains("APP_CONFORMANCE"), "{stderr}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn optional_whitespace_around_traceparent_is_not_part_of_it() {
+    let (app, recorder) = setup().await;
+    for incoming in [
+        format!(" 00-{TRACE}-{PARENT}-01"),
+        format!("\t00-{TRACE}-{PARENT}-01"),
+        format!("00-{TRACE}-{PARENT}-01 "),
+        format!("00-{TRACE}-{PARENT}-01\t"),
+        format!("\t 00-{TRACE}-{PARENT}-01 \t"),
+    ] {
+        let headers = call_once(&app, &recorder, &[("traceparent", &incoming)]).await;
+        assert_eq!(traceparent(&headers).1, TRACE, "{incoming:?}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn misnamed_headers_are_not_trace_context() {
+    let (app, recorder) = setup().await;
+    let incoming = format!("00-{TRACE}-{PARENT}-01");
+    for name in ["trace-parent", "trace.parent"] {
+        let headers = call_once(&app, &recorder, &[(name, &incoming)]).await;
+        assert_ne!(traceparent(&headers).1, TRACE, "{name}");
+    }
+    for name in ["trace-state", "trace.state"] {
+        let headers = call_once(
+            &app,
+            &recorder,
+            &[("traceparent", &incoming), (name, "foo=1")],
+        )
+        .await;
+        assert_eq!(tracestate(&headers), None, "{name}");
+    }
+    for name in ["TraceParent", "TRACEPARENT"] {
+        let headers = call_once(&app, &recorder, &[(name, &incoming)]).await;
+        assert_eq!(
+            traceparent(&headers).1,
+            TRACE,
+            "header names are case-insensitive"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_allowed_tracestate_character_is_kept() {
+    let (app, recorder) = setup().await;
+    let incoming = format!("00-{TRACE}-{PARENT}-00");
+    let key: String = ('a'..='z').chain('0'..='9').chain("_-*/".chars()).collect();
+    let value: String = (0x20u8..=0x7e)
+        .filter(|b| *b != b',' && *b != b'=')
+        .map(char::from)
+        .collect();
+    for key in [key.clone(), format!("{key}@a-z0-9_-*/")] {
+        let state = format!("{key}={value}");
+        let headers = call_once(
+            &app,
+            &recorder,
+            &[("traceparent", &incoming), ("tracestate", &state)],
+        )
+        .await;
+        assert_eq!(tracestate(&headers).as_deref(), Some(state.as_str()));
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tracestate_rules_apply_across_repeated_fields() {
+    let (app, recorder) = setup().await;
+    let incoming = format!("00-{TRACE}-{PARENT}-00");
+    let members: Vec<String> = (1..=33).map(|i| format!("bar{i:02}={i:02}")).collect();
+    let thirty_two = [
+        members[..10].join(","),
+        members[10..20].join(","),
+        members[20..30].join(","),
+        members[30..32].join(","),
+    ];
+    let thirty_three = [
+        members[..10].join(","),
+        members[10..20].join(","),
+        members[20..30].join(","),
+        members[30..33].join(","),
+    ];
+    let long_key = format!("{}=1", "z".repeat(256));
+    let cases: Vec<(Vec<&str>, Option<String>)> = vec![
+        (vec!["foo=1", ""], Some("foo=1".into())),
+        (vec!["", "foo=1"], Some("foo=1".into())),
+        (vec![""], None),
+        (vec!["foo=1", "foo=1"], None),
+        (vec!["foo=1", "foo=2"], None),
+        (
+            thirty_two.iter().map(String::as_str).collect(),
+            Some(members[..32].join(",")),
+        ),
+        (thirty_three.iter().map(String::as_str).collect(), None),
+        (vec!["foo=1", &long_key], Some(format!("foo=1,{long_key}"))),
+    ];
+    let too_long_key = format!("{}=1", "z".repeat(257));
+    let long_tenant = format!("{}@v=1", "t".repeat(242));
+    let long_system = format!("t@{}=1", "v".repeat(15));
+    let mut cases = cases;
+    for bad in [&too_long_key, &long_tenant, &long_system] {
+        cases.push((vec!["foo=1", bad.as_str()], None));
+    }
+    // The specification allows `t{241}@v{14}`; OpenTelemetry's `TraceState` stops at a
+    // 13-character system id, so that list is dropped (docs/telemetry.md, Input limits).
+    for (fields, expected) in cases {
+        let mut headers = vec![("traceparent", incoming.as_str())];
+        headers.extend(fields.iter().map(|f| ("tracestate", *f)));
+        let received = call_once(&app, &recorder, &headers).await;
+        assert_eq!(traceparent(&received).1, TRACE);
+        assert_eq!(tracestate(&received), expected, "{fields:?}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_call_gets_its_own_parent_id_with_or_without_a_valid_parent() {
+    let (app, recorder) = setup().await;
+    let calls: Vec<serde_json::Value> = (0..3)
+        .map(|i| serde_json::json!({"url": format!("{}/{i}", recorder.base), "arguments": []}))
+        .collect();
+    for incoming in [None, Some(format!("00-{}-{PARENT}-01", "0".repeat(32)))] {
+        let mut request = app.client.post(app.url("/_test/w3c")).json(&calls);
+        if let Some(incoming) = &incoming {
+            request = request.header("traceparent", incoming);
+        }
+        assert_eq!(request.send().await.unwrap().status(), 200);
+        let received = recorder.take();
+        let ids: Vec<(String, String)> = received
+            .iter()
+            .map(|(_, headers, _)| {
+                let (_, trace, parent, _) = traceparent(headers);
+                (trace, parent)
+            })
+            .collect();
+        let traces: std::collections::HashSet<&str> = ids.iter().map(|(t, _)| t.as_str()).collect();
+        let parents: std::collections::HashSet<&str> =
+            ids.iter().map(|(_, p)| p.as_str()).collect();
+        assert_eq!(
+            traces.len(),
+            1,
+            "one new trace for the request ({incoming:?})"
+        );
+        assert_eq!(parents.len(), 3, "one parent id per call ({incoming:?})");
+    }
 }

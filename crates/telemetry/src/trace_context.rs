@@ -408,6 +408,34 @@ mod proptests {
         }
 
         #[test]
+        fn repeated_tracestate_fields_equal_one_joined_field(
+            members in proptest::collection::vec((key(), value()), 1..40),
+            cuts in proptest::collection::vec(any::<proptest::sample::Index>(), 0..4),
+        ) {
+            let list: Vec<String> = members.iter().map(|(k, v)| format!("{k}={v}")).collect();
+            let mut at: Vec<usize> = cuts.iter().map(|c| c.index(list.len())).collect();
+            at.sort_unstable();
+            at.dedup();
+            let mut headers = http::HeaderMap::new();
+            headers.insert(
+                &TRACEPARENT,
+                http::HeaderValue::from_static("00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"),
+            );
+            let mut start = 0;
+            for end in at.into_iter().chain(std::iter::once(list.len())) {
+                if end > start {
+                    let field = list[start..end].join(",");
+                    headers.append(&TRACESTATE, http::HeaderValue::from_str(&field).unwrap());
+                    start = end;
+                }
+            }
+            let joined = list.join(",");
+            let expected = parse_tracestate(joined.as_bytes()).map(|s| s.header());
+            let got = extract_headers(&headers).unwrap().trace_state().header();
+            prop_assert_eq!(got, expected.unwrap_or_default());
+        }
+
+        #[test]
         fn extracted_contexts_are_valid_and_remote(
             trace in 1u128..,
             span in 1u64..,
