@@ -4,6 +4,7 @@
 //! per request.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use bytes::{Buf, BufMut, Bytes};
@@ -194,16 +195,19 @@ impl Decoder for RawCodec {
     }
 }
 
-/// OTLP span exporter over [`crate::otlp_encode`].
+/// OTLP span exporter over [`crate::otlp_encode`], for the SDK's batch processor (child
+/// spans). Failed exports are counted in `failures`.
 #[derive(Debug)]
 pub(crate) struct DirectSpanExporter {
     transport: Transport,
     resource: Vec<u8>,
+    failures: Arc<AtomicU64>,
 }
 
 impl DirectSpanExporter {
-    pub(crate) fn new(config: &TelemetryConfig) -> Result<Self, String> {
+    pub(crate) fn new(config: &TelemetryConfig, failures: Arc<AtomicU64>) -> Result<Self, String> {
         Ok(Self {
+            failures,
             transport: Transport::new(
                 config,
                 "/opentelemetry.proto.collector.trace.v1.TraceService/Export",
@@ -222,7 +226,11 @@ impl SpanExporter for DirectSpanExporter {
             writer.buf
         };
         drop(batch);
-        self.transport.send(body).await
+        let result = self.transport.send(body).await;
+        if result.is_err() {
+            self.failures.fetch_add(1, Ordering::Relaxed);
+        }
+        result
     }
 
     fn set_resource(&mut self, resource: &Resource) {

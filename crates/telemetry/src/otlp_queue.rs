@@ -13,15 +13,20 @@
 //! - an export starts every schedule delay, or as soon as a batch's worth of records wait;
 //! - each export is bounded by `OTEL_EXPORTER_OTLP_TIMEOUT`; a failed export is counted
 //!   ([`RecordQueue::failed_exports`]) and its records are dropped (retries and backpressure
-//!   belong to the Collector).
+//!   belong to the Collector);
+//! - while records are being lost (failed exports or a full queue), the export thread writes
+//!   one WARN line to the instance's own log sink, at most once per [`EXPORT_WARN_INTERVAL`]
+//!   per signal, carrying the counts and the endpoint ([`ExportWarnings`]); never a line per
+//!   failure.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant, SystemTime};
 
-use crate::config::{BatchSettings, TelemetryConfig};
-use crate::log_format::FieldValue;
+use crate::config::{BatchSettings, LogFormat, TelemetryConfig};
+use crate::log_format::{FieldValue, LogLine, write_line};
+use crate::log_sink::LogSink;
 use crate::otlp_encode::Writer;
 use crate::otlp_export::Transport;
 
@@ -60,6 +65,58 @@ struct Pending {
     flush_requested: bool,
 }
 
+/// At most one WARN line about lost telemetry per signal per this interval.
+pub(crate) const EXPORT_WARN_INTERVAL: Duration = Duration::from_secs(60);
+
+/// Target of the export thread's WARN line.
+const EXPORT_WARN_TARGET: &str = "telemetry::export";
+
+/// Where and how the export thread reports lost telemetry: one line in the instance's own
+/// format on its own sink (stdout only: an OTLP log record about failing OTLP export would
+/// only join the queue that is losing records).
+pub(crate) struct ExportWarnings {
+    sink: LogSink,
+    format: LogFormat,
+    gcp_project: Option<String>,
+    /// The endpoint without user info or query (never the headers).
+    endpoint: String,
+}
+
+impl ExportWarnings {
+    pub(crate) fn new(config: &TelemetryConfig, sink: LogSink) -> Self {
+        Self {
+            sink,
+            format: config.log_format,
+            gcp_project: config.gcp_project.clone(),
+            endpoint: safe_endpoint(config.otlp_endpoint.as_deref().unwrap_or("")),
+        }
+    }
+}
+
+/// What the export thread has already reported (owned by the thread).
+#[derive(Default)]
+struct WarnState {
+    last_line: Option<Instant>,
+    failures_reported: u64,
+    dropped_reported: u64,
+    last_error: Option<String>,
+}
+
+/// `scheme://host:port/path` of an endpoint: no user info, no query, no fragment.
+fn safe_endpoint(endpoint: &str) -> String {
+    let endpoint = endpoint.split(['?', '#']).next().unwrap_or("");
+    let (scheme, rest) = endpoint
+        .split_once("://")
+        .map_or(("", endpoint), |(s, r)| (s, r));
+    let (authority, path) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
+    let host = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
+    if scheme.is_empty() {
+        format!("{host}{path}")
+    } else {
+        format!("{scheme}://{host}{path}")
+    }
+}
+
 struct Shared {
     pending: Mutex<Pending>,
     wake: Condvar,
@@ -73,6 +130,8 @@ struct Shared {
     dropped: AtomicU64,
     failed_exports: AtomicU64,
     closed: AtomicBool,
+    signal: Signal,
+    warnings: Option<ExportWarnings>,
 }
 
 /// Batches encoded records and exports them from a dedicated thread.
@@ -100,10 +159,12 @@ thread_local! {
 
 impl RecordQueue {
     /// Starts the export thread. Call inside the tokio runtime (the transport's I/O runs on it).
+    /// With `warnings`, the thread reports lost records there (rate-limited).
     pub(crate) fn start(
         config: &TelemetryConfig,
         signal: Signal,
         resource: Vec<u8>,
+        warnings: Option<ExportWarnings>,
     ) -> Result<Self, String> {
         let runtime = tokio::runtime::Handle::try_current().map_err(|e| e.to_string())?;
         let (transport, settings, thread) = match signal {
@@ -145,6 +206,8 @@ impl RecordQueue {
             dropped: AtomicU64::new(0),
             failed_exports: AtomicU64::new(0),
             closed: AtomicBool::new(false),
+            signal,
+            warnings,
         });
         let worker = Arc::clone(&shared);
         let handle = std::thread::Builder::new()
@@ -286,6 +349,7 @@ impl QueueStats {
 
 impl Shared {
     fn run(&self) {
+        let mut reported = WarnState::default();
         loop {
             let (records, taken_seq, scopes) = {
                 let mut pending = lock(&self.pending);
@@ -328,8 +392,9 @@ impl Shared {
                 }));
                 match result {
                     Ok(Ok(())) => {}
-                    Ok(Err(_)) => {
+                    Ok(Err(error)) => {
                         self.failed_exports.fetch_add(1, Ordering::Relaxed);
+                        reported.last_error = Some(error.to_string());
                     }
                     Err(_) => {
                         self.failed_exports.fetch_add(1, Ordering::Relaxed);
@@ -337,6 +402,7 @@ impl Shared {
                     }
                 }
             }
+            self.warn_if_losing(&mut reported);
             let finished = {
                 let mut pending = lock(&self.pending);
                 pending.exported_seq = taken_seq;
@@ -356,6 +422,69 @@ impl Shared {
                 return;
             }
         }
+    }
+
+    /// Writes the WARN line when records were lost since the last line and the last line is at
+    /// least [`EXPORT_WARN_INTERVAL`] old. The counts are totals since start.
+    fn warn_if_losing(&self, reported: &mut WarnState) {
+        let Some(warnings) = &self.warnings else {
+            return;
+        };
+        let failed = self.failed_exports.load(Ordering::Relaxed);
+        let dropped = self.dropped.load(Ordering::Relaxed);
+        if failed == reported.failures_reported && dropped == reported.dropped_reported {
+            return;
+        }
+        if reported
+            .last_line
+            .is_some_and(|at| at.elapsed() < EXPORT_WARN_INTERVAL)
+        {
+            return;
+        }
+        reported.last_line = Some(Instant::now());
+        reported.failures_reported = failed;
+        reported.dropped_reported = dropped;
+        let error = reported
+            .last_error
+            .as_deref()
+            .map(crate::pii::scrub)
+            .unwrap_or_default();
+        let mut fields = vec![
+            (
+                "signal",
+                FieldValue::Static(match self.signal {
+                    Signal::Logs => "logs",
+                    Signal::Spans => "spans",
+                }),
+            ),
+            ("endpoint", FieldValue::Str(&warnings.endpoint)),
+            ("failed_exports", FieldValue::U64(failed)),
+            ("dropped", FieldValue::U64(dropped)),
+        ];
+        if !error.is_empty() {
+            fields.push(("error", FieldValue::Str(&error)));
+        }
+        fields.push((
+            "next_report_within_s",
+            FieldValue::U64(EXPORT_WARN_INTERVAL.as_secs()),
+        ));
+        let line = LogLine {
+            time: SystemTime::now(),
+            level: tracing::Level::WARN,
+            target: EXPORT_WARN_TARGET,
+            message: "OTLP export is failing or falling behind: telemetry is being dropped",
+            correlation: None,
+            fields: &fields,
+            http: None,
+        };
+        let mut out = Vec::with_capacity(512);
+        write_line(
+            &mut out,
+            warnings.format,
+            warnings.gcp_project.as_deref(),
+            &line,
+        );
+        warnings.sink.write(&out);
     }
 
     /// `Export{Logs,Trace}ServiceRequest` around the queued records.
@@ -424,4 +553,22 @@ fn attribute(w: &mut Writer, key: &str, value: FieldValue<'_>) {
             FieldValue::F64(f) => w.double_field(4, f),
         });
     });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::safe_endpoint;
+
+    #[test]
+    fn the_reported_endpoint_has_no_credentials_or_query() {
+        assert_eq!(
+            safe_endpoint("http://user:pw@collector:4317/otlp?key=s#x"),
+            "http://collector:4317/otlp"
+        );
+        assert_eq!(
+            safe_endpoint("http://127.0.0.1:4318"),
+            "http://127.0.0.1:4318"
+        );
+        assert_eq!(safe_endpoint("collector:4317"), "collector:4317");
+    }
 }

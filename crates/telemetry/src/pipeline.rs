@@ -4,7 +4,7 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
 use opentelemetry::KeyValue;
@@ -24,7 +24,7 @@ use crate::metrics::HttpServerInstruments;
 use crate::otlp_encode::resource_body;
 use crate::otlp_export::DirectSpanExporter;
 use crate::otlp_http::RuntimeHttpClient;
-use crate::otlp_queue::{RecordQueue, Signal};
+use crate::otlp_queue::{ExportWarnings, RecordQueue, Signal};
 use crate::pii::PiiPolicy;
 use crate::prometheus::SharedReader;
 
@@ -284,8 +284,12 @@ impl TelemetryInner {
         let mut tracer_builder = SdkTracerProvider::builder()
             .with_resource(resource.clone())
             .with_sampler(sampler(config.sampler));
+        // Failed exports of child spans (SDK batch processor) and of metrics (periodic reader).
+        let child_span_failures = Arc::new(AtomicU64::new(0));
+        let metric_failures = Arc::new(AtomicU64::new(0));
         if export {
-            let exporter = DirectSpanExporter::new(&config).map_err(InitError::Endpoint)?;
+            let exporter = DirectSpanExporter::new(&config, Arc::clone(&child_span_failures))
+                .map_err(InitError::Endpoint)?;
             let processor = BatchSpanProcessor::builder(exporter)
                 .with_batch_config(span_batch_config(&config.span_batch))
                 .build();
@@ -307,6 +311,10 @@ impl TelemetryInner {
                 signal: "metrics",
                 source,
             })?;
+            let exporter = CountingMetricExporter {
+                inner: exporter,
+                failures: Arc::clone(&metric_failures),
+            };
             let reader = PeriodicReader::builder(exporter)
                 .with_interval(config.metric_export_interval)
                 .build();
@@ -315,15 +323,17 @@ impl TelemetryInner {
         let meter_provider = meter_builder.build();
         let meter = meter_provider.meter_with_scope(scope());
 
+        let sink = sink.unwrap_or_else(LogSink::stdout);
         let (log_queue, span_queue) = if export {
             let body = resource_body(&resource);
+            let warnings = || Some(ExportWarnings::new(&config, sink.clone()));
             (
                 Some(
-                    RecordQueue::start(&config, Signal::Logs, body.clone())
+                    RecordQueue::start(&config, Signal::Logs, body.clone(), warnings())
                         .map_err(InitError::Endpoint)?,
                 ),
                 Some(
-                    RecordQueue::start(&config, Signal::Spans, body)
+                    RecordQueue::start(&config, Signal::Spans, body, warnings())
                         .map_err(InitError::Endpoint)?,
                 ),
             )
@@ -331,12 +341,15 @@ impl TelemetryInner {
             (None, None)
         };
 
-        let sink = sink.unwrap_or_else(LogSink::stdout);
         register_health_metrics(
             &meter,
             &sink,
             span_queue.as_ref().map(RecordQueue::stats),
             log_queue.as_ref().map(RecordQueue::stats),
+            &ExportFailureCounters {
+                child_spans: child_span_failures,
+                metrics: metric_failures,
+            },
         );
 
         let pii = PiiPolicy::new(
@@ -365,6 +378,44 @@ impl TelemetryInner {
     }
 }
 
+/// Failed exports outside the record queues: child spans (SDK batch processor) and metrics.
+struct ExportFailureCounters {
+    child_spans: Arc<AtomicU64>,
+    metrics: Arc<AtomicU64>,
+}
+
+/// The metric exporter, counting the exports that fail (their points are not lost for
+/// cumulative counters and histograms: the next export carries the totals).
+struct CountingMetricExporter {
+    inner: opentelemetry_otlp::MetricExporter,
+    failures: Arc<AtomicU64>,
+}
+
+impl opentelemetry_sdk::metrics::exporter::PushMetricExporter for CountingMetricExporter {
+    async fn export(
+        &self,
+        metrics: &opentelemetry_sdk::metrics::data::ResourceMetrics,
+    ) -> opentelemetry_sdk::error::OTelSdkResult {
+        let result = self.inner.export(metrics).await;
+        if result.is_err() {
+            self.failures.fetch_add(1, Ordering::Relaxed);
+        }
+        result
+    }
+
+    fn force_flush(&self) -> opentelemetry_sdk::error::OTelSdkResult {
+        self.inner.force_flush()
+    }
+
+    fn shutdown_with_timeout(&self, timeout: Duration) -> opentelemetry_sdk::error::OTelSdkResult {
+        self.inner.shutdown_with_timeout(timeout)
+    }
+
+    fn temporality(&self) -> opentelemetry_sdk::metrics::Temporality {
+        self.inner.temporality()
+    }
+}
+
 /// The telemetry plane's own health, on `/metrics` and over OTLP: what was dropped (full
 /// queues, blocked stdout) and which exports failed. Read from counters at collection time, so
 /// the hot path pays nothing for them.
@@ -373,6 +424,7 @@ fn register_health_metrics(
     sink: &LogSink,
     spans: Option<crate::otlp_queue::QueueStats>,
     logs: Option<crate::otlp_queue::QueueStats>,
+    others: &ExportFailureCounters,
 ) {
     let queues: Vec<(&'static str, crate::otlp_queue::QueueStats)> = spans
         .map(|s| ("spans", s))
@@ -393,6 +445,8 @@ fn register_health_metrics(
                 }
             })
             .build();
+        let child_spans = Arc::clone(&others.child_spans);
+        let metrics = Arc::clone(&others.metrics);
         meter
             .u64_observable_counter("app.telemetry.export.failures")
             .with_unit("{request}")
@@ -401,8 +455,16 @@ fn register_health_metrics(
             )
             .with_callback(move |observer| {
                 for (signal, stats) in &queues {
-                    observer.observe(stats.failed_exports(), &[KeyValue::new("signal", *signal)]);
+                    let mut failed = stats.failed_exports();
+                    if *signal == "spans" {
+                        failed += child_spans.load(Ordering::Relaxed);
+                    }
+                    observer.observe(failed, &[KeyValue::new("signal", *signal)]);
                 }
+                observer.observe(
+                    metrics.load(Ordering::Relaxed),
+                    &[KeyValue::new("signal", "metrics")],
+                );
             })
             .build();
     }

@@ -37,9 +37,12 @@ struct GrpcReceiver {
 
 impl GrpcReceiver {
     /// Hands the request to [`Shared::receive`] and maps its [`Outcome`] to a gRPC answer.
-    fn receive<T: Default>(&self, request: ExportRequest) -> Result<Response<T>, Status> {
-        match self.shared.receive(Transport::Grpc, request) {
+    async fn receive<T: Default>(&self, request: ExportRequest) -> Result<Response<T>, Status> {
+        match self.shared.receive(Transport::Grpc, request).await {
             Outcome::Accepted => Ok(Response::new(T::default())),
+            Outcome::Unavailable => Err(Status::unavailable(
+                "testkit receiver: collector unavailable (fault injected)",
+            )),
         }
     }
 }
@@ -51,6 +54,7 @@ impl TraceService for GrpcReceiver {
         request: Request<ExportTraceServiceRequest>,
     ) -> Result<Response<ExportTraceServiceResponse>, Status> {
         self.receive(ExportRequest::Traces(request.into_inner()))
+            .await
     }
 }
 
@@ -61,6 +65,7 @@ impl MetricsService for GrpcReceiver {
         request: Request<ExportMetricsServiceRequest>,
     ) -> Result<Response<ExportMetricsServiceResponse>, Status> {
         self.receive(ExportRequest::Metrics(request.into_inner()))
+            .await
     }
 }
 
@@ -71,6 +76,7 @@ impl LogsService for GrpcReceiver {
         request: Request<ExportLogsServiceRequest>,
     ) -> Result<Response<ExportLogsServiceResponse>, Status> {
         self.receive(ExportRequest::Logs(request.into_inner()))
+            .await
     }
 }
 

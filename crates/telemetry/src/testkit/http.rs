@@ -57,6 +57,7 @@ async fn traces(State(shared): State<Arc<Shared>>, headers: HeaderMap, body: Byt
         &body,
         ExportRequest::Traces,
     )
+    .await
 }
 
 async fn metrics(State(shared): State<Arc<Shared>>, headers: HeaderMap, body: Bytes) -> Response {
@@ -66,6 +67,7 @@ async fn metrics(State(shared): State<Arc<Shared>>, headers: HeaderMap, body: By
         &body,
         ExportRequest::Metrics,
     )
+    .await
 }
 
 async fn logs(State(shared): State<Arc<Shared>>, headers: HeaderMap, body: Bytes) -> Response {
@@ -75,12 +77,13 @@ async fn logs(State(shared): State<Arc<Shared>>, headers: HeaderMap, body: Bytes
         &body,
         ExportRequest::Logs,
     )
+    .await
 }
 
 /// Validates the encoding headers, decodes the body as `Req`, hands it to
 /// [`Shared::receive`] and maps the [`Outcome`] to an HTTP answer whose success body is an
 /// empty encoded `Resp`.
-fn receive<Req, Resp>(
+async fn receive<Req, Resp>(
     shared: &Shared,
     headers: &HeaderMap,
     body: &[u8],
@@ -103,10 +106,15 @@ where
                 .into_response();
         }
     };
-    match shared.receive(Transport::Http, wrap(request)) {
+    match shared.receive(Transport::Http, wrap(request)).await {
         Outcome::Accepted => (
             [(CONTENT_TYPE, HeaderValue::from_static(PROTOBUF))],
             Resp::default().encode_to_vec(),
+        )
+            .into_response(),
+        Outcome::Unavailable => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "testkit receiver: collector unavailable (fault injected)",
         )
             .into_response(),
     }

@@ -31,6 +31,25 @@
 //!
 //! The listeners stop when the last clone of the [`OtlpReceiver`] is dropped (graceful
 //! shutdown: open connections are drained) or when the runtime shuts down.
+//!
+//! # Fault injection
+//!
+//! A receiver can play a collector in trouble, switched at any time (also while requests are
+//! in flight) with its setters:
+//!
+//! | setter | gRPC | HTTP | captured? |
+//! |---|---|---|---|
+//! | [`accept`](OtlpReceiver::accept) (the default) | `OK` | `200` | yes |
+//! | [`count_only`](OtlpReceiver::count_only) | `OK` | `200` | counted only |
+//! | [`answer_slowly`](OtlpReceiver::answer_slowly)`(delay)` | `OK` after `delay` | `200` after `delay` | yes, when answered |
+//! | [`answer_unavailable`](OtlpReceiver::answer_unavailable) | `UNAVAILABLE` | `503` | counted only |
+//! | [`never_answer`](OtlpReceiver::never_answer) | held | held | counted only |
+//!
+//! Every request is counted ([`OtlpReceiver::export_requests`]) when it arrives, whatever the
+//! behaviour, so a test can tell that the exporter tried. A request held by `never_answer` is
+//! released, with `UNAVAILABLE` / `503`, when the behaviour is changed again or the receiver
+//! is dropped. For "nothing listens at all", bind a `std::net::TcpListener` on port 0, note
+//! its address and drop it.
 
 mod grpc;
 mod http;
@@ -121,12 +140,34 @@ impl OtlpReceiver {
     /// and answered with success, but nothing is kept. For load tests and benchmarks, where
     /// storing every signal would cost more than producing it.
     pub fn count_only(&self) {
-        *self
-            .inner
-            .shared
-            .behaviour
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner) = Behaviour::CountOnly;
+        self.inner.shared.set_behaviour(Behaviour::CountOnly);
+    }
+
+    /// Back to normal (the initial behaviour): capture every request and answer success at
+    /// once. After a fault, this is the collector's recovery; requests held by
+    /// [`never_answer`](Self::never_answer) are released with an error.
+    pub fn accept(&self) {
+        self.inner.shared.set_behaviour(Behaviour::Accept);
+    }
+
+    /// A slow collector: every request is answered with success (and captured) `delay` after
+    /// it arrived. Requests are served concurrently, so this does not serialise them.
+    pub fn answer_slowly(&self, delay: Duration) {
+        self.inner.shared.set_behaviour(Behaviour::Slow(delay));
+    }
+
+    /// A collector that is up but refusing work: every request is counted and answered at
+    /// once with gRPC status `UNAVAILABLE` or HTTP `503 Service Unavailable`, and not captured.
+    pub fn answer_unavailable(&self) {
+        self.inner.shared.set_behaviour(Behaviour::Unavailable);
+    }
+
+    /// A hung collector: connections are accepted and every request is read, counted and then
+    /// held without an answer, until the behaviour is changed again or the receiver is dropped
+    /// (then it is answered `UNAVAILABLE` / `503`). Nothing is captured. The exporter sees
+    /// only its own timeout.
+    pub fn never_answer(&self) {
+        self.inner.shared.set_behaviour(Behaviour::NeverAnswer);
     }
 
     /// The OTLP/gRPC endpoint, `http://127.0.0.1:PORT` (serves `TraceService`,
@@ -289,11 +330,9 @@ pub(crate) enum ExportRequest {
     Logs(ExportLogsServiceRequest),
 }
 
-/// How the receiver currently treats export requests.
-///
-/// This is the hook for fault injection: new variants (never answer, answer
-/// `UNAVAILABLE`/503, answer slowly, ...) get a setter on [`OtlpReceiver`], are decided in
-/// [`Shared::receive`] and mapped to a wire response by each transport from [`Outcome`].
+/// How the receiver currently treats export requests (the fault-injection hook): each
+/// variant has a setter on [`OtlpReceiver`], is decided in [`Shared::receive`] and mapped to a
+/// wire response by each transport from [`Outcome`].
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub(crate) enum Behaviour {
     /// Capture every request and answer success.
@@ -301,13 +340,21 @@ pub(crate) enum Behaviour {
     Accept,
     /// Count every request and answer success, keeping nothing (for load and benchmarks).
     CountOnly,
+    /// Wait this long, then capture and answer success.
+    Slow(Duration),
+    /// Answer `UNAVAILABLE` / 503 at once, capturing nothing.
+    Unavailable,
+    /// Hold the request until the behaviour changes or the receiver stops.
+    NeverAnswer,
 }
 
 /// What a transport must answer to one export request.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Outcome {
-    /// The request was captured; answer success with an empty `Export*ServiceResponse`.
+    /// Answer success with an empty `Export*ServiceResponse`.
     Accepted,
+    /// Answer gRPC `UNAVAILABLE` / HTTP 503.
+    Unavailable,
 }
 
 /// State shared between the handles and the served tasks.
@@ -315,6 +362,19 @@ pub(crate) enum Outcome {
 pub(crate) struct Shared {
     store: Mutex<Store>,
     behaviour: Mutex<Behaviour>,
+    /// Woken whenever the behaviour changes or the receiver stops (releases held requests).
+    changed: tokio::sync::Notify,
+    stopped: std::sync::atomic::AtomicBool,
+}
+
+impl Drop for Inner {
+    fn drop(&mut self) {
+        // Release held requests, so the graceful shutdown of the listeners can complete.
+        self.shared
+            .stopped
+            .store(true, std::sync::atomic::Ordering::SeqCst);
+        self.shared.changed.notify_waiters();
+    }
 }
 
 impl Shared {
@@ -330,18 +390,43 @@ impl Shared {
             .unwrap_or_else(PoisonError::into_inner)
     }
 
+    fn set_behaviour(&self, behaviour: Behaviour) {
+        *self
+            .behaviour
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner) = behaviour;
+        self.changed.notify_waiters();
+    }
+
     /// Counts one decoded export request and, depending on the current [`Behaviour`],
-    /// captures it; returns what the transport must answer.
-    pub(crate) fn receive(&self, transport: Transport, request: ExportRequest) -> Outcome {
+    /// captures it; returns (possibly much later) what the transport must answer.
+    pub(crate) async fn receive(&self, transport: Transport, request: ExportRequest) -> Outcome {
         let behaviour = self.behaviour();
-        let mut store = self.store();
-        store.count(transport, &request);
+        self.store().count(transport, &request);
         match behaviour {
             Behaviour::Accept => {
-                store.capture(transport, request);
+                self.store().capture(transport, request);
                 Outcome::Accepted
             }
             Behaviour::CountOnly => Outcome::Accepted,
+            Behaviour::Slow(delay) => {
+                tokio::time::sleep(delay).await;
+                self.store().capture(transport, request);
+                Outcome::Accepted
+            }
+            Behaviour::Unavailable => Outcome::Unavailable,
+            Behaviour::NeverAnswer => {
+                loop {
+                    let changed = self.changed.notified();
+                    if self.behaviour() != Behaviour::NeverAnswer
+                        || self.stopped.load(std::sync::atomic::Ordering::SeqCst)
+                    {
+                        break;
+                    }
+                    changed.await;
+                }
+                Outcome::Unavailable
+            }
         }
     }
 }
