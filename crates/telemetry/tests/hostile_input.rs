@@ -24,10 +24,21 @@ const URI_MAX_LEN: usize = u16::MAX as usize - 1;
 /// Sends one raw HTTP/1.1 GET with `headers` (name, raw value bytes) and returns the status
 /// code (0 when the connection closed without an answer) and the raw response head.
 async fn raw_get(h: &Harness, path: &[u8], headers: &[(&str, &[u8])]) -> (u16, String) {
+    raw_request(h, b"GET", path, headers).await
+}
+
+/// Like [`raw_get`] with any method token.
+async fn raw_request(
+    h: &Harness,
+    method: &[u8],
+    path: &[u8],
+    headers: &[(&str, &[u8])],
+) -> (u16, String) {
     let address = h.base.trim_start_matches("http://");
     let mut stream = tokio::net::TcpStream::connect(address).await.unwrap();
     let mut request = Vec::new();
-    request.extend_from_slice(b"GET ");
+    request.extend_from_slice(method);
+    request.push(b' ');
     request.extend_from_slice(path);
     request.extend_from_slice(b" HTTP/1.1\r\nhost: ");
     request.extend_from_slice(address.as_bytes());
@@ -116,6 +127,12 @@ async fn assert_bounded_and_one_line_per_record(h: &mut Harness, served: usize) 
         for (key, field) in object {
             if let Some(text) = field.as_str() {
                 check("stdout", key, text);
+            }
+            // Cloud Logging's `httpRequest` object (gcp format).
+            for (key, nested) in field.as_object().into_iter().flatten() {
+                if let Some(text) = nested.as_str() {
+                    check("stdout", key, text);
+                }
             }
         }
         if object.get("target").and_then(|t| t.as_str()) == Some("access") {
@@ -381,4 +398,56 @@ async fn hostile_hosts_are_bounded() {
         h.server_spans()[0].str_attr("server.address").map(str::len),
         Some(MAX_HOST_LEN)
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn long_unknown_methods_are_folded_and_bounded() {
+    let mut h = Harness::start(&[]).await;
+    let method = "X".repeat(4096);
+    let (status, _) = raw_request(&h, method.as_bytes(), b"/items/1", &[]).await;
+    assert!(matches!(status, 404 | 405), "{status}");
+    assert_bounded_and_one_line_per_record(&mut h, 1).await;
+    let span = &h.server_spans()[0];
+    assert_eq!(span.str_attr("http.request.method"), Some("_OTHER"));
+    assert_eq!(
+        span.str_attr("http.request.method_original").map(str::len),
+        Some(32)
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hostile_headers_stay_bounded_in_the_cloud_logging_format() {
+    let mut h = Harness::start(&[
+        ("APP_LOG_FORMAT", "gcp"),
+        ("GOOGLE_CLOUD_PROJECT", "test-project"),
+    ])
+    .await;
+    let agent = "agent\" \\ ".repeat(4096);
+    let path = "/".to_owned() + &"a@b.co%0A".repeat(2000);
+    let cases: Vec<(Vec<u8>, Vec<u8>)> = vec![
+        (path.into_bytes(), agent.into_bytes()),
+        (b"/items/1".to_vec(), b"ok \"}\\u000a {\xc3\xa9".to_vec()),
+    ];
+    for (path, agent) in &cases {
+        let (status, _) = raw_get(
+            &h,
+            path,
+            &[
+                ("user-agent", agent),
+                ("x-request-id", b"id\t\"forged\""),
+                ("traceparent", &[b'0'; 4096]),
+            ],
+        )
+        .await;
+        assert!(matches!(status, 200 | 404), "{status}");
+    }
+    assert_bounded_and_one_line_per_record(&mut h, cases.len()).await;
+    let lines = h.access_lines();
+    for line in &lines {
+        assert!(line["severity"].is_string(), "{line}");
+        assert!(line["httpRequest"].is_object(), "{line}");
+    }
+    assert!(lines.iter().any(|l| {
+        l["httpRequest"]["userAgent"].as_str().map(str::len) == Some(MAX_USER_AGENT_LEN)
+    }));
 }
