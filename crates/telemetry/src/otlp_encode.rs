@@ -11,7 +11,7 @@
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use opentelemetry::trace::{SpanKind, Status};
-use opentelemetry::{Array, InstrumentationScope, Value};
+use opentelemetry::{Array, Value};
 use opentelemetry_sdk::Resource;
 use opentelemetry_sdk::trace::SpanData;
 
@@ -178,7 +178,13 @@ pub(crate) fn resource_body(resource: &Resource) -> Vec<u8> {
     w.buf
 }
 
-fn scope(w: &mut Writer, field: u32, scope: &InstrumentationScope, name_override: Option<&str>) {
+#[cfg(test)]
+fn scope(
+    w: &mut Writer,
+    field: u32,
+    scope: &opentelemetry::InstrumentationScope,
+    name_override: Option<&str>,
+) {
     w.message(field, |w| {
         w.string(1, name_override.unwrap_or(scope.name()));
         w.string(2, scope.version().unwrap_or(""));
@@ -188,11 +194,16 @@ fn scope(w: &mut Writer, field: u32, scope: &InstrumentationScope, name_override
     });
 }
 
-fn same_scope(a: &InstrumentationScope, b: &InstrumentationScope) -> bool {
+#[cfg(test)]
+fn same_scope(
+    a: &opentelemetry::InstrumentationScope,
+    b: &opentelemetry::InstrumentationScope,
+) -> bool {
     a.name() == b.name() && a.version() == b.version() && a.schema_url() == b.schema_url()
 }
 
 /// `ExportTraceServiceRequest` for `spans`, grouped by instrumentation scope.
+#[cfg(test)]
 pub(crate) fn encode_spans(resource: &[u8], spans: &[SpanData], out: &mut Writer) {
     out.message(1, |w| {
         w.bytes(1, resource);
@@ -216,7 +227,8 @@ pub(crate) fn encode_spans(resource: &[u8], spans: &[SpanData], out: &mut Writer
     });
 }
 
-fn encode_span(w: &mut Writer, span: &SpanData) {
+/// One `Span` message body.
+pub(crate) fn encode_span(w: &mut Writer, span: &SpanData) {
     let context = &span.span_context;
     w.bytes(1, &context.trace_id().to_bytes());
     w.bytes(2, &context.span_id().to_bytes());
@@ -335,7 +347,7 @@ mod tests {
             events,
             links,
             status: Status::error("handler.panic"),
-            instrumentation_scope: InstrumentationScope::builder("telemetry")
+            instrumentation_scope: opentelemetry::InstrumentationScope::builder("telemetry")
                 .with_version("1.2.3")
                 .build(),
         }

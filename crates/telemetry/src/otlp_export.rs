@@ -1,22 +1,18 @@
-//! Span and log exporters that send [`crate::otlp_encode`]'s bytes over OTLP/gRPC (a tonic
-//! channel with a pass-through codec) or OTLP/HTTP protobuf ([`RuntimeHttpClient`]).
+//! The transport of the record queues (spans and logs): sends [`crate::otlp_encode`]'s bytes
+//! over OTLP/gRPC (a tonic channel with a pass-through codec) or OTLP/HTTP protobuf
+//! ([`RuntimeHttpClient`]).
 //! Metrics keep the stock `opentelemetry-otlp` exporter: they leave once per interval, not once
 //! per request.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::Duration;
 
 use bytes::{Buf, BufMut, Bytes};
 use http::{HeaderName, HeaderValue, Request};
 use opentelemetry_http::HttpClient;
-use opentelemetry_sdk::Resource;
 use opentelemetry_sdk::error::{OTelSdkError, OTelSdkResult};
-use opentelemetry_sdk::trace::{SpanData, SpanExporter};
 use tonic::codec::{Codec, DecodeBuf, Decoder, EncodeBuf, Encoder};
 
 use crate::config::{OtlpProtocol, TelemetryConfig};
-use crate::otlp_encode::{Writer, encode_spans, resource_body};
 use crate::otlp_http::RuntimeHttpClient;
 
 /// Where encoded export requests go.
@@ -192,52 +188,5 @@ impl Decoder for RawCodec {
         let remaining = src.remaining();
         src.advance(remaining);
         Ok(Some(()))
-    }
-}
-
-/// OTLP span exporter over [`crate::otlp_encode`], for the SDK's batch processor (child
-/// spans). Failed exports are counted in `failures`.
-#[derive(Debug)]
-pub(crate) struct DirectSpanExporter {
-    transport: Transport,
-    resource: Vec<u8>,
-    failures: Arc<AtomicU64>,
-}
-
-impl DirectSpanExporter {
-    pub(crate) fn new(config: &TelemetryConfig, failures: Arc<AtomicU64>) -> Result<Self, String> {
-        Ok(Self {
-            failures,
-            transport: Transport::new(
-                config,
-                "/opentelemetry.proto.collector.trace.v1.TraceService/Export",
-                "/v1/traces",
-            )?,
-            resource: Vec::new(),
-        })
-    }
-}
-
-impl SpanExporter for DirectSpanExporter {
-    async fn export(&self, batch: Vec<SpanData>) -> OTelSdkResult {
-        let body = {
-            let mut writer = Writer::with_capacity(self.resource.len() + batch.len() * 512);
-            encode_spans(&self.resource, &batch, &mut writer);
-            writer.buf
-        };
-        drop(batch);
-        let result = self.transport.send(body).await;
-        if result.is_err() {
-            self.failures.fetch_add(1, Ordering::Relaxed);
-        }
-        result
-    }
-
-    fn set_resource(&mut self, resource: &Resource) {
-        self.resource = resource_body(resource);
-    }
-
-    fn shutdown_with_timeout(&self, _timeout: Duration) -> OTelSdkResult {
-        Ok(())
     }
 }

@@ -228,49 +228,12 @@ impl RecordQueue {
     /// Encodes one record with `encode` (the body of a `LogRecord` or `Span` message) under
     /// scope `scope` and queues it.
     pub(crate) fn push(&self, scope: &'static str, encode: impl FnOnce(&mut Writer)) {
-        RECORD_BUFFER.with(|buffer| match buffer.try_borrow_mut() {
-            Ok(mut writer) => {
-                writer.buf.clear();
-                encode(&mut writer);
-                self.enqueue(scope, &writer.buf);
-            }
-            Err(_) => {
-                let mut writer = Writer::with_capacity(512);
-                encode(&mut writer);
-                self.enqueue(scope, &writer.buf);
-            }
-        });
+        push_into(&self.shared, scope, encode);
     }
 
-    fn enqueue(&self, target: &'static str, encoded: &[u8]) {
-        let shared = &self.shared;
-        let mut pending = lock(&shared.pending);
-        if pending.records >= shared.settings.max_queue_size
-            || shared.closed.load(Ordering::Relaxed)
-        {
-            drop(pending);
-            shared.dropped.fetch_add(1, Ordering::Relaxed);
-            return;
-        }
-        let index = match pending.scopes.iter().position(|(name, _)| *name == target) {
-            Some(index) => index,
-            None => {
-                pending.scopes.push((target, Vec::with_capacity(16 * 1024)));
-                pending.scopes.len() - 1
-            }
-        };
-        let buffer = &mut pending.scopes[index].1;
-        // ScopeLogs.log_records / ScopeSpans.spans = 2, length-delimited.
-        buffer.push(0x12);
-        push_varint(buffer, encoded.len() as u64);
-        buffer.extend_from_slice(encoded);
-        pending.records += 1;
-        pending.queued_seq += 1;
-        let full = pending.records == shared.settings.max_export_batch_size;
-        drop(pending);
-        if full {
-            shared.wake.notify_one();
-        }
+    /// A cheap handle that queues records here (for the SDK span processor of child spans).
+    pub(crate) fn pusher(&self) -> RecordPusher {
+        RecordPusher(Arc::clone(&self.shared))
     }
 
     /// Exports everything queued now and waits for that export (at most `timeout`).
@@ -321,6 +284,67 @@ impl RecordQueue {
     /// Export requests that failed (their records are lost).
     pub(crate) fn failed_exports(&self) -> u64 {
         self.shared.failed_exports.load(Ordering::Relaxed)
+    }
+}
+
+/// Queues records into a [`RecordQueue`] (dropping and counting them when it is full or
+/// stopped); keeps no export thread alive.
+#[derive(Clone)]
+pub(crate) struct RecordPusher(Arc<Shared>);
+
+impl std::fmt::Debug for RecordPusher {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RecordPusher").finish_non_exhaustive()
+    }
+}
+
+impl RecordPusher {
+    /// As [`RecordQueue::push`].
+    pub(crate) fn push(&self, scope: &'static str, encode: impl FnOnce(&mut Writer)) {
+        push_into(&self.0, scope, encode);
+    }
+}
+
+fn push_into(shared: &Shared, scope: &'static str, encode: impl FnOnce(&mut Writer)) {
+    RECORD_BUFFER.with(|buffer| match buffer.try_borrow_mut() {
+        Ok(mut writer) => {
+            writer.buf.clear();
+            encode(&mut writer);
+            enqueue(shared, scope, &writer.buf);
+        }
+        Err(_) => {
+            let mut writer = Writer::with_capacity(512);
+            encode(&mut writer);
+            enqueue(shared, scope, &writer.buf);
+        }
+    });
+}
+
+fn enqueue(shared: &Shared, target: &'static str, encoded: &[u8]) {
+    let mut pending = lock(&shared.pending);
+    if pending.records >= shared.settings.max_queue_size || shared.closed.load(Ordering::Relaxed) {
+        drop(pending);
+        shared.dropped.fetch_add(1, Ordering::Relaxed);
+        return;
+    }
+    let index = match pending.scopes.iter().position(|(name, _)| *name == target) {
+        Some(index) => index,
+        None => {
+            pending.scopes.push((target, Vec::with_capacity(16 * 1024)));
+            pending.scopes.len() - 1
+        }
+    };
+    let buffer = &mut pending.scopes[index].1;
+    // ScopeLogs.log_records / ScopeSpans.spans = 2, length-delimited.
+    buffer.push(0x12);
+    push_varint(buffer, encoded.len() as u64);
+    buffer.extend_from_slice(encoded);
+    pending.records += 1;
+    pending.queued_seq += 1;
+    let full = pending.records == shared.settings.max_export_batch_size;
+    drop(pending);
+    if full {
+        shared.wake.notify_one();
     }
 }
 

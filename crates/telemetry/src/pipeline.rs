@@ -15,14 +15,13 @@ use opentelemetry_sdk::Resource;
 use opentelemetry_sdk::metrics::{
     Instrument, ManualReader, PeriodicReader, SdkMeterProvider, Stream,
 };
-use opentelemetry_sdk::trace::{BatchSpanProcessor, Sampler, SdkTracer, SdkTracerProvider};
+use opentelemetry_sdk::trace::{Sampler, SdkTracer, SdkTracerProvider};
 
-use crate::config::{BatchSettings, OtlpProtocol, Persona, SamplerConfig, TelemetryConfig};
+use crate::config::{OtlpProtocol, Persona, SamplerConfig, TelemetryConfig};
 use crate::log_filter::LogFilter;
 use crate::log_sink::LogSink;
 use crate::metrics::HttpServerInstruments;
 use crate::otlp_encode::resource_body;
-use crate::otlp_export::DirectSpanExporter;
 use crate::otlp_http::RuntimeHttpClient;
 use crate::otlp_queue::{ExportWarnings, RecordQueue, Signal};
 use crate::pii::PiiPolicy;
@@ -281,20 +280,33 @@ impl TelemetryInner {
         }
         let resource = build_resource(&config);
 
+        let sink = sink.unwrap_or_else(LogSink::stdout);
+        let (log_queue, span_queue) = if export {
+            let body = resource_body(&resource);
+            let warnings = || Some(ExportWarnings::new(&config, sink.clone()));
+            (
+                Some(
+                    RecordQueue::start(&config, Signal::Logs, body.clone(), warnings())
+                        .map_err(InitError::Endpoint)?,
+                ),
+                Some(
+                    RecordQueue::start(&config, Signal::Spans, body, warnings())
+                        .map_err(InitError::Endpoint)?,
+                ),
+            )
+        } else {
+            (None, None)
+        };
+
         let mut tracer_builder = SdkTracerProvider::builder()
             .with_resource(resource.clone())
             .with_sampler(sampler(config.sampler));
-        // Failed exports of child spans (SDK batch processor) and of metrics (periodic reader).
-        let child_span_failures = Arc::new(AtomicU64::new(0));
-        let metric_failures = Arc::new(AtomicU64::new(0));
-        if export {
-            let exporter = DirectSpanExporter::new(&config, Arc::clone(&child_span_failures))
-                .map_err(InitError::Endpoint)?;
-            let processor = BatchSpanProcessor::builder(exporter)
-                .with_batch_config(span_batch_config(&config.span_batch))
-                .build();
-            tracer_builder = tracer_builder.with_span_processor(processor);
+        if let Some(spans) = &span_queue {
+            // Child spans share the SERVER spans' bounded queue, counters and export thread.
+            tracer_builder = tracer_builder.with_span_processor(QueueSpanProcessor(spans.pusher()));
         }
+        // Failed metric exports (periodic reader).
+        let metric_failures = Arc::new(AtomicU64::new(0));
         let tracer_provider = tracer_builder.build();
         let tracer = tracer_provider.tracer_with_scope(scope());
 
@@ -323,33 +335,12 @@ impl TelemetryInner {
         let meter_provider = meter_builder.build();
         let meter = meter_provider.meter_with_scope(scope());
 
-        let sink = sink.unwrap_or_else(LogSink::stdout);
-        let (log_queue, span_queue) = if export {
-            let body = resource_body(&resource);
-            let warnings = || Some(ExportWarnings::new(&config, sink.clone()));
-            (
-                Some(
-                    RecordQueue::start(&config, Signal::Logs, body.clone(), warnings())
-                        .map_err(InitError::Endpoint)?,
-                ),
-                Some(
-                    RecordQueue::start(&config, Signal::Spans, body, warnings())
-                        .map_err(InitError::Endpoint)?,
-                ),
-            )
-        } else {
-            (None, None)
-        };
-
         register_health_metrics(
             &meter,
             &sink,
             span_queue.as_ref().map(RecordQueue::stats),
             log_queue.as_ref().map(RecordQueue::stats),
-            &ExportFailureCounters {
-                child_spans: child_span_failures,
-                metrics: metric_failures,
-            },
+            &metric_failures,
         );
 
         let pii = PiiPolicy::new(
@@ -378,10 +369,30 @@ impl TelemetryInner {
     }
 }
 
-/// Failed exports outside the record queues: child spans (SDK batch processor) and metrics.
-struct ExportFailureCounters {
-    child_spans: Arc<AtomicU64>,
-    metrics: Arc<AtomicU64>,
+/// Child spans (database and custom spans of [`Telemetry::tracer`]) go through the same
+/// bounded queue as SERVER spans: encoded when they end, dropped and counted when the queue is
+/// full, exported by the same thread, reported by the same WARN line.
+#[derive(Debug)]
+struct QueueSpanProcessor(crate::otlp_queue::RecordPusher);
+
+impl opentelemetry_sdk::trace::SpanProcessor for QueueSpanProcessor {
+    fn on_start(&self, _span: &mut opentelemetry_sdk::trace::Span, _cx: &opentelemetry::Context) {}
+
+    fn on_end(&self, span: opentelemetry_sdk::trace::SpanData) {
+        if span.span_context.is_sampled() {
+            // Every span of this instance comes from its one tracer, whose scope is SCOPE_NAME.
+            self.0
+                .push(SCOPE_NAME, |w| crate::otlp_encode::encode_span(w, &span));
+        }
+    }
+
+    fn force_flush(&self) -> opentelemetry_sdk::error::OTelSdkResult {
+        Ok(())
+    }
+
+    fn shutdown_with_timeout(&self, _timeout: Duration) -> opentelemetry_sdk::error::OTelSdkResult {
+        Ok(())
+    }
 }
 
 /// The metric exporter, counting the exports that fail (their points are not lost for
@@ -424,7 +435,7 @@ fn register_health_metrics(
     sink: &LogSink,
     spans: Option<crate::otlp_queue::QueueStats>,
     logs: Option<crate::otlp_queue::QueueStats>,
-    others: &ExportFailureCounters,
+    metric_failures: &Arc<AtomicU64>,
 ) {
     let queues: Vec<(&'static str, crate::otlp_queue::QueueStats)> = spans
         .map(|s| ("spans", s))
@@ -445,8 +456,7 @@ fn register_health_metrics(
                 }
             })
             .build();
-        let child_spans = Arc::clone(&others.child_spans);
-        let metrics = Arc::clone(&others.metrics);
+        let metrics = Arc::clone(metric_failures);
         meter
             .u64_observable_counter("app.telemetry.export.failures")
             .with_unit("{request}")
@@ -455,11 +465,7 @@ fn register_health_metrics(
             )
             .with_callback(move |observer| {
                 for (signal, stats) in &queues {
-                    let mut failed = stats.failed_exports();
-                    if *signal == "spans" {
-                        failed += child_spans.load(Ordering::Relaxed);
-                    }
-                    observer.observe(failed, &[KeyValue::new("signal", *signal)]);
+                    observer.observe(stats.failed_exports(), &[KeyValue::new("signal", *signal)]);
                 }
                 observer.observe(
                     metrics.load(Ordering::Relaxed),
@@ -529,14 +535,6 @@ fn sampler(config: SamplerConfig) -> Sampler {
             Sampler::ParentBased(Box::new(Sampler::TraceIdRatioBased(r)))
         }
     }
-}
-
-fn span_batch_config(s: &BatchSettings) -> opentelemetry_sdk::trace::BatchConfig {
-    opentelemetry_sdk::trace::BatchConfigBuilder::default()
-        .with_max_queue_size(s.max_queue_size)
-        .with_scheduled_delay(s.schedule_delay)
-        .with_max_export_batch_size(s.max_export_batch_size)
-        .build()
 }
 
 fn endpoint(config: &TelemetryConfig) -> &str {

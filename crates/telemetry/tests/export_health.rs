@@ -150,3 +150,31 @@ async fn failed_exports_are_counted_and_requests_still_succeed() {
         .shutdown_within(std::time::Duration::from_secs(2))
         .await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn child_spans_share_the_bounded_span_queue_and_its_drop_count() {
+    use opentelemetry::trace::{Span as _, Tracer as _};
+    // A collector that never answers holds the first export; the queue (2 spans) fills.
+    let receiver = telemetry::testkit::OtlpReceiver::start().await.unwrap();
+    receiver.never_answer();
+    let (_base, telemetry, guard) = serve_exporting_to(
+        receiver.http_endpoint(),
+        &[
+            ("OTEL_BSP_MAX_QUEUE_SIZE", "2"),
+            ("OTEL_BSP_MAX_EXPORT_BATCH_SIZE", "2"),
+        ],
+    )
+    .await;
+    for _ in 0..20 {
+        telemetry.tracer().start("child").end();
+    }
+    let text = telemetry.prometheus_text();
+    // At most one batch in flight (2) and one queued (2) escape the count.
+    assert!(
+        counter(&text, "app_telemetry_dropped_total{signal=\"spans\"}") >= 16.0,
+        "{text}"
+    );
+    guard
+        .shutdown_within(std::time::Duration::from_millis(500))
+        .await;
+}
