@@ -178,3 +178,52 @@ async fn child_spans_share_the_bounded_span_queue_and_its_drop_count() {
         .shutdown_within(std::time::Duration::from_millis(500))
         .await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_export_warn_line_uses_the_instance_format_and_never_the_headers() {
+    let closed = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    for format in ["gcp", "pretty"] {
+        let (base, telemetry, guard) = serve_exporting_to(
+            format!("http://{closed}"),
+            &[
+                ("APP_LOG_FORMAT", format),
+                (
+                    "OTEL_EXPORTER_OTLP_HEADERS",
+                    "x-api-key=sekrit-header-value",
+                ),
+                ("OTEL_EXPORTER_OTLP_TIMEOUT", "500"),
+            ],
+        )
+        .await;
+        let client = reqwest::Client::new();
+        for _ in 0..5 {
+            let response = client.get(format!("{base}/items/1")).send().await.unwrap();
+            assert_eq!(response.status(), 200);
+        }
+        telemetry.force_flush().await;
+        let captured = telemetry.log_sink().captured();
+        let warn: Vec<&str> = captured
+            .lines()
+            .filter(|l| l.contains("telemetry::export"))
+            .collect();
+        assert_eq!(warn.len(), 2, "{format}: one line per signal\n{captured}");
+        for line in &warn {
+            assert!(!line.contains("sekrit"), "{line}");
+            assert!(line.contains(&format!("http://{closed}")), "{line}");
+            if format == "gcp" {
+                let json: serde_json::Value = serde_json::from_str(line).unwrap();
+                assert_eq!(json["severity"], "WARNING", "{line}");
+                assert_eq!(json["target"], "telemetry::export");
+            } else {
+                assert!(line.contains(" WARN "), "{line}");
+                assert!(line.contains("failed_exports="), "{line}");
+            }
+        }
+        guard
+            .shutdown_within(std::time::Duration::from_millis(500))
+            .await;
+    }
+}
