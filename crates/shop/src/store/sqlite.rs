@@ -37,6 +37,34 @@ pub struct SqliteStore {
     db: DbInstruments,
 }
 
+/// Opens the pool. Switching a new database file to WAL takes an exclusive lock that SQLite
+/// does not wait for (no busy handler yet), so two instances opening the same new file at
+/// once can see `SQLITE_BUSY` here: retried a few times with backoff (< 1 s in all).
+async fn connect(
+    options: &SqliteConnectOptions,
+    config: &ShopConfig,
+) -> Result<SqlitePool, sqlx::Error> {
+    let mut delay = Duration::from_millis(20);
+    let mut attempt = 0;
+    loop {
+        let result = SqlitePoolOptions::new()
+            .max_connections(config.db_max_connections)
+            .acquire_timeout(config.db_acquire_timeout)
+            .connect_with(options.clone())
+            .await;
+        match result {
+            Err(sqlx::Error::Database(error))
+                if error.code().as_deref() == Some("5") && attempt < 5 =>
+            {
+                attempt += 1;
+                tokio::time::sleep(delay).await;
+                delay *= 2;
+            }
+            other => return other,
+        }
+    }
+}
+
 impl SqliteStore {
     /// Opens (creating the file and its directory when the URL says `mode=rwc`) the database
     /// of `config.database_url`, migrates it and seeds an empty catalog.
@@ -62,10 +90,7 @@ impl SqliteStore {
                 source,
             })?;
         }
-        let pool = SqlitePoolOptions::new()
-            .max_connections(config.db_max_connections)
-            .acquire_timeout(config.db_acquire_timeout)
-            .connect_with(options)
+        let pool = connect(&options, config)
             .await
             .map_err(OpenError::Connect)?;
         let store = Self {
