@@ -16,8 +16,9 @@ const SECRETS: [&str; 6] = [
 ];
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn no_signal_contains_what_the_client_sent_in_pseudonym_or_off_mode() {
-    for mode in ["pseudonym", "off"] {
+async fn no_signal_contains_what_the_client_sent_in_any_pii_mode() {
+    // `full` may show raw user ids, but never secrets, query strings or raw emails either.
+    for mode in ["pseudonym", "off", "full"] {
         let app = spawn_app(&[("APP_PII_MODE", mode)]).await;
         let paths = [
             "/v1/products?token=query-secret-value&email=ann.secret@example.com".to_owned(),
@@ -25,6 +26,8 @@ async fn no_signal_contains_what_the_client_sent_in_pseudonym_or_off_mode() {
             "/v1/products/4111111111111111".to_owned(),
             "/nowhere/4111111111111111?password=hunter2-password".to_owned(),
             "/v1/products/1?card=4111111111111111".to_owned(),
+            "/v1/products?per_page=0&secret=query-secret-value".to_owned(),
+            "/v1/me?token=query-secret-value".to_owned(),
         ];
         for path in &paths {
             let response = app
