@@ -50,11 +50,17 @@ impl ServerSpan {
         };
         let span_id = SpanId::from(non_zero(|| random_u128() as u64));
         let sampled = should_sample(sampler, parent, trace_id);
-        let flags = if sampled {
-            TraceFlags::SAMPLED
+        // A continued trace keeps the caller's Level 2 `random` flag (a MUST); new roots do not
+        // claim it.
+        let random = parent.map_or(0, |p| {
+            p.trace_flags().to_u8() & crate::trace_context::RANDOM_FLAG
+        });
+        let sampled_bit = if sampled {
+            TraceFlags::SAMPLED.to_u8()
         } else {
-            TraceFlags::default()
+            0
         };
+        let flags = TraceFlags::new(sampled_bit | random);
         let trace_state = parent.map_or_else(TraceState::default, |p| p.trace_state().clone());
         Self {
             context: SpanContext::new(trace_id, span_id, flags, false, trace_state),

@@ -7,6 +7,9 @@ use std::str::FromStr;
 
 use opentelemetry::trace::{SpanContext, SpanId, TraceFlags, TraceId, TraceState};
 
+/// Trace Context Level 2's `random` trace flag: the trace id's right-most 7 bytes are random.
+pub const RANDOM_FLAG: u8 = 0x02;
+
 /// Longest `tracestate` header accepted (the specification's 512-character propagation limit).
 pub const MAX_TRACESTATE_LEN: usize = 512;
 /// Most list members a `tracestate` may carry.
@@ -102,9 +105,9 @@ pub fn parse_traceparent(value: &[u8]) -> Option<(TraceId, SpanId, TraceFlags)> 
     if trace_id == 0 || span_id == 0 {
         return None;
     }
-    // Only the sampled bit is propagated as received; unknown bits are cleared (Level 2 keeps
-    // the `random` bit meaningful only for the trace that set it).
-    let flags = TraceFlags::new(flags & TraceFlags::SAMPLED.to_u8());
+    // The sampled bit and Level 2's `random` bit are propagated as received (a participant
+    // continuing a trace MUST keep `random`); bits not yet defined are cleared.
+    let flags = TraceFlags::new(flags & (TraceFlags::SAMPLED.to_u8() | RANDOM_FLAG));
     Some((TraceId::from(trace_id), SpanId::from(span_id), flags))
 }
 
@@ -262,6 +265,16 @@ mod tests {
         ] {
             assert!(parse_traceparent(bad.as_bytes()).is_none(), "{bad}");
         }
+    }
+
+    #[test]
+    fn the_random_flag_is_kept_and_undefined_flags_are_cleared() {
+        let (_, _, f) =
+            parse_traceparent(b"00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-03").unwrap();
+        assert_eq!(f.to_u8(), 0x03);
+        let (_, _, f) =
+            parse_traceparent(b"00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-fe").unwrap();
+        assert_eq!(f.to_u8(), 0x02);
     }
 
     #[test]

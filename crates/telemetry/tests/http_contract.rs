@@ -123,6 +123,35 @@ async fn valid_incoming_traceparent_is_continued() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_level_2_random_flag_is_continued() {
+    let h = Harness::start(&[]).await;
+    let response = h
+        .client
+        .get(format!("{}/items/1", h.base))
+        .header(
+            "traceparent",
+            "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-03",
+        )
+        .send()
+        .await
+        .unwrap();
+    let traceparent = response.headers()["traceparent"].to_str().unwrap();
+    assert!(traceparent.ends_with("-03"), "{traceparent}");
+    let unsampled = h
+        .client
+        .get(format!("{}/items/1", h.base))
+        .header(
+            "traceparent",
+            "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-02",
+        )
+        .send()
+        .await
+        .unwrap();
+    let traceparent = unsampled.headers()["traceparent"].to_str().unwrap();
+    assert!(traceparent.ends_with("-02"), "{traceparent}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn invalid_traceparent_is_ignored_and_the_request_succeeds() {
     let mut h = Harness::start(&[]).await;
     for bad in [
