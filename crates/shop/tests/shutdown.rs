@@ -9,60 +9,15 @@ mod common;
 
 use std::io::{Read, Write};
 use std::net::TcpListener;
-use std::process::{Child, Command, ExitStatus, Stdio};
+use std::process::{Child, Command};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
+use common::process::{collect, free_port, shop_command, wait_with_deadline};
 use common::{TempDatabase, parse_json_lines};
 use telemetry::testkit::{OtlpReceiver, SpanKind};
-
-/// The binary with a clean environment: nothing from the developer's shell leaks in.
-fn shop_command() -> Command {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_shop"));
-    for (key, _) in std::env::vars_os() {
-        let key = key.to_string_lossy().into_owned();
-        if key.starts_with("OTEL_")
-            || key.starts_with("APP_")
-            || key.starts_with("K_")
-            || ["RUST_LOG", "PORT", "DATABASE_URL", "GOOGLE_CLOUD_PROJECT"].contains(&key.as_str())
-        {
-            command.env_remove(key);
-        }
-    }
-    command
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    command
-}
-
-fn free_port() -> u16 {
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    listener.local_addr().unwrap().port()
-}
-
-fn collect(mut stream: impl Read + Send + 'static) -> JoinHandle<String> {
-    std::thread::spawn(move || {
-        let mut text = String::new();
-        let _ = stream.read_to_string(&mut text);
-        text
-    })
-}
-
-async fn wait_with_deadline(child: &mut Child, timeout: Duration) -> Option<ExitStatus> {
-    let deadline = Instant::now() + timeout;
-    loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            return Some(status);
-        }
-        if Instant::now() >= deadline {
-            return None;
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-}
 
 /// A running binary exporting to `endpoint` (gRPC), with stdout and stderr collected.
 struct Shop {

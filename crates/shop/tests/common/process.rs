@@ -1,0 +1,54 @@
+//! Running the real `shop` binary from tests: a clean environment, a free port, output
+//! collected on threads, a bounded wait for exit.
+
+use std::io::Read;
+use std::net::TcpListener;
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+/// The binary with a clean environment: nothing from the developer's shell leaks in.
+pub fn shop_command() -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_shop"));
+    for (key, _) in std::env::vars_os() {
+        let key = key.to_string_lossy().into_owned();
+        if key.starts_with("OTEL_")
+            || key.starts_with("APP_")
+            || key.starts_with("K_")
+            || ["RUST_LOG", "PORT", "DATABASE_URL", "GOOGLE_CLOUD_PROJECT"].contains(&key.as_str())
+        {
+            command.env_remove(key);
+        }
+    }
+    command
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    command
+}
+
+pub fn free_port() -> u16 {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    listener.local_addr().unwrap().port()
+}
+
+pub fn collect(mut stream: impl Read + Send + 'static) -> JoinHandle<String> {
+    std::thread::spawn(move || {
+        let mut text = String::new();
+        let _ = stream.read_to_string(&mut text);
+        text
+    })
+}
+
+pub async fn wait_with_deadline(child: &mut Child, timeout: Duration) -> Option<ExitStatus> {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            return Some(status);
+        }
+        if Instant::now() >= deadline {
+            return None;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
