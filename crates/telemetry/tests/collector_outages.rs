@@ -18,14 +18,12 @@
 
 mod common;
 
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use common::{config, routes};
 use futures_util::StreamExt;
 use telemetry::config::OtlpProtocol;
-use telemetry::log_sink::LogSink;
 use telemetry::testkit::{CapturedSpan, OtlpReceiver, SpanKind};
 use telemetry::{Telemetry, TelemetryGuard};
 
@@ -103,28 +101,13 @@ struct Server {
 }
 
 async fn serve(endpoint: Option<(String, OtlpProtocol)>, extra: &[(&str, &str)]) -> Server {
-    telemetry::testkit::install_test_subscriber();
     let mut cfg = config(extra);
     if let Some((endpoint, protocol)) = endpoint {
         cfg = cfg.with_otlp(endpoint, protocol);
     }
-    let (telemetry, guard) = Telemetry::builder(cfg)
-        .log_sink(LogSink::memory())
-        .build()
-        .unwrap();
-    let app = telemetry.instrument(routes());
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(async move {
-        axum::serve(
-            listener,
-            app.into_make_service_with_connect_info::<SocketAddr>(),
-        )
-        .await
-        .unwrap();
-    });
+    let (base, telemetry, guard) = common::serve_instrumented(cfg, routes()).await;
     Server {
-        base: format!("http://{addr}"),
+        base,
         telemetry,
         guard,
     }

@@ -4,12 +4,9 @@
 
 mod common;
 
-use std::net::SocketAddr;
-
 use common::{config, routes};
 use telemetry::Telemetry;
 use telemetry::config::OtlpProtocol;
-use telemetry::log_sink::LogSink;
 
 fn counter(metrics: &str, series: &str) -> f64 {
     metrics
@@ -25,24 +22,11 @@ async fn serve_exporting_to(
     endpoint: String,
     pairs: &[(&str, &str)],
 ) -> (String, Telemetry, telemetry::TelemetryGuard) {
-    telemetry::testkit::install_test_subscriber();
-    let cfg = config(pairs).with_otlp(endpoint, OtlpProtocol::HttpProtobuf);
-    let (telemetry, guard) = Telemetry::builder(cfg)
-        .log_sink(LogSink::memory())
-        .build()
-        .unwrap();
-    let app = telemetry.instrument(routes());
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(async move {
-        axum::serve(
-            listener,
-            app.into_make_service_with_connect_info::<SocketAddr>(),
-        )
-        .await
-        .unwrap();
-    });
-    (format!("http://{addr}"), telemetry, guard)
+    common::serve_instrumented(
+        config(pairs).with_otlp(endpoint, OtlpProtocol::HttpProtobuf),
+        routes(),
+    )
+    .await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

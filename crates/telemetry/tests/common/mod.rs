@@ -106,6 +106,31 @@ pub fn config(pairs: &[(&str, &str)]) -> TelemetryConfig {
     config
 }
 
+/// Serves `router` instrumented by a new instance built from `config` (log lines in memory) on
+/// 127.0.0.1:0; returns the base URL, the instance and its guard.
+pub async fn serve_instrumented(
+    config: TelemetryConfig,
+    router: Router,
+) -> (String, Telemetry, TelemetryGuard) {
+    telemetry::testkit::install_test_subscriber();
+    let (telemetry, guard) = Telemetry::builder(config)
+        .log_sink(LogSink::memory())
+        .build()
+        .unwrap();
+    let app = telemetry.instrument(router);
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        axum::serve(
+            listener,
+            app.into_make_service_with_connect_info::<SocketAddr>(),
+        )
+        .await
+        .unwrap();
+    });
+    (format!("http://{addr}"), telemetry, guard)
+}
+
 impl Harness {
     pub async fn start(pairs: &[(&str, &str)]) -> Self {
         Self::start_with(pairs, OtlpProtocol::Grpc, routes()).await
@@ -122,24 +147,10 @@ impl Harness {
             OtlpProtocol::Grpc => receiver.grpc_endpoint(),
             OtlpProtocol::HttpProtobuf => receiver.http_endpoint(),
         };
-        let config = config(pairs).with_otlp(endpoint, protocol);
-        let (telemetry, guard) = Telemetry::builder(config)
-            .log_sink(LogSink::memory())
-            .build()
-            .unwrap();
-        let app = telemetry.instrument(router);
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        tokio::spawn(async move {
-            axum::serve(
-                listener,
-                app.into_make_service_with_connect_info::<SocketAddr>(),
-            )
-            .await
-            .unwrap();
-        });
+        let (base, telemetry, guard) =
+            serve_instrumented(config(pairs).with_otlp(endpoint, protocol), router).await;
         Self {
-            base: format!("http://{addr}"),
+            base,
             receiver,
             telemetry,
             guard: Some(guard),
