@@ -351,7 +351,7 @@ mod proptests {
             }
             if let Some((t, s, f)) = parse_traceparent(&bytes) {
                 prop_assert!(t != TraceId::INVALID && s != SpanId::INVALID);
-                prop_assert!(f.to_u8() <= 1);
+                prop_assert_eq!(f.to_u8() & !(TraceFlags::SAMPLED.to_u8() | RANDOM_FLAG), 0);
             }
         }
 
