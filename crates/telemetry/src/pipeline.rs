@@ -552,32 +552,24 @@ fn http_headers(config: &TelemetryConfig) -> HashMap<String, String> {
         .collect()
 }
 
-macro_rules! exporter_fn {
-    ($name:ident, $exporter:ty, $path:literal) => {
-        fn $name(
-            config: &TelemetryConfig,
-        ) -> Result<$exporter, opentelemetry_otlp::ExporterBuildError> {
-            match config.otlp_protocol {
-                OtlpProtocol::Grpc => <$exporter>::builder()
-                    .with_tonic()
-                    .with_endpoint(endpoint(config))
-                    .with_timeout(config.otlp_timeout)
-                    .with_metadata(crate::otlp_export::grpc_metadata(config))
-                    .build(),
-                OtlpProtocol::HttpProtobuf => <$exporter>::builder()
-                    .with_http()
-                    .with_endpoint(format!("{}{}", endpoint(config), $path))
-                    .with_timeout(config.otlp_timeout)
-                    .with_headers(http_headers(config))
-                    .with_http_client(RuntimeHttpClient::new(config.otlp_timeout))
-                    .build(),
-            }
-        }
-    };
+/// The stock OTLP metric exporter (metrics leave once per interval, so its cost is not on the
+/// request path), on the same transport settings as the span and log queues.
+fn metric_exporter(
+    config: &TelemetryConfig,
+) -> Result<opentelemetry_otlp::MetricExporter, opentelemetry_otlp::ExporterBuildError> {
+    match config.otlp_protocol {
+        OtlpProtocol::Grpc => opentelemetry_otlp::MetricExporter::builder()
+            .with_tonic()
+            .with_endpoint(endpoint(config))
+            .with_timeout(config.otlp_timeout)
+            .with_metadata(crate::otlp_export::grpc_metadata(config))
+            .build(),
+        OtlpProtocol::HttpProtobuf => opentelemetry_otlp::MetricExporter::builder()
+            .with_http()
+            .with_endpoint(format!("{}/v1/metrics", endpoint(config)))
+            .with_timeout(config.otlp_timeout)
+            .with_headers(http_headers(config))
+            .with_http_client(RuntimeHttpClient::new(config.otlp_timeout))
+            .build(),
+    }
 }
-
-exporter_fn!(
-    metric_exporter,
-    opentelemetry_otlp::MetricExporter,
-    "/v1/metrics"
-);
