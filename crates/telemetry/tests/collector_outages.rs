@@ -81,12 +81,8 @@ fn rss_kib() -> u64 {
 }
 
 fn counter(metrics: &str, series: &str) -> f64 {
-    metrics
-        .lines()
-        .find(|line| line.starts_with(series))
-        .and_then(|line| line.rsplit(' ').next())
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(0.0)
+    // A counter not observed yet has no line: zero.
+    common::prometheus_value(metrics, series).unwrap_or(0.0)
 }
 
 fn percentile(sorted: &[Duration], p: f64) -> Duration {

@@ -9,12 +9,7 @@ use telemetry::Telemetry;
 use telemetry::config::OtlpProtocol;
 
 fn counter(metrics: &str, series: &str) -> f64 {
-    metrics
-        .lines()
-        .find(|line| line.starts_with(series))
-        .and_then(|line| line.rsplit(' ').next())
-        .and_then(|v| v.parse().ok())
-        .unwrap_or_else(|| panic!("no {series} in\n{metrics}"))
+    common::prometheus_value(metrics, series).unwrap_or_else(|| panic!("no {series} in\n{metrics}"))
 }
 
 /// Serves `routes()` exporting over OTLP/HTTP to `endpoint`, with extra settings.

@@ -131,6 +131,15 @@ pub async fn serve_instrumented(
     (format!("http://{addr}"), telemetry, guard)
 }
 
+/// The value of the first `/metrics` line starting with `series` (name and labels), if any.
+pub fn prometheus_value(metrics: &str, series: &str) -> Option<f64> {
+    metrics
+        .lines()
+        .find(|line| line.starts_with(series))
+        .and_then(|line| line.rsplit(' ').next())
+        .and_then(|v| v.parse().ok())
+}
+
 impl Harness {
     pub async fn start(pairs: &[(&str, &str)]) -> Self {
         Self::start_with(pairs, OtlpProtocol::Grpc, routes()).await
