@@ -7,14 +7,46 @@ use telemetry::Telemetry;
 use telemetry::config::ConfigError;
 
 use crate::config::{Conformance, ShopConfig};
+use crate::events::ShopMetrics;
+use crate::payments::PaymentClient;
 use crate::store::{Backend, OpenError};
-use crate::{accounts, catalog, conformance, health};
+use crate::{accounts, catalog, conformance, health, orders};
 
 /// What every handler can reach.
 #[derive(Debug, Clone)]
 pub struct AppState {
     /// The database.
     pub store: Backend,
+    /// The payment provider.
+    pub payments: PaymentClient,
+    /// The domain instruments (`shop.*`).
+    pub metrics: ShopMetrics,
+}
+
+impl AppState {
+    /// The state of a shop over `store`, paying through the provider of `config.payments`
+    /// (`PAYMENTS_URL`, which must be set: the binary sets it to its in-process simulator).
+    pub fn new(
+        store: Backend,
+        config: &ShopConfig,
+        telemetry: &Telemetry,
+    ) -> Result<Self, ConfigError> {
+        let url = config.payments.url.as_deref().ok_or_else(|| {
+            ConfigError::new(
+                "PAYMENTS_URL",
+                "",
+                "the payment provider's base URL (the shop binary starts its simulator and \
+                 sets it when the variable is unset)",
+            )
+        })?;
+        let metrics = ShopMetrics::new(telemetry);
+        let payments = PaymentClient::new(url, &config.payments, telemetry, metrics.clone());
+        Ok(Self {
+            store,
+            payments,
+            metrics,
+        })
+    }
 }
 
 /// Why the service could not start.
@@ -40,15 +72,12 @@ impl From<OpenError> for StartupError {
 /// Opens (migrates, seeds) the store of `config` and builds the instrumented router.
 pub async fn build(config: &ShopConfig, telemetry: &Telemetry) -> Result<Router, StartupError> {
     let store = Backend::open(config, telemetry).await?;
-    Ok(router_with(
-        AppState { store },
-        telemetry,
-        config.conformance,
-    ))
+    let state = AppState::new(store, config, telemetry).map_err(StartupError::Config)?;
+    Ok(router_with(state, telemetry, config.conformance))
 }
 
 /// The instrumented router over an already opened store: `/healthz`, `/readyz`, accounts, the
-/// catalog, the JSON 404 fallback and `/metrics`. Instrumenting is the last step, so every
+/// catalog, orders, the JSON 404 fallback and `/metrics`. Instrumenting is the last step, so every
 /// route, the fallback and `/metrics` are observed.
 pub fn router(state: AppState, telemetry: &Telemetry) -> Router {
     router_with(state, telemetry, None)
@@ -65,6 +94,7 @@ pub fn router_with(
         .route("/readyz", get(health::readyz))
         .merge(accounts::router())
         .merge(catalog::router())
+        .merge(orders::router())
         .fallback(telemetry::layer::not_found_fallback)
         .method_not_allowed_fallback(telemetry::layer::method_not_allowed_fallback)
         .with_state(state);

@@ -1,7 +1,7 @@
 //! The shop's own configuration: where to listen and which database to use.
 //!
 //! Read once at start-up from `PORT`, `APP_HOST`, `DATABASE_URL`, `APP_DB_MAX_CONNECTIONS`,
-//! `APP_DB_ACQUIRE_TIMEOUT_MS` and `APP_CONFORMANCE`. Telemetry has its own configuration
+//! `APP_DB_ACQUIRE_TIMEOUT_MS`, `APP_CONFORMANCE` and the payment provider's `PAYMENTS_*`. Telemetry has its own configuration
 //! ([`telemetry::TelemetryConfig`]); the persona it resolved (`APP_ENV`) chooses the defaults
 //! here too, so one variable switches the whole service between local and cloud.
 //!
@@ -25,6 +25,15 @@ pub const DEFAULT_DB_ACQUIRE_TIMEOUT: Duration = Duration::from_millis(2_000);
 const MAX_DB_CONNECTIONS: u32 = 100;
 const MAX_ACQUIRE_TIMEOUT_MS: u64 = 60_000;
 
+/// `PAYMENTS_TIMEOUT_MS` when unset: how long one attempt at the provider may take.
+pub const DEFAULT_PAYMENTS_TIMEOUT: Duration = Duration::from_millis(2_000);
+/// `PAYMENTS_MAX_ATTEMPTS` when unset: the first attempt and up to two retries.
+pub const DEFAULT_PAYMENTS_MAX_ATTEMPTS: u32 = 3;
+/// `PAYMENTS_BREAKER_THRESHOLD` when unset: consecutive failed attempts that open the circuit.
+pub const DEFAULT_PAYMENTS_BREAKER_THRESHOLD: u32 = 5;
+/// `PAYMENTS_BREAKER_COOLDOWN_MS` when unset: how long an open circuit fails fast.
+pub const DEFAULT_PAYMENTS_BREAKER_COOLDOWN: Duration = Duration::from_millis(10_000);
+
 /// Everything the shop needs besides telemetry.
 #[derive(Clone, PartialEq, Eq)]
 pub struct ShopConfig {
@@ -43,6 +52,37 @@ pub struct ShopConfig {
     /// `APP_CONFORMANCE`: a conformance test-service protocol to expose (`w3c`), or none.
     /// Refused in the cloud persona.
     pub conformance: Option<Conformance>,
+    /// How the payment provider is called (`PAYMENTS_*`).
+    pub payments: PaymentsConfig,
+}
+
+/// How the shop calls its payment provider.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PaymentsConfig {
+    /// `PAYMENTS_URL`: base URL of the provider (`http://` or `https://`, no credentials).
+    /// Unset: the binary starts the payment simulator in-process and uses its URL.
+    pub url: Option<String>,
+    /// `PAYMENTS_TIMEOUT_MS`: the deadline of one attempt (connect + answer).
+    pub attempt_timeout: Duration,
+    /// `PAYMENTS_MAX_ATTEMPTS`: attempts per charge, retries included (1 = no retry).
+    pub max_attempts: u32,
+    /// `PAYMENTS_BREAKER_THRESHOLD`: consecutive failed attempts that open the circuit.
+    pub breaker_threshold: u32,
+    /// `PAYMENTS_BREAKER_COOLDOWN_MS`: how long the open circuit fails calls fast before it
+    /// lets one trial call through.
+    pub breaker_cooldown: Duration,
+}
+
+impl Default for PaymentsConfig {
+    fn default() -> Self {
+        Self {
+            url: None,
+            attempt_timeout: DEFAULT_PAYMENTS_TIMEOUT,
+            max_attempts: DEFAULT_PAYMENTS_MAX_ATTEMPTS,
+            breaker_threshold: DEFAULT_PAYMENTS_BREAKER_THRESHOLD,
+            breaker_cooldown: DEFAULT_PAYMENTS_BREAKER_COOLDOWN,
+        }
+    }
 }
 
 /// A conformance test-service protocol the shop can expose for a test suite to drive.
@@ -62,6 +102,7 @@ impl fmt::Debug for ShopConfig {
             .field("db_max_connections", &self.db_max_connections)
             .field("db_acquire_timeout", &self.db_acquire_timeout)
             .field("conformance", &self.conformance)
+            .field("payments", &self.payments)
             .finish()
     }
 }
@@ -178,6 +219,40 @@ impl ShopConfig {
             },
         };
 
+        let payments = PaymentsConfig {
+            url: get("PAYMENTS_URL")
+                .map(|raw| parse_payments_url(&raw))
+                .transpose()?,
+            attempt_timeout: Duration::from_millis(bounded(
+                "PAYMENTS_TIMEOUT_MS",
+                get("PAYMENTS_TIMEOUT_MS"),
+                DEFAULT_PAYMENTS_TIMEOUT.as_millis() as u64,
+                1..=60_000,
+                "milliseconds",
+            )?),
+            max_attempts: bounded(
+                "PAYMENTS_MAX_ATTEMPTS",
+                get("PAYMENTS_MAX_ATTEMPTS"),
+                u64::from(DEFAULT_PAYMENTS_MAX_ATTEMPTS),
+                1..=10,
+                "attempts",
+            )? as u32,
+            breaker_threshold: bounded(
+                "PAYMENTS_BREAKER_THRESHOLD",
+                get("PAYMENTS_BREAKER_THRESHOLD"),
+                u64::from(DEFAULT_PAYMENTS_BREAKER_THRESHOLD),
+                1..=1_000,
+                "consecutive failures",
+            )? as u32,
+            breaker_cooldown: Duration::from_millis(bounded(
+                "PAYMENTS_BREAKER_COOLDOWN_MS",
+                get("PAYMENTS_BREAKER_COOLDOWN_MS"),
+                DEFAULT_PAYMENTS_BREAKER_COOLDOWN.as_millis() as u64,
+                1..=600_000,
+                "milliseconds",
+            )?),
+        };
+
         Ok(Self {
             host,
             port,
@@ -185,8 +260,58 @@ impl ShopConfig {
             db_max_connections,
             db_acquire_timeout,
             conformance,
+            payments,
         })
     }
+}
+
+/// `raw` as an integer within `range`, or `default` when unset.
+fn bounded(
+    variable: &'static str,
+    raw: Option<String>,
+    default: u64,
+    range: std::ops::RangeInclusive<u64>,
+    unit: &str,
+) -> Result<u64, ConfigError> {
+    let Some(raw) = raw else {
+        return Ok(default);
+    };
+    match raw.parse::<u64>() {
+        Ok(n) if range.contains(&n) => Ok(n),
+        _ => Err(ConfigError::new(
+            variable,
+            raw,
+            format!(
+                "{unit}, an integer between {} and {}",
+                range.start(),
+                range.end()
+            ),
+        )),
+    }
+}
+
+/// `PAYMENTS_URL`: an `http://` or `https://` base URL with a host and without credentials,
+/// query or fragment; a trailing `/` is dropped.
+fn parse_payments_url(raw: &str) -> Result<String, ConfigError> {
+    let refuse = || {
+        ConfigError::new(
+            "PAYMENTS_URL",
+            redact_url(raw),
+            "an http:// or https:// base URL without credentials, query or fragment, e.g. \
+             http://payments:8090",
+        )
+    };
+    let url = reqwest::Url::parse(raw).map_err(|_| refuse())?;
+    let valid = matches!(url.scheme(), "http" | "https")
+        && url.host_str().is_some_and(|host| !host.is_empty())
+        && url.username().is_empty()
+        && url.password().is_none()
+        && url.query().is_none()
+        && url.fragment().is_none();
+    if !valid {
+        return Err(refuse());
+    }
+    Ok(raw.trim_end_matches('/').to_owned())
 }
 
 /// Whether `url` names a database backend the shop knows (implemented or not yet).
@@ -311,6 +436,15 @@ mod tests {
             ("APP_DB_ACQUIRE_TIMEOUT_MS", "0"),
             ("APP_DB_ACQUIRE_TIMEOUT_MS", "2s"),
             ("APP_DB_ACQUIRE_TIMEOUT_MS", "60001"),
+            ("PAYMENTS_URL", "ftp://payments"),
+            ("PAYMENTS_URL", "payments:8090"),
+            ("PAYMENTS_URL", "http://payments:8090/?key=1"),
+            ("PAYMENTS_TIMEOUT_MS", "0"),
+            ("PAYMENTS_TIMEOUT_MS", "2s"),
+            ("PAYMENTS_MAX_ATTEMPTS", "0"),
+            ("PAYMENTS_MAX_ATTEMPTS", "11"),
+            ("PAYMENTS_BREAKER_THRESHOLD", "0"),
+            ("PAYMENTS_BREAKER_COOLDOWN_MS", "-5"),
         ];
         for (variable, value) in cases {
             let err = load(Persona::Local, &[(variable, value)]).unwrap_err();
@@ -323,6 +457,44 @@ mod tests {
                 "{message}"
             );
         }
+    }
+
+    #[test]
+    fn payments_default_to_the_in_process_simulator_with_bounded_retries() {
+        let config = load(Persona::Local, &[]).unwrap();
+        assert_eq!(config.payments, PaymentsConfig::default());
+        assert_eq!(config.payments.url, None);
+        assert_eq!(config.payments.max_attempts, 3);
+        let config = load(
+            Persona::Local,
+            &[
+                ("PAYMENTS_URL", "https://pay.example.com/api/"),
+                ("PAYMENTS_TIMEOUT_MS", "750"),
+                ("PAYMENTS_MAX_ATTEMPTS", "1"),
+                ("PAYMENTS_BREAKER_THRESHOLD", "2"),
+                ("PAYMENTS_BREAKER_COOLDOWN_MS", "500"),
+            ],
+        )
+        .unwrap();
+        assert_eq!(
+            config.payments.url.as_deref(),
+            Some("https://pay.example.com/api")
+        );
+        assert_eq!(config.payments.attempt_timeout, Duration::from_millis(750));
+        assert_eq!(config.payments.max_attempts, 1);
+        assert_eq!(config.payments.breaker_threshold, 2);
+        assert_eq!(config.payments.breaker_cooldown, Duration::from_millis(500));
+    }
+
+    #[test]
+    fn payment_provider_credentials_never_print() {
+        let err = load(
+            Persona::Local,
+            &[("PAYMENTS_URL", "https://shop:sk_live_123@pay.example.com")],
+        )
+        .unwrap_err();
+        assert_eq!(err.variable, "PAYMENTS_URL");
+        assert!(!err.to_string().contains("sk_live_123"), "{err}");
     }
 
     #[test]

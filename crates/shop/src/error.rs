@@ -82,6 +82,31 @@ pub enum ApiError {
         /// The offending fields (may be empty when no single field is at fault).
         fields: Vec<FieldError>,
     },
+    /// The payment provider declined the charge (402).
+    #[error("{code}: {message}")]
+    PaymentDeclined {
+        /// Stable code, e.g. `payment.declined`.
+        code: &'static str,
+        /// Safe message for the client.
+        message: Cow<'static, str>,
+    },
+    /// An upstream dependency (the payment provider) failed or could not be reached (502);
+    /// `error.type` is `unavailable`.
+    #[error("{code}: {detail}")]
+    BadGateway {
+        /// Stable code, e.g. `payment.unavailable`.
+        code: &'static str,
+        /// Operator-facing detail (telemetry only).
+        detail: String,
+    },
+    /// An upstream dependency did not answer in time (504); `error.type` is `timeout`.
+    #[error("{code}: {detail}")]
+    GatewayTimeout {
+        /// Stable code, e.g. `payment.timeout`.
+        code: &'static str,
+        /// Operator-facing detail (telemetry only).
+        detail: String,
+    },
     /// A dependency is down or overloaded (503); alerting looks at these.
     #[error("{code}: {detail}")]
     Unavailable {
@@ -144,7 +169,9 @@ impl ApiError {
             Self::Rejected { .. } | Self::Validation { .. } => ErrorKind::Validation,
             Self::Unauthenticated { .. } => ErrorKind::Unauthenticated,
             Self::Conflict { .. } => ErrorKind::Conflict,
-            Self::Unavailable { .. } => ErrorKind::Unavailable,
+            Self::PaymentDeclined { .. } => ErrorKind::PaymentDeclined,
+            Self::BadGateway { .. } | Self::Unavailable { .. } => ErrorKind::Unavailable,
+            Self::GatewayTimeout { .. } => ErrorKind::Timeout,
             Self::Internal { .. } => ErrorKind::Internal,
         }
     }
@@ -157,6 +184,9 @@ impl ApiError {
             | Self::Unauthenticated { code, .. }
             | Self::Conflict { code, .. }
             | Self::Validation { code, .. }
+            | Self::PaymentDeclined { code, .. }
+            | Self::BadGateway { code, .. }
+            | Self::GatewayTimeout { code, .. }
             | Self::Unavailable { code, .. }
             | Self::Internal { code, .. } => code,
         }
@@ -243,6 +273,7 @@ impl IntoResponse for ApiError {
         let (message, fields, detail): (&str, &[FieldError], Cow<'static, str>) = match &self {
             Self::NotFound { message, .. }
             | Self::Rejected { message, .. }
+            | Self::PaymentDeclined { message, .. }
             | Self::Unauthenticated { message, .. } => (message, &[], message.clone()),
             Self::Conflict {
                 message, fields, ..
@@ -257,6 +288,16 @@ impl IntoResponse for ApiError {
                     format!("invalid input: {}", names.join(", ")).into(),
                 )
             }
+            Self::BadGateway { detail, .. } => (
+                "a service this request depends on failed, retry later",
+                &[],
+                detail.clone().into(),
+            ),
+            Self::GatewayTimeout { detail, .. } => (
+                "a service this request depends on did not answer in time, retry later",
+                &[],
+                detail.clone().into(),
+            ),
             Self::Unavailable { detail, .. } => (
                 "the service is temporarily unavailable, retry later",
                 &[],
@@ -274,6 +315,7 @@ impl IntoResponse for ApiError {
         };
         let status = match &self {
             Self::Rejected { status, .. } => *status,
+            Self::BadGateway { .. } => StatusCode::BAD_GATEWAY,
             _ => kind.status(),
         };
         let mut response = (status, Json(body)).into_response();
@@ -372,6 +414,41 @@ mod tests {
         assert_eq!(body["error"]["kind"], "conflict");
         assert_eq!(body["error"]["fields"][0]["field"], "email");
         assert_eq!(observation.kind, ErrorKind::Conflict);
+    }
+
+    #[tokio::test]
+    async fn payment_failures_answer_402_502_504_with_their_kinds() {
+        let (status, body, observation) = render(ApiError::PaymentDeclined {
+            code: "payment.declined",
+            message: "the payment was declined".into(),
+        })
+        .await;
+        assert_eq!(status, StatusCode::PAYMENT_REQUIRED);
+        assert_eq!(body["error"]["kind"], "payment_declined");
+        assert_eq!(observation.kind, ErrorKind::PaymentDeclined);
+
+        let (status, body, observation) = render(ApiError::BadGateway {
+            code: "payment.unavailable",
+            detail: "status 503 after 3 attempts".to_owned(),
+        })
+        .await;
+        assert_eq!(status, StatusCode::BAD_GATEWAY);
+        assert_eq!(body["error"]["kind"], "unavailable");
+        assert!(
+            !body.to_string().contains("503"),
+            "detail stays internal: {body}"
+        );
+        assert_eq!(observation.kind, ErrorKind::Unavailable);
+        assert!(observation.detail.contains("3 attempts"));
+
+        let (status, body, observation) = render(ApiError::GatewayTimeout {
+            code: "payment.timeout",
+            detail: "no answer".to_owned(),
+        })
+        .await;
+        assert_eq!(status, StatusCode::GATEWAY_TIMEOUT);
+        assert_eq!(body["error"]["kind"], "timeout");
+        assert_eq!(observation.kind, ErrorKind::Timeout);
     }
 
     #[tokio::test]

@@ -1,4 +1,4 @@
-//! The shop: a small monolith API (accounts and catalog today; orders and payments to come)
+//! The shop: a small monolith API (accounts, catalog, orders with an outbound payment call)
 //! observed end to end by the `telemetry` crate.
 //!
 //! `main.rs` only reads configuration, starts telemetry and calls [`app::build`] and
@@ -10,7 +10,10 @@ pub mod catalog;
 pub mod config;
 pub mod conformance;
 pub mod error;
+pub mod events;
 mod health;
+pub mod orders;
+pub mod payments;
 pub mod store;
 
 use std::future::Future;

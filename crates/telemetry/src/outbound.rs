@@ -68,11 +68,33 @@ impl HttpClientInstruments {
         self.send_from(parent.as_ref(), request).await
     }
 
+    /// Like [`Self::send`], for a retry: `resend_count` is how many times this request was
+    /// sent before (`http.request.resend_count` on the span, per semantic conventions; 0 is the
+    /// first attempt and records no attribute). Each attempt is a CLIENT span of its own.
+    pub async fn send_attempt(
+        &self,
+        request: reqwest::RequestBuilder,
+        resend_count: u32,
+    ) -> Result<reqwest::Response, reqwest::Error> {
+        let parent = RequestContext::current().map(|request| request.span_context());
+        self.send_inner(parent.as_ref(), request, resend_count)
+            .await
+    }
+
     /// Like [`Self::send`], with an explicit parent (`None`: a new trace).
     pub async fn send_from(
         &self,
         parent: Option<&SpanContext>,
         request: reqwest::RequestBuilder,
+    ) -> Result<reqwest::Response, reqwest::Error> {
+        self.send_inner(parent, request, 0).await
+    }
+
+    async fn send_inner(
+        &self,
+        parent: Option<&SpanContext>,
+        request: reqwest::RequestBuilder,
+        resend_count: u32,
     ) -> Result<reqwest::Response, reqwest::Error> {
         let (client, request) = request.build_split();
         let mut request = request?;
@@ -86,13 +108,19 @@ impl HttpClientInstruments {
         let _ = full.set_username("");
         let _ = full.set_password(None);
 
-        let mut attributes = Vec::with_capacity(5);
+        let mut attributes = Vec::with_capacity(6);
         attributes.push(KeyValue::new("http.request.method", method));
         attributes.push(KeyValue::new("server.address", server_address.clone()));
         if let Some(port) = server_port {
             attributes.push(KeyValue::new("server.port", port));
         }
         attributes.push(KeyValue::new("url.full", String::from(full)));
+        if resend_count > 0 {
+            attributes.push(KeyValue::new(
+                "http.request.resend_count",
+                i64::from(resend_count),
+            ));
+        }
         let parent = match parent {
             Some(parent) => OtelContext::new().with_remote_span_context(parent.clone()),
             None => OtelContext::new(),

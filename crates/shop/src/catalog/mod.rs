@@ -12,6 +12,7 @@ use crate::app::AppState;
 use crate::error::ApiError;
 use crate::store::{Product, Store};
 pub use params::{DEFAULT_PAGE, DEFAULT_PER_PAGE, MAX_PAGE, MAX_PER_PAGE};
+pub(crate) use params::{page_request, product_id as path_id};
 
 /// The catalog routes.
 pub fn router() -> Router<AppState> {

@@ -9,6 +9,7 @@
 //! child of the request's SERVER span) and a `db.client.operation.duration` sample. Only the
 //! operation and the table are recorded, never bound values.
 
+mod orders;
 pub mod postgres;
 mod seed;
 pub mod sqlite;
@@ -106,6 +107,160 @@ impl PageRequest {
     }
 }
 
+/// Where an order stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum OrderStatus {
+    /// Stock reserved, payment not settled yet.
+    Pending,
+    /// Charged: the order is placed.
+    Paid,
+    /// Not charged; its stock was given back.
+    Failed,
+}
+
+impl OrderStatus {
+    /// The value stored in `orders.status`.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::Pending => "pending",
+            Self::Paid => "paid",
+            Self::Failed => "failed",
+        }
+    }
+
+    fn parse(raw: &str) -> Option<Self> {
+        match raw {
+            "pending" => Some(Self::Pending),
+            "paid" => Some(Self::Paid),
+            "failed" => Some(Self::Failed),
+            _ => None,
+        }
+    }
+}
+
+/// Why a failed order failed (`orders.failure_reason`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum OrderFailure {
+    /// The provider declined the charge: final (a retry with the same key replays it).
+    Declined,
+    /// The provider failed: a retry with the same `Idempotency-Key` tries the same order again.
+    Unavailable,
+    /// The provider did not answer in time: a retry with the same key tries again (the
+    /// provider's own idempotency key makes sure it charges at most once).
+    Timeout,
+}
+
+impl OrderFailure {
+    /// The value stored in `orders.failure_reason`.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::Declined => "declined",
+            Self::Unavailable => "unavailable",
+            Self::Timeout => "timeout",
+        }
+    }
+
+    /// Whether a retried checkout may try this order again.
+    pub const fn is_transient(self) -> bool {
+        !matches!(self, Self::Declined)
+    }
+
+    fn parse(raw: &str) -> Option<Self> {
+        match raw {
+            "declined" => Some(Self::Declined),
+            "unavailable" => Some(Self::Unavailable),
+            "timeout" => Some(Self::Timeout),
+            _ => None,
+        }
+    }
+}
+
+/// One line of an order: the price is the one the product had when the order was placed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, sqlx::FromRow)]
+pub struct OrderItem {
+    /// The product.
+    pub product_id: i64,
+    /// Units (≥ 1).
+    pub quantity: i64,
+    /// Price of one unit, in cents.
+    pub unit_price_cents: i64,
+}
+
+/// An order with its lines.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Order {
+    /// Database id (positive).
+    pub id: i64,
+    /// The user who placed it.
+    pub user_id: i64,
+    /// Where it stands.
+    pub status: OrderStatus,
+    /// Sum of the lines, in cents.
+    pub total_cents: i64,
+    /// Set when `status` is `failed`.
+    pub failure_reason: Option<OrderFailure>,
+    /// The `Idempotency-Key` of every charge attempt for this order (random, 32 hex).
+    pub payment_key: String,
+    /// The provider's charge id, set when `status` is `paid`.
+    pub payment_id: Option<String>,
+    /// Hex SHA-256 of the normalised request (tells a retry from a reused key).
+    pub request_hash: String,
+    /// The lines, by product id.
+    pub items: Vec<OrderItem>,
+}
+
+/// One product and quantity asked for at checkout.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RequestedItem {
+    /// The product (positive).
+    pub product_id: i64,
+    /// Units (positive).
+    pub quantity: i64,
+}
+
+/// An order to write as `pending`, reserving its stock.
+#[derive(Debug, Clone, Copy)]
+pub struct NewOrder<'a> {
+    /// The buyer.
+    pub user_id: i64,
+    /// The client's `Idempotency-Key`, if it sent one.
+    pub idempotency_key: Option<&'a str>,
+    /// Hex SHA-256 of the normalised request.
+    pub request_hash: &'a str,
+    /// The provider idempotency key of the order's charges (random, 32 hex characters).
+    pub payment_key: &'a str,
+    /// Sorted by product id, each product once.
+    pub items: &'a [RequestedItem],
+}
+
+/// Why stock could not be reserved for an order.
+#[derive(Debug, thiserror::Error)]
+pub enum ReserveError {
+    /// No product has this id.
+    #[error("no product with id {product_id}")]
+    UnknownProduct {
+        /// The id asked for.
+        product_id: i64,
+    },
+    /// The product has fewer units in stock than asked for.
+    #[error("not enough stock of product {product_id}")]
+    OutOfStock {
+        /// The product.
+        product_id: i64,
+    },
+    /// The user already has an order with this idempotency key (read it and decide).
+    #[error("the idempotency key is already used by another order of this user")]
+    KeyInUse,
+    /// The order is not in a state that can be retried (another request took it over).
+    #[error("the order cannot be retried in its current state")]
+    NotRetryable,
+    /// The database failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
 /// Why a storage operation failed, in the terms the HTTP layer needs to answer.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -175,6 +330,56 @@ pub trait Store: Clone + Send + Sync + 'static {
         &self,
         token_hash: &TokenHash,
     ) -> impl Future<Output = Result<Option<User>, StoreError>> + Send;
+
+    /// In one transaction: takes each item's quantity from its product's stock (never below
+    /// zero, whatever runs concurrently) and writes the order as `pending` at the current
+    /// prices. Nothing is changed when it fails.
+    fn reserve_order(
+        &self,
+        order: NewOrder<'_>,
+    ) -> impl Future<Output = Result<Order, ReserveError>> + Send;
+
+    /// In one transaction: turns a `failed` order with a transient reason back into `pending`,
+    /// reserving its stock again ([`ReserveError::NotRetryable`] when it is not in that state).
+    fn retry_order(
+        &self,
+        order_id: i64,
+    ) -> impl Future<Output = Result<Order, ReserveError>> + Send;
+
+    /// The order `user_id` placed with `idempotency_key`, if any.
+    fn order_by_idempotency_key(
+        &self,
+        user_id: i64,
+        idempotency_key: &str,
+    ) -> impl Future<Output = Result<Option<Order>, StoreError>> + Send;
+
+    /// `pending` → `paid` with the provider's charge id.
+    fn mark_order_paid(
+        &self,
+        order_id: i64,
+        payment_id: &str,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// In one transaction: `pending` → `failed` and the order's stock given back.
+    fn mark_order_failed(
+        &self,
+        order_id: i64,
+        reason: OrderFailure,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// One page of `user_id`'s orders, newest first, and how many they have in all.
+    fn list_orders(
+        &self,
+        user_id: i64,
+        page: PageRequest,
+    ) -> impl Future<Output = Result<(Vec<Order>, u64), StoreError>> + Send;
+
+    /// The order `order_id` if `user_id` placed it (another user's order is `None`).
+    fn get_order(
+        &self,
+        user_id: i64,
+        order_id: i64,
+    ) -> impl Future<Output = Result<Option<Order>, StoreError>> + Send;
 }
 
 /// The store chosen by `DATABASE_URL`.
@@ -256,6 +461,75 @@ impl Store for Backend {
         match self {
             Self::Sqlite(store) => store.user_by_token_hash(token_hash).await,
             Self::Postgres(store) => store.user_by_token_hash(token_hash).await,
+        }
+    }
+
+    async fn reserve_order(&self, order: NewOrder<'_>) -> Result<Order, ReserveError> {
+        match self {
+            Self::Sqlite(store) => store.reserve_order(order).await,
+            Self::Postgres(store) => store.reserve_order(order).await,
+        }
+    }
+
+    async fn retry_order(&self, order_id: i64) -> Result<Order, ReserveError> {
+        match self {
+            Self::Sqlite(store) => store.retry_order(order_id).await,
+            Self::Postgres(store) => store.retry_order(order_id).await,
+        }
+    }
+
+    async fn order_by_idempotency_key(
+        &self,
+        user_id: i64,
+        idempotency_key: &str,
+    ) -> Result<Option<Order>, StoreError> {
+        match self {
+            Self::Sqlite(store) => {
+                store
+                    .order_by_idempotency_key(user_id, idempotency_key)
+                    .await
+            }
+            Self::Postgres(store) => {
+                store
+                    .order_by_idempotency_key(user_id, idempotency_key)
+                    .await
+            }
+        }
+    }
+
+    async fn mark_order_paid(&self, order_id: i64, payment_id: &str) -> Result<(), StoreError> {
+        match self {
+            Self::Sqlite(store) => store.mark_order_paid(order_id, payment_id).await,
+            Self::Postgres(store) => store.mark_order_paid(order_id, payment_id).await,
+        }
+    }
+
+    async fn mark_order_failed(
+        &self,
+        order_id: i64,
+        reason: OrderFailure,
+    ) -> Result<(), StoreError> {
+        match self {
+            Self::Sqlite(store) => store.mark_order_failed(order_id, reason).await,
+            Self::Postgres(store) => store.mark_order_failed(order_id, reason).await,
+        }
+    }
+
+    async fn list_orders(
+        &self,
+        user_id: i64,
+        page: PageRequest,
+    ) -> Result<(Vec<Order>, u64), StoreError> {
+        match self {
+            Self::Sqlite(store) => store.list_orders(user_id, page).await,
+            Self::Postgres(store) => store.list_orders(user_id, page).await,
+        }
+    }
+
+    async fn get_order(&self, user_id: i64, order_id: i64) -> Result<Option<Order>, StoreError> {
+        match self {
+            Self::Sqlite(store) => store.get_order(user_id, order_id).await,
+            Self::Postgres(store) => store.get_order(user_id, order_id).await,
         }
     }
 }

@@ -160,7 +160,11 @@ fn scrub_url_error(error: &sqlx::Error, url: &str) -> String {
     }
 }
 
+super::orders::order_helpers!(PostgresStore);
+
 impl Store for PostgresStore {
+    super::orders::order_methods!(Postgres, "BEGIN");
+
     async fn ping(&self) -> Result<(), StoreError> {
         self.db
             .operation("SELECT", "products")

@@ -167,7 +167,11 @@ impl SqliteStore {
     }
 }
 
+super::orders::order_helpers!(SqliteStore);
+
 impl Store for SqliteStore {
+    super::orders::order_methods!(Sqlite, "BEGIN IMMEDIATE");
+
     async fn ping(&self) -> Result<(), StoreError> {
         self.db
             .operation("SELECT", "products")

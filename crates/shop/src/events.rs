@@ -1,0 +1,256 @@
+//! Domain events of the shop: each is a named type whose [`DomainEvent::emit`] writes its one
+//! log line and records its metrics together, so a dashboard and a log search always tell the
+//! same story. Attribute values on metrics come from closed enums (bounded cardinality); ids
+//! go to the log line only.
+//!
+//! | event | log (`event.name`, level) | metrics |
+//! |---|---|---|
+//! | [`OrderPlaced`] | `shop.order.placed`, INFO | `shop.orders.placed`, `shop.checkout.duration{shop.checkout.outcome=placed}` |
+//! | [`OrderFailed`] | `shop.order.failed`, INFO | `shop.orders.failed{shop.order.failure_reason}`, `shop.checkout.duration{shop.checkout.outcome=<reason>}` |
+//! | [`PaymentSettled`] | `shop.payment.settled`, INFO | `shop.payments{shop.payment.outcome}` |
+//! | [`PaymentCircuitOpened`] | `shop.payment.circuit_opened`, WARN | `shop.payment.circuit.opened` |
+//! | [`PaymentCircuitClosed`] | `shop.payment.circuit_closed`, INFO | — |
+//!
+//! A failed checkout is still observed as an error exactly once, by the telemetry layer (the
+//! access line at WARN/ERROR, `app.errors`, the span status); [`OrderFailed`] is the business
+//! fact (which order, why) at INFO, not a second error report.
+
+use std::time::Duration;
+
+use opentelemetry::KeyValue;
+use opentelemetry::metrics::{Counter, Histogram};
+use telemetry::Telemetry;
+
+/// Bucket boundaries of `shop.checkout.duration` (s): a checkout includes the payment call,
+/// its retries and backoff, so it reaches further than a plain request.
+const CHECKOUT_DURATION_BOUNDARIES: [f64; 14] = [
+    0.005, 0.01, 0.025, 0.05, 0.1, 0.2, 0.25, 0.5, 1.0, 2.5, 5.0, 7.5, 10.0, 30.0,
+];
+
+/// The shop's domain instruments. Cheap to clone.
+#[derive(Debug, Clone)]
+pub struct ShopMetrics {
+    orders_placed: Counter<u64>,
+    orders_failed: Counter<u64>,
+    checkout_duration: Histogram<f64>,
+    payments: Counter<u64>,
+    circuit_opened: Counter<u64>,
+}
+
+impl ShopMetrics {
+    /// The instruments, recording into `telemetry`.
+    pub fn new(telemetry: &Telemetry) -> Self {
+        let meter = telemetry.meter();
+        Self {
+            orders_placed: meter
+                .u64_counter("shop.orders.placed")
+                .with_unit("{order}")
+                .with_description("Orders placed (paid).")
+                .build(),
+            orders_failed: meter
+                .u64_counter("shop.orders.failed")
+                .with_unit("{order}")
+                .with_description("Checkouts that failed, by reason.")
+                .build(),
+            checkout_duration: meter
+                .f64_histogram("shop.checkout.duration")
+                .with_unit("s")
+                .with_description("Duration of checkouts, payment included, by outcome.")
+                .with_boundaries(CHECKOUT_DURATION_BOUNDARIES.to_vec())
+                .build(),
+            payments: meter
+                .u64_counter("shop.payments")
+                .with_unit("{payment}")
+                .with_description("Charges asked of the payment provider, by outcome.")
+                .build(),
+            circuit_opened: meter
+                .u64_counter("shop.payment.circuit.opened")
+                .with_unit("{event}")
+                .with_description("Times the payment provider's circuit breaker opened.")
+                .build(),
+        }
+    }
+}
+
+/// Something that happened in the shop, reported as one log line plus its metrics.
+pub trait DomainEvent {
+    /// Writes the log line and records the metrics.
+    fn emit(&self, metrics: &ShopMetrics);
+}
+
+/// Why a checkout failed (`shop.order.failure_reason`, a closed set).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FailureReason {
+    /// An item's stock was too low; nothing was reserved or charged.
+    OutOfStock,
+    /// The provider declined the charge.
+    PaymentDeclined,
+    /// The provider failed or could not be reached (or its circuit is open).
+    PaymentUnavailable,
+    /// The provider did not answer in time.
+    PaymentTimeout,
+}
+
+impl FailureReason {
+    /// The attribute value.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::OutOfStock => "out_of_stock",
+            Self::PaymentDeclined => "payment_declined",
+            Self::PaymentUnavailable => "payment_unavailable",
+            Self::PaymentTimeout => "payment_timeout",
+        }
+    }
+}
+
+/// How a charge ended (`shop.payment.outcome`, a closed set).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PaymentOutcome {
+    /// Charged.
+    Approved,
+    /// The provider declined.
+    Declined,
+    /// Every attempt failed (5xx, connection refused, …).
+    Unavailable,
+    /// The last attempt timed out.
+    Timeout,
+    /// Refused without calling: the circuit breaker is open.
+    CircuitOpen,
+}
+
+impl PaymentOutcome {
+    /// The attribute value.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::Approved => "approved",
+            Self::Declined => "declined",
+            Self::Unavailable => "unavailable",
+            Self::Timeout => "timeout",
+            Self::CircuitOpen => "circuit_open",
+        }
+    }
+}
+
+/// A checkout succeeded: the order is paid.
+#[derive(Debug, Clone, Copy)]
+pub struct OrderPlaced {
+    /// The order.
+    pub order_id: i64,
+    /// What was charged.
+    pub total_cents: i64,
+    /// Distinct products in the order.
+    pub item_count: usize,
+    /// From the start of the checkout to the order being paid.
+    pub duration: Duration,
+}
+
+impl DomainEvent for OrderPlaced {
+    fn emit(&self, metrics: &ShopMetrics) {
+        tracing::info!(
+            event.name = "shop.order.placed",
+            order.id = self.order_id,
+            order.total_cents = self.total_cents,
+            order.item_count = self.item_count,
+            duration_ms = self.duration.as_secs_f64() * 1000.0,
+            "order placed"
+        );
+        metrics.orders_placed.add(1, &[]);
+        metrics.checkout_duration.record(
+            self.duration.as_secs_f64(),
+            &[KeyValue::new("shop.checkout.outcome", "placed")],
+        );
+    }
+}
+
+/// A checkout failed for a business or dependency reason (validation failures never become
+/// checkouts and are not counted here).
+#[derive(Debug, Clone, Copy)]
+pub struct OrderFailed {
+    /// The order, when one had been written (not for an out-of-stock refusal).
+    pub order_id: Option<i64>,
+    /// Why.
+    pub reason: FailureReason,
+    /// From the start of the checkout to the failure.
+    pub duration: Duration,
+}
+
+impl DomainEvent for OrderFailed {
+    fn emit(&self, metrics: &ShopMetrics) {
+        tracing::info!(
+            event.name = "shop.order.failed",
+            order.id = self.order_id,
+            order.failure_reason = self.reason.as_str(),
+            duration_ms = self.duration.as_secs_f64() * 1000.0,
+            "order failed"
+        );
+        metrics.orders_failed.add(
+            1,
+            &[KeyValue::new(
+                "shop.order.failure_reason",
+                self.reason.as_str(),
+            )],
+        );
+        metrics.checkout_duration.record(
+            self.duration.as_secs_f64(),
+            &[KeyValue::new("shop.checkout.outcome", self.reason.as_str())],
+        );
+    }
+}
+
+/// The payment provider was asked to charge and the client has its final answer.
+#[derive(Debug, Clone, Copy)]
+pub struct PaymentSettled {
+    /// How it ended.
+    pub outcome: PaymentOutcome,
+    /// Attempts made (0 when the circuit was open).
+    pub attempts: u32,
+}
+
+impl DomainEvent for PaymentSettled {
+    fn emit(&self, metrics: &ShopMetrics) {
+        tracing::info!(
+            event.name = "shop.payment.settled",
+            payment.outcome = self.outcome.as_str(),
+            payment.attempts = self.attempts,
+            "payment settled"
+        );
+        metrics.payments.add(
+            1,
+            &[KeyValue::new("shop.payment.outcome", self.outcome.as_str())],
+        );
+    }
+}
+
+/// The payment circuit breaker opened: checkouts fail fast for `cooldown`.
+#[derive(Debug, Clone, Copy)]
+pub struct PaymentCircuitOpened {
+    /// Consecutive failed attempts that open it.
+    pub threshold: u32,
+    /// How long it stays open before a trial call.
+    pub cooldown: Duration,
+}
+
+impl DomainEvent for PaymentCircuitOpened {
+    fn emit(&self, metrics: &ShopMetrics) {
+        tracing::warn!(
+            event.name = "shop.payment.circuit_opened",
+            payment.breaker.threshold = self.threshold,
+            payment.breaker.cooldown_ms = self.cooldown.as_millis() as u64,
+            "payment provider circuit opened: checkouts fail fast until a trial call succeeds"
+        );
+        metrics.circuit_opened.add(1, &[]);
+    }
+}
+
+/// A trial call succeeded: the payment circuit breaker closed again.
+#[derive(Debug, Clone, Copy)]
+pub struct PaymentCircuitClosed;
+
+impl DomainEvent for PaymentCircuitClosed {
+    fn emit(&self, _metrics: &ShopMetrics) {
+        tracing::info!(
+            event.name = "shop.payment.circuit_closed",
+            "payment provider circuit closed"
+        );
+    }
+}

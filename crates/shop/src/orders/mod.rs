@@ -1,0 +1,162 @@
+//! Orders: checkout (`POST /v1/orders`) and the caller's own orders (`GET /v1/orders`,
+//! `GET /v1/orders/{id}`).
+//!
+//! A checkout validates the items, reserves their stock and writes the order `pending` in one
+//! transaction, asks the payment provider to charge, then marks the order `paid` (201) or
+//! `failed` and gives the stock back (402 declined, 502 provider failing, 504 provider too
+//! slow). See [`checkout`] for the idempotency rules. Orders of other users do not exist as
+//! far as a caller can tell (404, never 403).
+
+mod checkout;
+pub mod request;
+
+use axum::extract::rejection::{JsonRejection, PathRejection, QueryRejection};
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::{Json, Router};
+use serde::Serialize;
+use serde_json::Value;
+
+use crate::accounts::AuthUser;
+use crate::app::AppState;
+use crate::error::ApiError;
+use crate::payments::CURRENCY;
+use crate::store::{Order, OrderFailure, OrderItem, OrderStatus, Store};
+
+/// Response header marking an answer replayed for a retried `Idempotency-Key`.
+pub const IDEMPOTENT_REPLAYED: &str = "idempotent-replayed";
+
+/// The order routes.
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/v1/orders", get(list_orders).post(place_order))
+        .route("/v1/orders/{id}", get(get_order))
+}
+
+/// An order as the API shows it (`201` of a checkout, items of `GET /v1/orders`).
+#[derive(Debug, Clone, Serialize)]
+pub struct OrderView {
+    /// Order id.
+    pub id: i64,
+    /// `pending`, `paid` or `failed`.
+    pub status: OrderStatus,
+    /// Sum of the lines, in cents of `currency`.
+    pub total_cents: i64,
+    /// Always `EUR`.
+    pub currency: &'static str,
+    /// Why a failed order failed: `declined`, `unavailable` or `timeout`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub failure_reason: Option<OrderFailure>,
+    /// The lines, by product id, at the prices of the checkout.
+    pub items: Vec<OrderItem>,
+}
+
+impl From<Order> for OrderView {
+    fn from(order: Order) -> Self {
+        Self {
+            id: order.id,
+            status: order.status,
+            total_cents: order.total_cents,
+            currency: CURRENCY,
+            failure_reason: order.failure_reason,
+            items: order.items,
+        }
+    }
+}
+
+/// Body of `GET /v1/orders`.
+#[derive(Debug, Serialize)]
+pub struct OrderList {
+    /// This page of the caller's orders, newest first.
+    pub items: Vec<OrderView>,
+    /// 1-based page number.
+    pub page: u32,
+    /// Page size asked for.
+    pub per_page: u32,
+    /// The caller's orders in all pages.
+    pub total: u64,
+}
+
+/// `POST /v1/orders`: 201 with the paid order (`Location` names it); replays of an
+/// `Idempotency-Key` carry `Idempotent-Replayed: true`.
+async fn place_order(
+    State(state): State<AppState>,
+    AuthUser(user): AuthUser,
+    headers: HeaderMap,
+    body: Result<Json<Value>, JsonRejection>,
+) -> Response {
+    let result = async {
+        let key = request::idempotency_key(&headers)?;
+        let Json(body) = body.map_err(ApiError::from)?;
+        let checkout = request::checkout_request(&body)?;
+        checkout::run(&state, user.id, key.as_deref(), &checkout).await
+    }
+    .await;
+    match result {
+        Ok(checkout::Placed { order, replayed }) => {
+            let mut response =
+                (StatusCode::CREATED, Json(OrderView::from(order.clone()))).into_response();
+            if let Ok(location) = HeaderValue::from_str(&format!("/v1/orders/{}", order.id)) {
+                response.headers_mut().insert(header::LOCATION, location);
+            }
+            if replayed {
+                response
+                    .headers_mut()
+                    .insert(IDEMPOTENT_REPLAYED, HeaderValue::from_static("true"));
+            }
+            response
+        }
+        Err(checkout::Refused { error, replayed }) => {
+            let mut response = error.into_response();
+            if replayed {
+                response
+                    .headers_mut()
+                    .insert(IDEMPOTENT_REPLAYED, HeaderValue::from_static("true"));
+            }
+            response
+        }
+    }
+}
+
+/// `GET /v1/orders?page=&per_page=`: the caller's orders, newest first.
+async fn list_orders(
+    State(state): State<AppState>,
+    AuthUser(user): AuthUser,
+    query: Result<Query<Vec<(String, String)>>, QueryRejection>,
+) -> Result<Json<OrderList>, ApiError> {
+    let Query(pairs) = query.map_err(|_| ApiError::Validation {
+        code: "request.invalid_query",
+        message: "the query string is not valid URL encoding".into(),
+        fields: Vec::new(),
+    })?;
+    let page = crate::catalog::page_request(&pairs)?;
+    let (orders, total) = state.store.list_orders(user.id, page).await?;
+    Ok(Json(OrderList {
+        items: orders.into_iter().map(OrderView::from).collect(),
+        page: page.page,
+        per_page: page.per_page,
+        total,
+    }))
+}
+
+/// `GET /v1/orders/{id}`: the order if the caller placed it, 404 otherwise.
+async fn get_order(
+    State(state): State<AppState>,
+    AuthUser(user): AuthUser,
+    id: Result<Path<String>, PathRejection>,
+) -> Result<Json<OrderView>, ApiError> {
+    let raw = match &id {
+        Ok(Path(raw)) => raw.as_str(),
+        Err(_) => "",
+    };
+    let id = crate::catalog::path_id(raw)?;
+    match state.store.get_order(user.id, id).await? {
+        Some(order) => Ok(Json(order.into())),
+        None => Err(ApiError::NotFound {
+            code: "order.not_found",
+            message: "no order with this id".into(),
+        }),
+    }
+}

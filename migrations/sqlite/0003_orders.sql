@@ -1,0 +1,32 @@
+-- Orders. An order is written `pending` together with its stock reservation (one transaction),
+-- then becomes `paid` or `failed` once the payment provider has answered. A failed order has
+-- given its stock back. `failure_reason` is a closed set: declined, unavailable, timeout.
+--
+-- Idempotency: `(user_id, idempotency_key)` is unique, so a retried checkout with the same
+-- `Idempotency-Key` finds its order instead of creating a second one; `request_hash` (hex
+-- SHA-256 of the normalised items) tells a retry from a different checkout reusing the key.
+-- `payment_key` (random, 32 hex characters) is the `Idempotency-Key` of every charge attempt for
+-- this order, so the provider charges an order at most once however often its payment is retried.
+CREATE TABLE orders (
+    id              INTEGER PRIMARY KEY AUTOINCREMENT,
+    user_id         INTEGER NOT NULL REFERENCES users (id),
+    status          TEXT    NOT NULL CHECK (status IN ('pending', 'paid', 'failed')),
+    total_cents     INTEGER NOT NULL CHECK (total_cents >= 0),
+    idempotency_key TEXT,
+    request_hash    TEXT    NOT NULL CHECK (length(request_hash) = 64),
+    payment_key     TEXT    NOT NULL CHECK (length(payment_key) = 32),
+    payment_id      TEXT,
+    failure_reason  TEXT    CHECK (failure_reason IN ('declined', 'unavailable', 'timeout')),
+    created_at      TEXT    NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ', 'now')),
+    UNIQUE (user_id, idempotency_key)
+);
+
+CREATE INDEX orders_user_id_id ON orders (user_id, id);
+
+CREATE TABLE order_items (
+    order_id         INTEGER NOT NULL REFERENCES orders (id),
+    product_id       INTEGER NOT NULL REFERENCES products (id),
+    quantity         INTEGER NOT NULL CHECK (quantity > 0),
+    unit_price_cents INTEGER NOT NULL CHECK (unit_price_cents >= 0),
+    PRIMARY KEY (order_id, product_id)
+);
