@@ -1,0 +1,3 @@
+//! Payments: the payment provider the shop charges over HTTP, and its simulator.
+
+pub mod simulator;
