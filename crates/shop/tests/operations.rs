@@ -55,7 +55,11 @@ async fn readyz_answers_503_db_unavailable_when_the_database_is_unreachable(db: 
     let config = shop_config(telemetry.config(), &database, &[]);
     let store = Backend::open(&config, &telemetry).await.unwrap();
     store.close().await;
-    let (address, _stop) = serve(router(AppState { store }, &telemetry)).await;
+    let (address, _stop) = serve(router(
+        AppState::new(store, &config, &telemetry).unwrap(),
+        &telemetry,
+    ))
+    .await;
 
     let response = reqwest::get(format!("http://{address}/readyz"))
         .await

@@ -272,6 +272,26 @@ impl Drop for TelemetryGuard {
     }
 }
 
+/// An instance dropped without [`TelemetryGuard::shutdown`] (a test, a server task ending):
+/// the meter provider's own drop flushes synchronously, waiting for the exporter up to its
+/// timeout (5 s against a collector that went away), and the last reference is usually dropped
+/// on an async worker thread — which that wait would stall, with every request queued on it.
+/// The provider is shut down on a thread of its own instead.
+impl Drop for TelemetryInner {
+    fn drop(&mut self) {
+        if self.shut_down.load(Ordering::SeqCst) {
+            return;
+        }
+        let provider = self.meter_provider.clone();
+        // Without a thread to spare, the provider's drop flushes here, as it would have.
+        let _ = std::thread::Builder::new()
+            .name("telemetry-drop".to_owned())
+            .spawn(move || {
+                let _ = provider.shutdown_with_timeout(SHUTDOWN_TIMEOUT);
+            });
+    }
+}
+
 impl TelemetryInner {
     fn build(config: TelemetryConfig, sink: Option<LogSink>) -> Result<Self, InitError> {
         let export = config.otlp_enabled();

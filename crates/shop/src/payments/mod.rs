@@ -8,5 +8,6 @@
 
 pub mod breaker;
 pub mod client;
+pub mod simulator;
 
 pub use client::{CURRENCY, ChargeOutcome, ChargeRequest, PaymentClient, PaymentError};

@@ -127,6 +127,17 @@ macro_rules! order_helpers {
                     .map_err(|error| self.failure(error))
             }
 
+            /// Rolls `transaction` back now. (Dropping it would only queue the rollback until
+            /// the connection's next use, holding locks meanwhile: SQLite's write lock,
+            /// PostgreSQL's row locks.) A failed rollback closes the connection.
+            async fn rollback<DB: sqlx::Database>(&self, transaction: sqlx::Transaction<'_, DB>) {
+                let _ = self
+                    .db
+                    .statement("ROLLBACK")
+                    .run(transaction.rollback(), $crate::store::error_type)
+                    .await;
+            }
+
             /// `row` with its lines.
             async fn with_items(
                 &self,
@@ -159,91 +170,102 @@ macro_rules! order_methods {
                 .run(self.pool.begin_with($begin), error_type)
                 .await
                 .map_err(|error| self.failure(error))?;
-            let mut items = Vec::with_capacity(order.items.len());
-            let mut total_cents: i64 = 0;
-            for item in order.items {
-                let price: Option<i64> = self
-                    .db
-                    .operation("UPDATE", "products")
-                    .run(
-                        sqlx::query_scalar(
-                            "UPDATE products SET stock = stock - $1 \
-                             WHERE id = $2 AND stock >= $1 RETURNING price_cents",
-                        )
-                        .bind(item.quantity)
-                        .bind(item.product_id)
-                        .fetch_optional(&mut *transaction),
-                        error_type,
-                    )
-                    .await
-                    .map_err(|error| self.failure(error))?;
-                let Some(price) = price else {
-                    let exists: Option<i64> = self
+            let reserved = async {
+                let mut items = Vec::with_capacity(order.items.len());
+                let mut total_cents: i64 = 0;
+                for item in order.items {
+                    let price: Option<i64> = self
                         .db
-                        .operation("SELECT", "products")
+                        .operation("UPDATE", "products")
                         .run(
-                            sqlx::query_scalar("SELECT id FROM products WHERE id = $1")
-                                .bind(item.product_id)
-                                .fetch_optional(&mut *transaction),
+                            sqlx::query_scalar(
+                                "UPDATE products SET stock = stock - $1 \
+                                 WHERE id = $2 AND stock >= $1 RETURNING price_cents",
+                            )
+                            .bind(item.quantity)
+                            .bind(item.product_id)
+                            .fetch_optional(&mut *transaction),
                             error_type,
                         )
                         .await
                         .map_err(|error| self.failure(error))?;
-                    return Err(match exists {
-                        Some(_) => ReserveError::OutOfStock {
-                            product_id: item.product_id,
-                        },
-                        None => ReserveError::UnknownProduct {
-                            product_id: item.product_id,
-                        },
+                    let Some(price) = price else {
+                        let exists: Option<i64> = self
+                            .db
+                            .operation("SELECT", "products")
+                            .run(
+                                sqlx::query_scalar("SELECT id FROM products WHERE id = $1")
+                                    .bind(item.product_id)
+                                    .fetch_optional(&mut *transaction),
+                                error_type,
+                            )
+                            .await
+                            .map_err(|error| self.failure(error))?;
+                        return Err(match exists {
+                            Some(_) => ReserveError::OutOfStock {
+                                product_id: item.product_id,
+                            },
+                            None => ReserveError::UnknownProduct {
+                                product_id: item.product_id,
+                            },
+                        });
+                    };
+                    total_cents = total_cents.saturating_add(price.saturating_mul(item.quantity));
+                    items.push($crate::store::OrderItem {
+                        product_id: item.product_id,
+                        quantity: item.quantity,
+                        unit_price_cents: price,
                     });
-                };
-                total_cents = total_cents.saturating_add(price.saturating_mul(item.quantity));
-                items.push($crate::store::OrderItem {
-                    product_id: item.product_id,
-                    quantity: item.quantity,
-                    unit_price_cents: price,
-                });
-            }
-            let inserted = self
-                .db
-                .operation("INSERT", "orders")
-                .run(
-                    sqlx::query_scalar(
-                        "INSERT INTO orders (user_id, status, total_cents, idempotency_key, \
-                         request_hash, payment_key) VALUES ($1, 'pending', $2, $3, $4, $5) \
-                         RETURNING id",
-                    )
-                    .bind(order.user_id)
-                    .bind(total_cents)
-                    .bind(order.idempotency_key)
-                    .bind(order.request_hash)
-                    .bind(order.payment_key)
-                    .fetch_one(&mut *transaction),
-                    error_type,
-                )
-                .await;
-            let id: i64 = match inserted {
-                Ok(id) => id,
-                Err(error) if $crate::store::orders::is_idempotency_key_violation(&error) => {
-                    return Err(ReserveError::KeyInUse);
                 }
-                Err(error) => return Err(self.failure(error).into()),
+                let inserted = self
+                    .db
+                    .operation("INSERT", "orders")
+                    .run(
+                        sqlx::query_scalar(
+                            "INSERT INTO orders (user_id, status, total_cents, idempotency_key, \
+                             request_hash, payment_key) VALUES ($1, 'pending', $2, $3, $4, $5) \
+                             RETURNING id",
+                        )
+                        .bind(order.user_id)
+                        .bind(total_cents)
+                        .bind(order.idempotency_key)
+                        .bind(order.request_hash)
+                        .bind(order.payment_key)
+                        .fetch_one(&mut *transaction),
+                        error_type,
+                    )
+                    .await;
+                let id: i64 = match inserted {
+                    Ok(id) => id,
+                    Err(error) if $crate::store::orders::is_idempotency_key_violation(&error) => {
+                        return Err(ReserveError::KeyInUse);
+                    }
+                    Err(error) => return Err(self.failure(error).into()),
+                };
+                let mut insert = sqlx::QueryBuilder::<$db>::new(
+                    "INSERT INTO order_items (order_id, product_id, quantity, unit_price_cents) ",
+                );
+                insert.push_values(&items, |mut row, item| {
+                    row.push_bind(id)
+                        .push_bind(item.product_id)
+                        .push_bind(item.quantity)
+                        .push_bind(item.unit_price_cents);
+                });
+                self.db
+                    .operation("INSERT", "order_items")
+                    .run(insert.build().execute(&mut *transaction), error_type)
+                    .await
+                    .map_err(|error| self.failure(error))?;
+                Ok::<_, ReserveError>((id, items, total_cents))
+            }
+            .await;
+            let (id, items, total_cents) = match reserved {
+                Ok(reserved) => reserved,
+                Err(error) => {
+                    self.rollback(transaction).await;
+                    return Err(error);
+                }
             };
-            let mut insert = sqlx::QueryBuilder::<$db>::new(
-                "INSERT INTO order_items (order_id, product_id, quantity, unit_price_cents) ",
-            );
-            insert.push_values(&items, |mut row, item| {
-                row.push_bind(id)
-                    .push_bind(item.product_id)
-                    .push_bind(item.quantity)
-                    .push_bind(item.unit_price_cents);
-            });
-            self.db
-                .operation("INSERT", "order_items")
-                .run(insert.build().execute(&mut *transaction), error_type)
-                .await
-                .map_err(|error| self.failure(error))?;
             self.db
                 .statement("COMMIT")
                 .run(transaction.commit(), error_type)
@@ -273,62 +295,73 @@ macro_rules! order_methods {
                 .run(self.pool.begin_with($begin), error_type)
                 .await
                 .map_err(|error| self.failure(error))?;
-            let row: Option<$crate::store::orders::OrderRow> = self
-                .db
-                .operation("UPDATE", "orders")
-                .run(
-                    sqlx::query_as(concat!(
-"UPDATE orders SET status = 'pending', failure_reason = NULL \
-                         WHERE id = $1 AND status = 'failed' \
-                         AND failure_reason IN ('unavailable', 'timeout') RETURNING ",
-$crate::store::orders::order_columns!(),
-""
-))
-                    .bind(order_id)
-                    .fetch_optional(&mut *transaction),
-                    error_type,
-                )
-                .await
-                .map_err(|error| self.failure(error))?;
-            let Some(row) = row else {
-                return Err(ReserveError::NotRetryable);
-            };
-            let items: Vec<$crate::store::OrderItem> = self
-                .db
-                .operation("SELECT", "order_items")
-                .run(
-                    sqlx::query_as(
-                        "SELECT product_id, quantity, unit_price_cents FROM order_items \
-                         WHERE order_id = $1 ORDER BY product_id",
-                    )
-                    .bind(order_id)
-                    .fetch_all(&mut *transaction),
-                    error_type,
-                )
-                .await
-                .map_err(|error| self.failure(error))?;
-            for item in &items {
-                let taken: Option<i64> = self
+            let retried = async {
+                let row: Option<$crate::store::orders::OrderRow> = self
                     .db
-                    .operation("UPDATE", "products")
+                    .operation("UPDATE", "orders")
                     .run(
-                        sqlx::query_scalar(
-                            "UPDATE products SET stock = stock - $1 \
-                             WHERE id = $2 AND stock >= $1 RETURNING id",
-                        )
-                        .bind(item.quantity)
-                        .bind(item.product_id)
+                        sqlx::query_as(concat!(
+    "UPDATE orders SET status = 'pending', failure_reason = NULL \
+                             WHERE id = $1 AND status = 'failed' \
+                             AND failure_reason IN ('unavailable', 'timeout') RETURNING ",
+    $crate::store::orders::order_columns!(),
+    ""
+    ))
+                        .bind(order_id)
                         .fetch_optional(&mut *transaction),
                         error_type,
                     )
                     .await
                     .map_err(|error| self.failure(error))?;
-                if taken.is_none() {
-                    return Err(ReserveError::OutOfStock {
-                        product_id: item.product_id,
-                    });
+                let Some(row) = row else {
+                    return Err(ReserveError::NotRetryable);
+                };
+                let items: Vec<$crate::store::OrderItem> = self
+                    .db
+                    .operation("SELECT", "order_items")
+                    .run(
+                        sqlx::query_as(
+                            "SELECT product_id, quantity, unit_price_cents FROM order_items \
+                             WHERE order_id = $1 ORDER BY product_id",
+                        )
+                        .bind(order_id)
+                        .fetch_all(&mut *transaction),
+                        error_type,
+                    )
+                    .await
+                    .map_err(|error| self.failure(error))?;
+                for item in &items {
+                    let taken: Option<i64> = self
+                        .db
+                        .operation("UPDATE", "products")
+                        .run(
+                            sqlx::query_scalar(
+                                "UPDATE products SET stock = stock - $1 \
+                                 WHERE id = $2 AND stock >= $1 RETURNING id",
+                            )
+                            .bind(item.quantity)
+                            .bind(item.product_id)
+                            .fetch_optional(&mut *transaction),
+                            error_type,
+                        )
+                        .await
+                        .map_err(|error| self.failure(error))?;
+                    if taken.is_none() {
+                        return Err(ReserveError::OutOfStock {
+                            product_id: item.product_id,
+                        });
+                    }
                 }
+                Ok::<_, ReserveError>((row, items))
             }
+            .await;
+            let (row, items) = match retried {
+                Ok(retried) => retried,
+                Err(error) => {
+                    self.rollback(transaction).await;
+                    return Err(error);
+                }
+            };
             self.db
                 .statement("COMMIT")
                 .run(transaction.commit(), error_type)
@@ -417,6 +450,7 @@ $crate::store::orders::order_columns!(),
                 .map_err(|error| self.failure(error))?;
             if done.rows_affected() == 0 {
                 // Not pending (already settled): its stock is not ours to give back.
+                self.rollback(transaction).await;
                 return Ok(());
             }
             self.db

@@ -29,6 +29,9 @@ use tokio::sync::oneshot;
 
 /// A running shop. Dropping it stops the server and removes its database.
 pub struct TestApp {
+    /// The payment simulator the shop charges (`PAYMENTS_URL`), exporting to `receiver` as
+    /// `payments-sim`. First, so it stops (and flushes) before the receiver goes away.
+    pub payments: TestSimulator,
     /// `http://127.0.0.1:PORT`
     pub base_url: String,
     pub address: SocketAddr,
@@ -129,8 +132,8 @@ pub fn telemetry_config(receiver: &OtlpReceiver, extra_env: &[(&str, &str)]) -> 
     config.with_otlp(receiver.grpc_endpoint(), OtlpProtocol::Grpc)
 }
 
-/// Shop configuration for a test: loopback, ephemeral port, `database`, with `extra_env`
-/// applied on top.
+/// Shop configuration for a test: loopback, ephemeral port, `database`, a payment provider
+/// URL that nothing answers, with `extra_env` applied on top.
 pub fn shop_config(
     telemetry: &TelemetryConfig,
     database: &TestDatabase,
@@ -140,6 +143,8 @@ pub fn shop_config(
         ("APP_HOST".to_owned(), "127.0.0.1".to_owned()),
         ("PORT".to_owned(), "0".to_owned()),
         ("DATABASE_URL".to_owned(), database.url()),
+        // Tests that charge nothing need no provider: port 9 (discard) is never called.
+        ("PAYMENTS_URL".to_owned(), "http://127.0.0.1:9".to_owned()),
     ]);
     env.extend(
         extra_env
@@ -180,10 +185,23 @@ pub async fn spawn_app(extra_env: &[(&str, &str)]) -> TestApp {
 }
 
 /// Starts the shop as `main` does, but with test telemetry and a fresh database of `db`.
+/// A payment simulator without faults charges its checkouts (see [`spawn_app_with_faults`]).
 pub async fn spawn_app_on(db: Db, extra_env: &[(&str, &str)]) -> TestApp {
+    spawn_app_with_faults(db, shop::payments::simulator::Faults::default(), extra_env).await
+}
+
+/// Like [`spawn_app_on`], the payment simulator injecting `faults`.
+pub async fn spawn_app_with_faults(
+    db: Db,
+    faults: shop::payments::simulator::Faults,
+    extra_env: &[(&str, &str)],
+) -> TestApp {
     let (telemetry, guard, receiver) = test_telemetry(extra_env).await;
+    let payments = spawn_simulator(&receiver, faults).await;
     let database = TestDatabase::create(db).await;
-    let config = shop_config(telemetry.config(), &database, extra_env);
+    let mut env = vec![("PAYMENTS_URL", payments.url.as_str())];
+    env.extend_from_slice(extra_env);
+    let config = shop_config(telemetry.config(), &database, &env);
     let app = shop::app::build(&config, &telemetry).await.unwrap();
     let (address, stop) = serve(app).await;
     TestApp {
@@ -195,6 +213,7 @@ pub async fn spawn_app_on(db: Db, extra_env: &[(&str, &str)]) -> TestApp {
         client: reqwest::Client::new(),
         stop,
         database,
+        payments,
     }
 }
 
@@ -444,5 +463,69 @@ impl UsersWriteLock {
                 connection.close().await.unwrap();
             }
         }
+    }
+}
+
+/// A payment simulator served on 127.0.0.1:0 with its own telemetry instance (`service.name`
+/// `payments-sim`, OTLP to the given receiver, log lines in memory).
+pub struct TestSimulator {
+    /// `http://127.0.0.1:PORT`
+    pub url: String,
+    /// Its knobs and counters.
+    pub simulator: shop::payments::simulator::Simulator,
+    /// The simulator's own instance (`telemetry.log_sink().captured()` has its log lines).
+    pub telemetry: Telemetry,
+    /// Call `guard.shutdown().await` to flush every exporter before reading the receiver.
+    pub guard: TelemetryGuard,
+    /// The server; `server.stop().await` closes it (hangs end), dropping it too.
+    pub server: shop::payments::simulator::RunningSimulator,
+}
+
+impl TestSimulator {
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.url)
+    }
+
+    /// Every JSON log line the simulator wrote so far.
+    pub fn log_lines(&self) -> Vec<serde_json::Value> {
+        parse_json_lines(&self.telemetry.log_sink().captured())
+    }
+}
+
+/// Starts a payment simulator with `faults` (and no admin token), exporting to `receiver`.
+pub async fn spawn_simulator(
+    receiver: &OtlpReceiver,
+    faults: shop::payments::simulator::Faults,
+) -> TestSimulator {
+    let config = shop::payments::simulator::SimulatorConfig {
+        faults,
+        ..shop::payments::simulator::SimulatorConfig::no_faults()
+    };
+    spawn_simulator_with(receiver, &config).await
+}
+
+/// Starts a payment simulator configured by `config`, exporting to `receiver`.
+pub async fn spawn_simulator_with(
+    receiver: &OtlpReceiver,
+    config: &shop::payments::simulator::SimulatorConfig,
+) -> TestSimulator {
+    install_test_subscriber();
+    let telemetry_config = TelemetryConfig::for_tests("payments-sim")
+        .with_otlp(receiver.grpc_endpoint(), OtlpProtocol::Grpc);
+    let (telemetry, guard) = Telemetry::builder(telemetry_config)
+        .log_sink(LogSink::memory())
+        .build()
+        .unwrap();
+    let simulator = shop::payments::simulator::Simulator::new(config);
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let server = shop::payments::simulator::spawn(listener, simulator.clone(), &telemetry)
+        .await
+        .unwrap();
+    TestSimulator {
+        url: server.url.clone(),
+        simulator,
+        telemetry,
+        guard,
+        server,
     }
 }

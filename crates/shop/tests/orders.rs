@@ -1,0 +1,763 @@
+//! Orders end to end over real HTTP, on SQLite and PostgreSQL, with the payment simulator
+//! called over real HTTP: sign-up → browse → checkout → list orders; authorization; validation
+//! naming fields; idempotent retries charging once; payment decline, failure and timeout
+//! mapped to 402/502/504 with exactly one error observation each; the circuit breaker; and
+//! parallel checkouts of a low-stock product that never oversell.
+
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::{Db, TestApp, TestDatabase, on_both_backends, spawn_app_on, spawn_app_with_faults};
+use serde_json::{Value, json};
+use shop::payments::simulator::{Faults, Latency};
+use sqlx::{Connection, Executor};
+
+on_both_backends!(
+    sign_up_browse_checkout_and_list_orders,
+    orders_of_other_users_do_not_exist_for_the_caller,
+    orders_need_a_valid_token,
+    invalid_checkouts_name_their_field_and_change_nothing,
+    an_idempotent_retry_charges_once_and_replays_the_order,
+    a_reused_key_with_other_items_is_a_conflict,
+    a_declined_payment_answers_402_and_gives_the_stock_back,
+    a_failing_provider_answers_502_after_bounded_retries_and_the_same_key_retries_the_order,
+    a_provider_that_hangs_answers_504_within_the_deadline,
+    a_dead_provider_opens_the_circuit_and_checkouts_fail_fast,
+    parallel_checkouts_of_a_low_stock_product_never_oversell,
+);
+
+/// Signs a new user up; returns the bearer token.
+async fn token_for(app: &TestApp, email: &str) -> String {
+    let response = app
+        .client
+        .post(app.url("/v1/users"))
+        .json(&json!({"email": email, "name": "Buyer"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 201);
+    let body: Value = response.json().await.unwrap();
+    body["token"].as_str().unwrap().to_owned()
+}
+
+async fn checkout(
+    app: &TestApp,
+    token: &str,
+    key: Option<&str>,
+    items: Value,
+) -> reqwest::Response {
+    let mut request = app
+        .client
+        .post(app.url("/v1/orders"))
+        .bearer_auth(token)
+        .json(&json!({ "items": items }));
+    if let Some(key) = key {
+        request = request.header("idempotency-key", key);
+    }
+    request.send().await.unwrap()
+}
+
+async fn get_as(app: &TestApp, token: &str, path: &str) -> reqwest::Response {
+    app.client
+        .get(app.url(path))
+        .bearer_auth(token)
+        .send()
+        .await
+        .unwrap()
+}
+
+async fn stock_of(app: &TestApp, product_id: i64) -> i64 {
+    let product: Value = app
+        .get(&format!("/v1/products/{product_id}"))
+        .await
+        .json()
+        .await
+        .unwrap();
+    product["stock"].as_i64().unwrap()
+}
+
+/// Asserts the error shape, status, kind and code; returns the body.
+async fn expect_error(response: reqwest::Response, status: u16, kind: &str, code: &str) -> Value {
+    assert_eq!(response.status(), status);
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(body["error"]["kind"], kind, "{body}");
+    assert_eq!(body["error"]["code"], code, "{body}");
+    body
+}
+
+fn field_names(body: &Value) -> Vec<String> {
+    body["error"]["fields"]
+        .as_array()
+        .map(|fields| {
+            fields
+                .iter()
+                .map(|f| f["field"].as_str().unwrap().to_owned())
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// The sum of the `/metrics` samples of `name` whose labels contain every one of `labels`.
+async fn metric(app: &TestApp, name: &str, labels: &[&str]) -> f64 {
+    let text = app.get("/metrics").await.text().await.unwrap();
+    text.lines()
+        .filter(|line| !line.starts_with('#'))
+        .filter(|line| {
+            line.strip_prefix(name)
+                .is_some_and(|rest| rest.starts_with('{') || rest.starts_with(' '))
+        })
+        .filter(|line| labels.iter().all(|label| line.contains(label)))
+        .filter_map(|line| line.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum()
+}
+
+/// The access line and any other WARN/ERROR line of the request `request_id`.
+fn lines_of(app: &TestApp, request_id: &str) -> Vec<Value> {
+    app.log_lines()
+        .into_iter()
+        .filter(|line| line["request_id"] == request_id)
+        .collect()
+}
+
+/// Exactly one error observation for the request answered by `response`: one WARN/ERROR line
+/// (the access line, with `error.type`); returns that line.
+fn single_error_line(app: &TestApp, request_id: &str, error_type: &str) -> Value {
+    let lines = lines_of(app, request_id);
+    let errors: Vec<&Value> = lines
+        .iter()
+        .filter(|line| line["level"] == "WARN" || line["level"] == "ERROR")
+        .collect();
+    assert_eq!(errors.len(), 1, "{lines:#?}");
+    assert_eq!(errors[0]["target"], "access", "{:?}", errors[0]);
+    assert_eq!(errors[0]["error.type"], error_type, "{:?}", errors[0]);
+    errors[0].clone()
+}
+
+fn request_id(response: &reqwest::Response) -> String {
+    response.headers()["x-request-id"]
+        .to_str()
+        .unwrap()
+        .to_owned()
+}
+
+async fn sign_up_browse_checkout_and_list_orders(db: Db) {
+    let app = spawn_app_on(db, &[]).await;
+    let token = token_for(&app, "buyer@example.com").await;
+
+    let catalog: Value = app.get("/v1/products").await.json().await.unwrap();
+    let first = &catalog["items"][0];
+    let second = &catalog["items"][1];
+    let (a, b) = (
+        first["id"].as_i64().unwrap(),
+        second["id"].as_i64().unwrap(),
+    );
+    let (stock_a, stock_b) = (stock_of(&app, a).await, stock_of(&app, b).await);
+
+    let response = checkout(
+        &app,
+        &token,
+        Some("checkout-1"),
+        json!([{"product_id": b, "quantity": 1}, {"product_id": a, "quantity": 2}]),
+    )
+    .await;
+    assert_eq!(response.status(), 201);
+    let location = response.headers()["location"].to_str().unwrap().to_owned();
+    assert!(response.headers().get("idempotent-replayed").is_none());
+    let order: Value = response.json().await.unwrap();
+    let id = order["id"].as_i64().unwrap();
+    assert_eq!(location, format!("/v1/orders/{id}"));
+    assert_eq!(order["status"], "paid");
+    assert_eq!(order["currency"], "EUR");
+    let expected_total =
+        2 * first["price_cents"].as_i64().unwrap() + second["price_cents"].as_i64().unwrap();
+    assert_eq!(order["total_cents"], expected_total);
+    assert_eq!(
+        order["items"],
+        json!([
+            {"product_id": a, "quantity": 2, "unit_price_cents": first["price_cents"]},
+            {"product_id": b, "quantity": 1, "unit_price_cents": second["price_cents"]},
+        ])
+    );
+    assert!(order.get("failure_reason").is_none(), "{order}");
+    assert_eq!(stock_of(&app, a).await, stock_a - 2);
+    assert_eq!(stock_of(&app, b).await, stock_b - 1);
+    assert_eq!(app.payments.simulator.stats().approved, 1);
+
+    let one: Value = get_as(&app, &token, &location).await.json().await.unwrap();
+    assert_eq!(one, order);
+    let second_order: Value = checkout(
+        &app,
+        &token,
+        None,
+        json!([{"product_id": a, "quantity": 1}]),
+    )
+    .await
+    .json()
+    .await
+    .unwrap();
+    let list: Value = get_as(&app, &token, "/v1/orders")
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(list["total"], 2);
+    assert_eq!(list["page"], 1);
+    assert_eq!(list["items"][0], second_order, "newest first");
+    assert_eq!(list["items"][1], order);
+    let page_two: Value = get_as(&app, &token, "/v1/orders?per_page=1&page=2")
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(page_two["items"], json!([order]));
+    assert_eq!(page_two["total"], 2);
+
+    // The domain events: one log line each, and their metrics.
+    let placed: Vec<Value> = app
+        .log_lines()
+        .into_iter()
+        .filter(|line| line["event.name"] == "shop.order.placed")
+        .collect();
+    assert_eq!(placed.len(), 2, "{placed:?}");
+    assert_eq!(placed[0]["order.id"], id);
+    assert_eq!(placed[0]["level"], "INFO");
+    assert_eq!(metric(&app, "shop_orders_placed_total", &[]).await, 2.0);
+    assert_eq!(
+        metric(
+            &app,
+            "shop_payments_total",
+            &["shop_payment_outcome=\"approved\""]
+        )
+        .await,
+        2.0
+    );
+    assert_eq!(
+        metric(
+            &app,
+            "shop_checkout_duration_seconds_count",
+            &["shop_checkout_outcome=\"placed\""]
+        )
+        .await,
+        2.0
+    );
+}
+
+async fn orders_of_other_users_do_not_exist_for_the_caller(db: Db) {
+    let app = spawn_app_on(db, &[]).await;
+    let ann = token_for(&app, "ann@example.com").await;
+    let bob = token_for(&app, "bob@example.com").await;
+    let order: Value = checkout(&app, &ann, None, json!([{"product_id": 1, "quantity": 1}]))
+        .await
+        .json()
+        .await
+        .unwrap();
+    let path = format!("/v1/orders/{}", order["id"]);
+    assert_eq!(get_as(&app, &ann, &path).await.status(), 200);
+    let theirs = get_as(&app, &bob, &path).await;
+    expect_error(theirs, 404, "not_found", "order.not_found").await;
+    let none = get_as(&app, &bob, "/v1/orders/999999").await;
+    expect_error(none, 404, "not_found", "order.not_found").await;
+    let list: Value = get_as(&app, &bob, "/v1/orders").await.json().await.unwrap();
+    assert_eq!(list["items"], json!([]));
+    assert_eq!(list["total"], 0);
+    // Bob's key does not collide with Ann's order of the same key.
+    let key = "shared-key";
+    let ann_keyed = checkout(
+        &app,
+        &ann,
+        Some(key),
+        json!([{"product_id": 2, "quantity": 1}]),
+    )
+    .await;
+    assert_eq!(ann_keyed.status(), 201);
+    let bob_keyed = checkout(
+        &app,
+        &bob,
+        Some(key),
+        json!([{"product_id": 2, "quantity": 1}]),
+    )
+    .await;
+    assert_eq!(bob_keyed.status(), 201);
+    assert!(bob_keyed.headers().get("idempotent-replayed").is_none());
+    let bad_id = get_as(&app, &ann, "/v1/orders/abc").await;
+    let body = expect_error(bad_id, 422, "validation", "request.invalid_path").await;
+    assert_eq!(field_names(&body), ["id"]);
+}
+
+async fn orders_need_a_valid_token(db: Db) {
+    let app = spawn_app_on(db, &[]).await;
+    for token in [None, Some("shop_not-a-real-token"), Some("garbage")] {
+        let mut request = app
+            .client
+            .post(app.url("/v1/orders"))
+            .json(&json!({"items": []}));
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        let response = request.send().await.unwrap();
+        expect_error(response, 401, "unauthenticated", "auth.token_invalid").await;
+        let mut list = app.client.get(app.url("/v1/orders"));
+        if let Some(token) = token {
+            list = list.bearer_auth(token);
+        }
+        expect_error(
+            list.send().await.unwrap(),
+            401,
+            "unauthenticated",
+            "auth.token_invalid",
+        )
+        .await;
+    }
+    assert_eq!(app.payments.simulator.stats().charges, 0);
+}
+
+async fn invalid_checkouts_name_their_field_and_change_nothing(db: Db) {
+    let app = spawn_app_on(db, &[]).await;
+    let token = token_for(&app, "buyer@example.com").await;
+    let before = stock_of(&app, 1).await;
+
+    let cases = [
+        (json!({}), vec!["items"]),
+        (json!({"items": []}), vec!["items"]),
+        (
+            json!({"items": [{"product_id": 1, "quantity": 0}, {"product_id": -2, "quantity": 1}]}),
+            vec!["items[0].quantity", "items[1].product_id"],
+        ),
+        (
+            json!({"items": [{"product_id": 1, "quantity": 1}, {"product_id": 1, "quantity": 2}]}),
+            vec!["items[1].product_id"],
+        ),
+    ];
+    for (body, fields) in cases {
+        let response = app
+            .client
+            .post(app.url("/v1/orders"))
+            .bearer_auth(&token)
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        let error = expect_error(response, 422, "validation", "order.invalid_items").await;
+        assert_eq!(field_names(&error), fields, "{body}");
+    }
+
+    let unknown = checkout(
+        &app,
+        &token,
+        None,
+        json!([{"product_id": 1, "quantity": 1}, {"product_id": 424242, "quantity": 1}]),
+    )
+    .await;
+    let error = expect_error(unknown, 422, "validation", "order.unknown_product").await;
+    assert_eq!(field_names(&error), ["items[1].product_id"]);
+
+    let too_many = checkout(
+        &app,
+        &token,
+        None,
+        json!([{"product_id": 2, "quantity": 1}, {"product_id": 1, "quantity": before + 1}]),
+    )
+    .await;
+    // Quantities above 100 are invalid input; the seed stock of product 1 is above 100.
+    if before + 1 > 100 {
+        expect_error(too_many, 422, "validation", "order.invalid_items").await;
+    } else {
+        expect_error(too_many, 409, "conflict", "order.out_of_stock").await;
+    }
+
+    let malformed = app
+        .client
+        .post(app.url("/v1/orders"))
+        .bearer_auth(&token)
+        .header("content-type", "application/json")
+        .body("{\"items\": [")
+        .send()
+        .await
+        .unwrap();
+    expect_error(malformed, 400, "validation", "request.malformed_json").await;
+
+    let bad_key = checkout(
+        &app,
+        &token,
+        Some("has spaces in it"),
+        json!([{"product_id": 1, "quantity": 1}]),
+    )
+    .await;
+    let error = expect_error(bad_key, 422, "validation", "request.invalid_header").await;
+    assert_eq!(field_names(&error), ["Idempotency-Key"]);
+
+    assert_eq!(stock_of(&app, 1).await, before, "nothing was reserved");
+    assert_eq!(stock_of(&app, 2).await, stock_of(&app, 2).await);
+    assert_eq!(
+        app.payments.simulator.stats().charges,
+        0,
+        "nothing was charged"
+    );
+    let list: Value = get_as(&app, &token, "/v1/orders")
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(list["total"], 0);
+}
+
+/// Sets the stock of `product_id` directly in the database.
+async fn set_stock(database: &TestDatabase, product_id: i64, stock: i64) {
+    let statement = format!("UPDATE products SET stock = {stock} WHERE id = {product_id}");
+    match database {
+        TestDatabase::Sqlite(_) => {
+            let mut connection = sqlx::SqliteConnection::connect(&database.url())
+                .await
+                .unwrap();
+            connection
+                .execute(sqlx::raw_sql(sqlx::AssertSqlSafe(statement)))
+                .await
+                .unwrap();
+            connection.close().await.unwrap();
+        }
+        TestDatabase::Postgres(_) => {
+            let mut connection = sqlx::PgConnection::connect(&database.url()).await.unwrap();
+            connection
+                .execute(sqlx::raw_sql(sqlx::AssertSqlSafe(statement)))
+                .await
+                .unwrap();
+            connection.close().await.unwrap();
+        }
+    }
+}
+
+async fn an_idempotent_retry_charges_once_and_replays_the_order(db: Db) {
+    let app = spawn_app_on(db, &[]).await;
+    let token = token_for(&app, "buyer@example.com").await;
+    let before = stock_of(&app, 3).await;
+    let items = json!([{"product_id": 3, "quantity": 2}]);
+    let first = checkout(&app, &token, Some("retry-me"), items.clone()).await;
+    assert_eq!(first.status(), 201);
+    let first: Value = first.json().await.unwrap();
+
+    // The stock of the product runs out meanwhile: a replay does not depend on it.
+    set_stock(&app.database, 3, 0).await;
+    let again = checkout(&app, &token, Some("retry-me"), items).await;
+    assert_eq!(again.status(), 201);
+    assert_eq!(again.headers()["idempotent-replayed"], "true");
+    let again: Value = again.json().await.unwrap();
+    assert_eq!(again, first);
+
+    let stats = app.payments.simulator.stats();
+    assert_eq!(stats.charges, 1, "{stats:?}");
+    let list: Value = get_as(&app, &token, "/v1/orders")
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(list["total"], 1);
+    set_stock(&app.database, 3, before - 2).await;
+    assert_eq!(metric(&app, "shop_orders_placed_total", &[]).await, 1.0);
+}
+
+async fn a_reused_key_with_other_items_is_a_conflict(db: Db) {
+    let app = spawn_app_on(db, &[]).await;
+    let token = token_for(&app, "buyer@example.com").await;
+    let first = checkout(
+        &app,
+        &token,
+        Some("k1"),
+        json!([{"product_id": 1, "quantity": 1}]),
+    )
+    .await;
+    assert_eq!(first.status(), 201);
+    let before = stock_of(&app, 1).await;
+    let other = checkout(
+        &app,
+        &token,
+        Some("k1"),
+        json!([{"product_id": 1, "quantity": 3}]),
+    )
+    .await;
+    let rid = request_id(&other);
+    let body = expect_error(other, 409, "conflict", "idempotency.key_reused").await;
+    assert_eq!(field_names(&body), ["Idempotency-Key"]);
+    assert_eq!(stock_of(&app, 1).await, before);
+    assert_eq!(app.payments.simulator.stats().charges, 1);
+    single_error_line(&app, &rid, "conflict");
+}
+
+async fn a_declined_payment_answers_402_and_gives_the_stock_back(db: Db) {
+    let faults = Faults {
+        decline_rate: 1.0,
+        ..Faults::default()
+    };
+    let app = spawn_app_with_faults(db, faults, &[]).await;
+    let token = token_for(&app, "buyer@example.com").await;
+    let before = stock_of(&app, 4).await;
+    let items = json!([{"product_id": 4, "quantity": 3}]);
+    let response = checkout(&app, &token, Some("declined-1"), items.clone()).await;
+    let rid = request_id(&response);
+    expect_error(response, 402, "payment_declined", "payment.declined").await;
+    assert_eq!(
+        stock_of(&app, 4).await,
+        before,
+        "the reservation was given back"
+    );
+    let access = single_error_line(&app, &rid, "payment_declined");
+    assert_eq!(access["status"], 402);
+    assert_eq!(access["error.code"], "payment.declined");
+
+    let list: Value = get_as(&app, &token, "/v1/orders")
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(list["items"][0]["status"], "failed");
+    assert_eq!(list["items"][0]["failure_reason"], "declined");
+
+    // A retry with the same key replays the decline; it does not charge again.
+    let again = checkout(&app, &token, Some("declined-1"), items).await;
+    assert_eq!(again.headers()["idempotent-replayed"], "true");
+    expect_error(again, 402, "payment_declined", "payment.declined").await;
+    let stats = app.payments.simulator.stats();
+    assert_eq!((stats.charges, stats.declined), (1, 1), "{stats:?}");
+
+    assert_eq!(
+        metric(
+            &app,
+            "shop_orders_failed_total",
+            &["shop_order_failure_reason=\"payment_declined\""]
+        )
+        .await,
+        1.0
+    );
+    assert_eq!(
+        metric(
+            &app,
+            "shop_payments_total",
+            &["shop_payment_outcome=\"declined\""]
+        )
+        .await,
+        1.0
+    );
+    let failed: Vec<Value> = lines_of(&app, &rid)
+        .into_iter()
+        .filter(|line| line["event.name"] == "shop.order.failed")
+        .collect();
+    assert_eq!(failed.len(), 1);
+    assert_eq!(failed[0]["order.failure_reason"], "payment_declined");
+    assert_eq!(failed[0]["level"], "INFO");
+}
+
+async fn a_failing_provider_answers_502_after_bounded_retries_and_the_same_key_retries_the_order(
+    db: Db,
+) {
+    let faults = Faults {
+        error_rate: 1.0,
+        ..Faults::default()
+    };
+    let app = spawn_app_with_faults(db, faults, &[("PAYMENTS_BREAKER_THRESHOLD", "100")]).await;
+    let token = token_for(&app, "buyer@example.com").await;
+    let before = stock_of(&app, 5).await;
+    let items = json!([{"product_id": 5, "quantity": 1}]);
+    let errors_before = metric(&app, "app_errors_total", &["error_type=\"unavailable\""]).await;
+
+    let response = checkout(&app, &token, Some("flaky-1"), items.clone()).await;
+    let rid = request_id(&response);
+    expect_error(response, 502, "unavailable", "payment.unavailable").await;
+    let stats = app.payments.simulator.stats();
+    assert_eq!(stats.errors_injected, 3, "3 attempts in all: {stats:?}");
+    assert_eq!(stats.charges, 0);
+    assert_eq!(stock_of(&app, 5).await, before);
+    let access = single_error_line(&app, &rid, "unavailable");
+    assert_eq!(access["level"], "ERROR");
+    assert_eq!(access["error.code"], "payment.unavailable");
+    assert_eq!(
+        metric(&app, "app_errors_total", &["error_type=\"unavailable\""]).await - errors_before,
+        1.0,
+        "one error observation"
+    );
+    let failed: Value = get_as(&app, &token, "/v1/orders")
+        .await
+        .json()
+        .await
+        .unwrap();
+    let order_id = failed["items"][0]["id"].clone();
+    assert_eq!(failed["items"][0]["failure_reason"], "unavailable");
+
+    // The provider recovers; the client retries with the same key: the same order is paid.
+    app.payments
+        .simulator
+        .set_faults(Faults::default())
+        .unwrap();
+    let retried = checkout(&app, &token, Some("flaky-1"), items).await;
+    assert_eq!(retried.status(), 201);
+    let retried: Value = retried.json().await.unwrap();
+    assert_eq!(retried["id"], order_id);
+    assert_eq!(retried["status"], "paid");
+    assert_eq!(stock_of(&app, 5).await, before - 1);
+    let list: Value = get_as(&app, &token, "/v1/orders")
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(list["total"], 1);
+    assert_eq!(app.payments.simulator.stats().charges, 1);
+    assert_eq!(
+        metric(
+            &app,
+            "shop_payments_total",
+            &["shop_payment_outcome=\"unavailable\""]
+        )
+        .await,
+        1.0
+    );
+}
+
+async fn a_provider_that_hangs_answers_504_within_the_deadline(db: Db) {
+    let faults = Faults {
+        hang_rate: 1.0,
+        ..Faults::default()
+    };
+    let app = spawn_app_with_faults(
+        db,
+        faults,
+        &[
+            ("PAYMENTS_TIMEOUT_MS", "200"),
+            ("PAYMENTS_MAX_ATTEMPTS", "2"),
+        ],
+    )
+    .await;
+    let token = token_for(&app, "buyer@example.com").await;
+    let before = stock_of(&app, 6).await;
+    let started = Instant::now();
+    let response = checkout(
+        &app,
+        &token,
+        None,
+        json!([{"product_id": 6, "quantity": 1}]),
+    )
+    .await;
+    let elapsed = started.elapsed();
+    let rid = request_id(&response);
+    expect_error(response, 504, "timeout", "payment.timeout").await;
+    // Two attempts of 200 ms and one backoff (≤ 100 ms), with slack for a loaded machine.
+    assert!(elapsed < Duration::from_secs(3), "{elapsed:?}");
+    assert_eq!(app.payments.simulator.stats().hangs, 2);
+    assert_eq!(stock_of(&app, 6).await, before);
+    let access = single_error_line(&app, &rid, "timeout");
+    assert_eq!(access["status"], 504);
+    assert_eq!(
+        metric(
+            &app,
+            "shop_orders_failed_total",
+            &["shop_order_failure_reason=\"payment_timeout\""]
+        )
+        .await,
+        1.0
+    );
+}
+
+async fn a_dead_provider_opens_the_circuit_and_checkouts_fail_fast(db: Db) {
+    let faults = Faults {
+        error_rate: 1.0,
+        ..Faults::default()
+    };
+    let app = spawn_app_with_faults(
+        db,
+        faults,
+        &[
+            ("PAYMENTS_MAX_ATTEMPTS", "1"),
+            ("PAYMENTS_BREAKER_THRESHOLD", "2"),
+            ("PAYMENTS_BREAKER_COOLDOWN_MS", "60000"),
+        ],
+    )
+    .await;
+    let token = token_for(&app, "buyer@example.com").await;
+    for _ in 0..2 {
+        let response = checkout(
+            &app,
+            &token,
+            None,
+            json!([{"product_id": 1, "quantity": 1}]),
+        )
+        .await;
+        expect_error(response, 502, "unavailable", "payment.unavailable").await;
+    }
+    assert_eq!(app.payments.simulator.stats().errors_injected, 2);
+    let opened: Vec<Value> = app
+        .log_lines()
+        .into_iter()
+        .filter(|line| line["event.name"] == "shop.payment.circuit_opened")
+        .collect();
+    assert_eq!(opened.len(), 1, "{opened:?}");
+    assert_eq!(opened[0]["level"], "WARN");
+
+    let started = Instant::now();
+    let response = checkout(
+        &app,
+        &token,
+        None,
+        json!([{"product_id": 1, "quantity": 1}]),
+    )
+    .await;
+    expect_error(response, 502, "unavailable", "payment.circuit_open").await;
+    assert!(started.elapsed() < Duration::from_secs(1));
+    assert_eq!(
+        app.payments.simulator.stats().errors_injected,
+        2,
+        "the open circuit did not call the provider"
+    );
+    assert_eq!(
+        metric(&app, "shop_payment_circuit_opened_total", &[]).await,
+        1.0
+    );
+    assert_eq!(
+        metric(
+            &app,
+            "shop_payments_total",
+            &["shop_payment_outcome=\"circuit_open\""]
+        )
+        .await,
+        1.0
+    );
+}
+
+async fn parallel_checkouts_of_a_low_stock_product_never_oversell(db: Db) {
+    let latency = Faults {
+        latency_ms: Latency { p50: 5, p99: 30 },
+        ..Faults::default()
+    };
+    let app = spawn_app_with_faults(db, latency, &[("APP_DB_MAX_CONNECTIONS", "10")]).await;
+    const STOCK: i64 = 5;
+    const BUYERS: usize = 24;
+    set_stock(&app.database, 7, STOCK).await;
+    let mut tokens = Vec::new();
+    for i in 0..BUYERS {
+        tokens.push(token_for(&app, &format!("buyer{i}@example.com")).await);
+    }
+    let requests = tokens.iter().map(|token| {
+        let app = &app;
+        async move {
+            checkout(app, token, None, json!([{"product_id": 7, "quantity": 1}]))
+                .await
+                .status()
+                .as_u16()
+        }
+    });
+    let statuses = futures_util::future::join_all(requests).await;
+    let placed = statuses.iter().filter(|&&s| s == 201).count();
+    let sold_out = statuses.iter().filter(|&&s| s == 409).count();
+    assert_eq!(placed, STOCK as usize, "{statuses:?}");
+    assert_eq!(sold_out, BUYERS - STOCK as usize, "{statuses:?}");
+    assert_eq!(stock_of(&app, 7).await, 0);
+    assert_eq!(app.payments.simulator.stats().approved, STOCK as u64);
+    assert_eq!(
+        metric(
+            &app,
+            "shop_orders_failed_total",
+            &["shop_order_failure_reason=\"out_of_stock\""]
+        )
+        .await,
+        (BUYERS - STOCK as usize) as f64
+    );
+}
