@@ -446,3 +446,67 @@ impl UsersWriteLock {
         }
     }
 }
+
+/// A payment simulator served on 127.0.0.1:0 with its own telemetry instance (`service.name`
+/// `payments-sim`, OTLP to the given receiver, log lines in memory).
+pub struct TestSimulator {
+    /// `http://127.0.0.1:PORT`
+    pub url: String,
+    /// Its knobs and counters.
+    pub simulator: shop::payments::simulator::Simulator,
+    /// The simulator's own instance (`telemetry.log_sink().captured()` has its log lines).
+    pub telemetry: Telemetry,
+    /// Call `guard.shutdown().await` to flush every exporter before reading the receiver.
+    pub guard: TelemetryGuard,
+    /// The server; `server.stop().await` closes it (hangs end), dropping it too.
+    pub server: shop::payments::simulator::RunningSimulator,
+}
+
+impl TestSimulator {
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.url)
+    }
+
+    /// Every JSON log line the simulator wrote so far.
+    pub fn log_lines(&self) -> Vec<serde_json::Value> {
+        parse_json_lines(&self.telemetry.log_sink().captured())
+    }
+}
+
+/// Starts a payment simulator with `faults` (and no admin token), exporting to `receiver`.
+pub async fn spawn_simulator(
+    receiver: &OtlpReceiver,
+    faults: shop::payments::simulator::Faults,
+) -> TestSimulator {
+    let config = shop::payments::simulator::SimulatorConfig {
+        faults,
+        ..shop::payments::simulator::SimulatorConfig::no_faults()
+    };
+    spawn_simulator_with(receiver, &config).await
+}
+
+/// Starts a payment simulator configured by `config`, exporting to `receiver`.
+pub async fn spawn_simulator_with(
+    receiver: &OtlpReceiver,
+    config: &shop::payments::simulator::SimulatorConfig,
+) -> TestSimulator {
+    install_test_subscriber();
+    let telemetry_config = TelemetryConfig::for_tests("payments-sim")
+        .with_otlp(receiver.grpc_endpoint(), OtlpProtocol::Grpc);
+    let (telemetry, guard) = Telemetry::builder(telemetry_config)
+        .log_sink(LogSink::memory())
+        .build()
+        .unwrap();
+    let simulator = shop::payments::simulator::Simulator::new(config);
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let server = shop::payments::simulator::spawn(listener, simulator.clone(), &telemetry)
+        .await
+        .unwrap();
+    TestSimulator {
+        url: server.url.clone(),
+        simulator,
+        telemetry,
+        guard,
+        server,
+    }
+}
