@@ -11,6 +11,7 @@ use std::time::Duration;
 
 use common::{TestApp, spawn_app};
 use futures_util::stream::{self, StreamExt};
+use shop::payments::simulator::Faults;
 use telemetry::metrics::FORBIDDEN_METRIC_ATTRIBUTE_KEYS;
 use telemetry::testkit::CapturedMetric;
 
@@ -58,7 +59,8 @@ fn golden_shapes() -> (BTreeSet<String>, BTreeSet<String>) {
 }
 
 /// One request of every kind the service answers: successes, handled 400, 401, 404, 409 and
-/// 422 on a route, an unmatched route, an unknown method, health, readiness, metrics.
+/// 422 on a route, checkouts placed, out of stock, declined (402) and failing at the provider
+/// (502), an unmatched route, an unknown method, health, readiness, metrics.
 async fn standard_load(app: &TestApp) {
     let sign_up = serde_json::json!({"email": "load@example.com", "name": "Load"});
     let created = app
@@ -97,6 +99,43 @@ async fn standard_load(app: &TestApp) {
         .await
         .unwrap();
     assert_eq!(malformed.status(), 400);
+
+    // Checkouts: placed, out of stock (product 3 has 80 in stock), declined, provider failing.
+    let checkout = |quantity: u32| {
+        app.client
+            .post(app.url("/v1/orders"))
+            .bearer_auth(token)
+            .json(&serde_json::json!({"items": [{"product_id": 3, "quantity": quantity}]}))
+            .send()
+    };
+    assert_eq!(checkout(1).await.unwrap().status(), 201);
+    assert_eq!(checkout(100).await.unwrap().status(), 409);
+    let simulator = &app.payments.simulator;
+    simulator
+        .set_faults(Faults {
+            decline_rate: 1.0,
+            ..Faults::default()
+        })
+        .unwrap();
+    assert_eq!(checkout(1).await.unwrap().status(), 402);
+    simulator
+        .set_faults(Faults {
+            error_rate: 1.0,
+            ..Faults::default()
+        })
+        .unwrap();
+    assert_eq!(checkout(1).await.unwrap().status(), 502);
+    simulator.set_faults(Faults::default()).unwrap();
+    for path in ["/v1/orders", "/v1/orders/1"] {
+        let response = app
+            .client
+            .get(app.url(path))
+            .bearer_auth(token)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 200, "{path}");
+    }
 
     for path in [
         "/v1/products",
