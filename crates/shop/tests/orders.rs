@@ -761,3 +761,113 @@ async fn parallel_checkouts_of_a_low_stock_product_never_oversell(db: Db) {
         (BUYERS - STOCK as usize) as f64
     );
 }
+
+/// One checkout is one trace across two services, read from the captured OTLP:
+/// SERVER `POST /v1/orders` (shop) → DB CLIENT spans of the reservation → payment CLIENT
+/// `POST` → SERVER `POST /v1/charges` (payments-sim), and the order settled after it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_checkout_is_one_trace_across_shop_database_and_payment_provider() {
+    let app = spawn_app_on(Db::Sqlite, &[]).await;
+    let token = token_for(&app, "tracer@example.com").await;
+    let response = checkout(
+        &app,
+        &token,
+        None,
+        json!([{"product_id": 2, "quantity": 1}]),
+    )
+    .await;
+    assert_eq!(response.status(), 201);
+    let traceparent = response.headers()["traceparent"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    let trace_id = traceparent.split('-').nth(1).unwrap().to_owned();
+
+    let receiver = app.receiver.clone();
+    let found = receiver
+        .wait_for_spans(Duration::from_secs(10), |spans| {
+            spans
+                .iter()
+                .any(|s| s.trace_id == trace_id && s.name == "POST /v1/charges")
+                && spans
+                    .iter()
+                    .any(|s| s.trace_id == trace_id && s.name == "POST /v1/orders")
+        })
+        .await;
+    assert!(found, "{}", receiver.dump_all());
+    let spans: Vec<_> = receiver
+        .spans()
+        .into_iter()
+        .filter(|s| s.trace_id == trace_id)
+        .collect();
+    let service = |s: &telemetry::testkit::CapturedSpan| {
+        s.resource
+            .get("service.name")
+            .and_then(|v| v.as_str())
+            .unwrap_or("")
+            .to_owned()
+    };
+    let server = spans.iter().find(|s| s.name == "POST /v1/orders").unwrap();
+    assert_eq!(server.kind, telemetry::testkit::SpanKind::Server);
+    assert_eq!(service(server), "shop");
+    assert_eq!(server.str_attr("http.route"), Some("/v1/orders"));
+
+    let children: Vec<_> = spans
+        .iter()
+        .filter(|s| s.parent_span_id == server.span_id)
+        .collect();
+    let db: Vec<&str> = children
+        .iter()
+        .filter(|s| s.attr("db.system.name").is_some())
+        .map(|s| s.name.as_str())
+        .collect();
+    for statement in [
+        "BEGIN",
+        "UPDATE products",
+        "INSERT orders",
+        "INSERT order_items",
+        "COMMIT",
+        "UPDATE orders",
+    ] {
+        assert!(
+            db.contains(&statement),
+            "no {statement} span under the checkout: {db:?}"
+        );
+    }
+    assert!(
+        children
+            .iter()
+            .filter(|s| s.attr("db.system.name").is_some())
+            .all(|s| s.kind == telemetry::testkit::SpanKind::Client
+                && s.str_attr("db.system.name") == Some("sqlite"))
+    );
+    let payment = children
+        .iter()
+        .find(|s| s.kind == telemetry::testkit::SpanKind::Client && s.name == "POST")
+        .expect("a payment CLIENT span under the checkout");
+    assert_eq!(service(payment), "shop");
+    assert!(
+        payment
+            .str_attr("url.full")
+            .is_some_and(|url| url.ends_with("/v1/charges")),
+        "{payment:?}"
+    );
+    assert_eq!(
+        payment
+            .attr("http.response.status_code")
+            .and_then(|v| v.as_i64()),
+        Some(201)
+    );
+    let provider = spans.iter().find(|s| s.name == "POST /v1/charges").unwrap();
+    assert_eq!(provider.kind, telemetry::testkit::SpanKind::Server);
+    assert_eq!(service(provider), "payments-sim");
+    assert_eq!(
+        provider.parent_span_id, payment.span_id,
+        "the provider continues the CLIENT span"
+    );
+    // Ordering: reservation committed before the charge, the order settled after it.
+    let commit = children.iter().find(|s| s.name == "COMMIT").unwrap();
+    let settle = children.iter().find(|s| s.name == "UPDATE orders").unwrap();
+    assert!(commit.end_unix_nanos <= payment.start_unix_nanos);
+    assert!(payment.end_unix_nanos <= settle.start_unix_nanos);
+}
