@@ -1,5 +1,7 @@
-//! The catalog: `GET /v1/products` (paged listing) and `GET /v1/products/{id}`.
+//! The catalog: `GET /v1/products` (a page of the catalog, optionally of one category, in a
+//! chosen order) and `GET /v1/products/{id}`.
 
+mod category;
 mod params;
 
 use axum::extract::rejection::{PathRejection, QueryRejection};
@@ -11,6 +13,7 @@ use serde::Serialize;
 use crate::app::AppState;
 use crate::error::ApiError;
 use crate::store::{Product, Store};
+pub use category::{CATEGORY_PATTERN, Category, InvalidCategory, MAX_CATEGORY_CHARS};
 pub use params::{DEFAULT_PAGE, DEFAULT_PER_PAGE, MAX_PAGE, MAX_PER_PAGE};
 
 /// The catalog routes.
@@ -23,13 +26,13 @@ pub fn router() -> Router<AppState> {
 /// Body of `GET /v1/products`.
 #[derive(Debug, Serialize)]
 pub struct ProductList {
-    /// The products of this page, in id order.
+    /// The products of this page, in the order asked for (`sort`, default id).
     pub items: Vec<Product>,
     /// 1-based page number.
     pub page: u32,
     /// Page size asked for (the last page may hold fewer items).
     pub per_page: u32,
-    /// Products in all pages.
+    /// Products in all pages (of the category, when one was asked for).
     pub total: u64,
 }
 
@@ -42,19 +45,21 @@ async fn list_products(
         message: "the query string is not valid URL encoding".into(),
         fields: Vec::new(),
     })?;
-    let page = params::page_request(&pairs)?;
-    let (items, total) = state.store.list_products(page).await?;
+    let query = params::product_query(&pairs)?;
+    let (items, total) = state.store.list_products(&query).await?;
     tracing::debug!(
-        page = page.page,
-        per_page = page.per_page,
+        page = query.page.page,
+        per_page = query.page.per_page,
+        sort = query.sort.as_str(),
+        filtered = query.category.is_some(),
         items = items.len(),
         total,
         "products listed"
     );
     Ok(Json(ProductList {
         items,
-        page: page.page,
-        per_page: page.per_page,
+        page: query.page.page,
+        per_page: query.page.per_page,
         total,
     }))
 }
