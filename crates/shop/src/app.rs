@@ -8,7 +8,7 @@ use telemetry::config::ConfigError;
 
 use crate::config::{Conformance, ShopConfig};
 use crate::store::{Backend, OpenError};
-use crate::{accounts, catalog, conformance, health};
+use crate::{accounts, catalog, conformance, health, openapi};
 
 /// What every handler can reach.
 #[derive(Debug, Clone)]
@@ -48,8 +48,8 @@ pub async fn build(config: &ShopConfig, telemetry: &Telemetry) -> Result<Router,
 }
 
 /// The instrumented router over an already opened store: `/healthz`, `/readyz`, accounts, the
-/// catalog, the JSON 404 fallback and `/metrics`. Instrumenting is the last step, so every
-/// route, the fallback and `/metrics` are observed.
+/// catalog, `/openapi.json`, the JSON 404 and 405 fallbacks and `/metrics`. Instrumenting is
+/// the last step, so every route, the fallbacks and `/metrics` are observed.
 pub fn router(state: AppState, telemetry: &Telemetry) -> Router {
     router_with(state, telemetry, None)
 }
@@ -65,6 +65,7 @@ pub fn router_with(
         .route("/readyz", get(health::readyz))
         .merge(accounts::router())
         .merge(catalog::router())
+        .route(openapi::PATH, openapi::route())
         .fallback(telemetry::layer::not_found_fallback)
         .method_not_allowed_fallback(telemetry::layer::method_not_allowed_fallback)
         .with_state(state);

@@ -11,6 +11,7 @@ pub mod config;
 pub mod conformance;
 pub mod error;
 mod health;
+pub mod openapi;
 pub mod store;
 
 use std::future::Future;

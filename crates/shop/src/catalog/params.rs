@@ -1,7 +1,12 @@
 //! Request parameters of the catalog routes, parsed by hand so a bad value is answered with
 //! the JSON error naming the field, never with axum's plain-text rejection.
 
-use super::category::Category;
+use utoipa::IntoParams;
+use utoipa::openapi::Required;
+use utoipa::openapi::path::{Parameter, ParameterBuilder, ParameterIn};
+use utoipa::openapi::schema::{KnownFormat, ObjectBuilder, SchemaFormat, Type};
+
+use super::category::{CATEGORY_PATTERN, Category, MAX_CATEGORY_CHARS};
 use crate::error::{ApiError, FieldError};
 use crate::store::{PageRequest, ProductQuery, ProductSort};
 
@@ -67,6 +72,69 @@ pub(crate) fn product_query(pairs: &[(String, String)]) -> Result<ProductQuery, 
         }
         _ => Err(ApiError::invalid_fields(INVALID_QUERY, invalid)),
     }
+}
+
+/// The query parameters of `GET /v1/products` as the OpenAPI document describes them, built
+/// from the same constants and sort values [`product_query`] checks against.
+#[derive(Debug)]
+pub struct ProductListParams;
+
+impl IntoParams for ProductListParams {
+    fn into_params(_: impl Fn() -> Option<ParameterIn>) -> Vec<Parameter> {
+        let sorts = ProductSort::ALL.map(ProductSort::as_str);
+        vec![
+            query_parameter(
+                "category",
+                "Only products of this category (a slug). An unknown category gives an empty \
+                 page with total 0.",
+                ObjectBuilder::new()
+                    .schema_type(Type::String)
+                    .min_length(Some(1))
+                    .max_length(Some(MAX_CATEGORY_CHARS))
+                    .pattern(Some(CATEGORY_PATTERN))
+                    .examples(["coffee"]),
+            ),
+            query_parameter(
+                "sort",
+                "Order of the listing: `id`, `price` (cheapest first), `-price`, `name` (by \
+                 Unicode code point, so case-sensitive), `-name`. Ties are always broken by \
+                 ascending id.",
+                ObjectBuilder::new()
+                    .schema_type(Type::String)
+                    .enum_values(Some(sorts))
+                    .default(Some(ProductSort::default().as_str().into())),
+            ),
+            query_parameter(
+                "page",
+                "1-based page number.",
+                integer(1, MAX_PAGE, DEFAULT_PAGE),
+            ),
+            query_parameter(
+                "per_page",
+                "Products per page.",
+                integer(1, MAX_PER_PAGE, DEFAULT_PER_PAGE),
+            ),
+        ]
+    }
+}
+
+fn query_parameter(name: &str, description: &str, schema: ObjectBuilder) -> Parameter {
+    ParameterBuilder::new()
+        .name(name)
+        .parameter_in(ParameterIn::Query)
+        .required(Required::False)
+        .description(Some(description))
+        .schema(Some(schema))
+        .build()
+}
+
+fn integer(minimum: u32, maximum: u32, default: u32) -> ObjectBuilder {
+    ObjectBuilder::new()
+        .schema_type(Type::Integer)
+        .format(Some(SchemaFormat::KnownFormat(KnownFormat::Int32)))
+        .minimum(Some(minimum))
+        .maximum(Some(maximum))
+        .default(Some(default.into()))
 }
 
 fn field_error(field: &'static str, message: String) -> FieldError {

@@ -20,6 +20,7 @@ use std::path::PathBuf;
 use serde::Serialize;
 use telemetry::Telemetry;
 use telemetry::config::ConfigError;
+use utoipa::ToSchema;
 
 use crate::accounts::{TokenHash, UserEmail, UserName};
 use crate::catalog::Category;
@@ -28,21 +29,27 @@ pub use postgres::PostgresStore;
 pub use sqlite::SqliteStore;
 
 /// A product of the catalog, with its current stock.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, sqlx::FromRow)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, sqlx::FromRow, ToSchema)]
 pub struct Product {
     /// Database id (positive).
+    #[schema(minimum = 1, example = 3)]
     pub id: i64,
     /// Stock-keeping unit, unique.
+    #[schema(example = "COF-003")]
     pub sku: String,
     /// Display name.
+    #[schema(example = "Sumatra Mandheling")]
     pub name: String,
     /// One or two sentences for the product page.
     pub description: String,
     /// Category slug, e.g. `coffee`.
+    #[schema(example = "coffee")]
     pub category: String,
     /// Price in cents of the shop's currency.
+    #[schema(minimum = 0, example = 1350)]
     pub price_cents: i64,
     /// Units in stock (never negative).
+    #[schema(minimum = 0, example = 80)]
     pub stock: i64,
 }
 
