@@ -10,7 +10,7 @@ use crate::config::{Conformance, ShopConfig};
 use crate::events::ShopMetrics;
 use crate::payments::PaymentClient;
 use crate::store::{Backend, OpenError};
-use crate::{accounts, catalog, conformance, health, orders};
+use crate::{accounts, catalog, conformance, health, openapi, orders};
 
 /// What every handler can reach.
 #[derive(Debug, Clone)]
@@ -77,8 +77,8 @@ pub async fn build(config: &ShopConfig, telemetry: &Telemetry) -> Result<Router,
 }
 
 /// The instrumented router over an already opened store: `/healthz`, `/readyz`, accounts, the
-/// catalog, orders, the JSON 404 fallback and `/metrics`. Instrumenting is the last step, so every
-/// route, the fallback and `/metrics` are observed.
+/// catalog, orders, `/openapi.json`, the JSON 404 and 405 fallbacks and `/metrics`.
+/// Instrumenting is the last step, so every route, the fallbacks and `/metrics` are observed.
 pub fn router(state: AppState, telemetry: &Telemetry) -> Router {
     router_with(state, telemetry, None)
 }
@@ -95,6 +95,7 @@ pub fn router_with(
         .merge(accounts::router())
         .merge(catalog::router())
         .merge(orders::router())
+        .route(openapi::PATH, openapi::route())
         .fallback(telemetry::layer::not_found_fallback)
         .method_not_allowed_fallback(telemetry::layer::method_not_allowed_fallback)
         .with_state(state);

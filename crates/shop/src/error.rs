@@ -19,15 +19,18 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 use telemetry::{ErrorKind, ErrorObservation};
+use utoipa::ToSchema;
 
 use crate::store::StoreError;
 
 /// One invalid input field: its name as the client sent it and what is wrong with it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
 pub struct FieldError {
     /// Query parameter, path parameter or body field name.
+    #[schema(value_type = String, example = "per_page")]
     pub field: Cow<'static, str>,
     /// What would be accepted (never echoes the rejected value).
+    #[schema(value_type = String, example = "must be an integer between 1 and 100")]
     pub message: Cow<'static, str>,
 }
 
@@ -252,18 +255,36 @@ impl From<JsonRejection> for ApiError {
     }
 }
 
-#[derive(Serialize)]
-struct ErrorEnvelope<'a> {
-    error: ErrorBody<'a>,
+/// [`ErrorEnvelope`] as the OpenAPI annotations name it (`body = ErrorResponse`).
+pub type ErrorResponse = ErrorEnvelope<'static>;
+
+/// The body of every error answer: `{"error": {...}}`.
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(as = Error)]
+pub struct ErrorEnvelope<'a> {
+    /// What went wrong.
+    pub error: ErrorBody<'a>,
 }
 
-#[derive(Serialize)]
-struct ErrorBody<'a> {
-    kind: &'static str,
-    code: &'static str,
-    message: &'a str,
+/// What went wrong: the kind (the error taxonomy, `error.type`), a stable code and a safe
+/// message, plus the offending fields of a validation error.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ErrorBody<'a> {
+    /// The kind of error (drives the status code).
+    #[schema(value_type = crate::openapi::ErrorKindName)]
+    pub kind: &'static str,
+    /// A stable, finer code (`app.error.code`), e.g. `product.not_found`.
+    #[schema(
+        example = "request.invalid_query",
+        pattern = "^[a-z0-9_]+(\\.[a-z0-9_]+)+$"
+    )]
+    pub code: &'static str,
+    /// A message safe to show (never internal detail, never the rejected value).
+    pub message: &'a str,
+    /// The invalid fields (validation errors only; absent when no single field is at fault).
     #[serde(skip_serializing_if = "<[FieldError]>::is_empty")]
-    fields: &'a [FieldError],
+    #[schema(min_items = 1)]
+    pub fields: &'a [FieldError],
 }
 
 impl IntoResponse for ApiError {

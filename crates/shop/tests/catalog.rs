@@ -1,12 +1,13 @@
-//! The catalog API: paging, validation and not-found answers, in the design's JSON shape, on
-//! SQLite and PostgreSQL.
+//! The catalog API: paging, filtering by category, sorting, validation and not-found answers,
+//! in the design's JSON shape, on SQLite and PostgreSQL.
 
 #![allow(clippy::unwrap_used)]
 
 mod common;
 
-use common::{Db, on_both_backends, spawn_app_on};
+use common::{Db, TestApp, TestDatabase, on_both_backends, spawn_app_on};
 use serde_json::Value;
+use sqlx::{Connection, Executor, PgConnection, SqliteConnection};
 
 on_both_backends!(
     product_listing_is_paged_and_reports_the_total,
@@ -18,6 +19,15 @@ on_both_backends!(
     unknown_product_answers_404_product_not_found,
     non_positive_or_non_numeric_product_id_is_rejected_naming_id,
     a_failed_request_is_observed_once_in_the_access_log,
+    category_filter_returns_only_that_category_and_counts_it,
+    a_filtered_set_is_paged_by_its_own_total,
+    unknown_category_answers_an_empty_page_with_total_zero,
+    invalid_category_is_rejected_with_422_naming_category,
+    invalid_sort_is_rejected_with_422_naming_sort,
+    every_invalid_parameter_is_named_in_one_answer,
+    sorting_by_price_breaks_ties_by_id_in_both_directions,
+    sorting_by_name_uses_code_point_order_and_breaks_ties_by_id,
+    paging_a_sorted_filtered_set_neither_repeats_nor_skips,
 );
 
 async fn json(response: reqwest::Response) -> Value {
@@ -189,4 +199,267 @@ async fn a_failed_request_is_observed_once_in_the_access_log(db: Db) {
         .matches("\"level\":\"ERROR\"")
         .count();
     assert_eq!(errors, 0, "handlers never log errors");
+}
+
+/// Adds products straight into the database (SQL with literal values, valid on both backends).
+async fn insert_products(database: &TestDatabase, values: &[(&str, &str, &str, i64)]) {
+    let rows: Vec<String> = values
+        .iter()
+        .map(|(sku, name, category, price)| {
+            format!("('{sku}', '{name}', 'test product', '{category}', {price}, 1)")
+        })
+        .collect();
+    let statement = format!(
+        "INSERT INTO products (sku, name, description, category, price_cents, stock) VALUES {}",
+        rows.join(", ")
+    );
+    let statement = sqlx::AssertSqlSafe(statement);
+    match database {
+        TestDatabase::Sqlite(_) => {
+            let mut connection = SqliteConnection::connect(&database.url()).await.unwrap();
+            connection.execute(sqlx::raw_sql(statement)).await.unwrap();
+            connection.close().await.unwrap();
+        }
+        TestDatabase::Postgres(_) => {
+            let mut connection = PgConnection::connect(&database.url()).await.unwrap();
+            connection.execute(sqlx::raw_sql(statement)).await.unwrap();
+            connection.close().await.unwrap();
+        }
+    }
+}
+
+/// The listing at `query` (200 expected).
+async fn listing(app: &TestApp, query: &str) -> Value {
+    let response = app.get(&format!("/v1/products?{query}")).await;
+    assert_eq!(response.status(), 200, "{query}");
+    json(response).await
+}
+
+fn items(body: &Value) -> &Vec<Value> {
+    body["items"].as_array().unwrap()
+}
+
+fn ids(body: &Value) -> Vec<i64> {
+    items(body)
+        .iter()
+        .map(|item| item["id"].as_i64().unwrap())
+        .collect()
+}
+
+/// Every product, in id order (the catalog holds fewer than 100).
+async fn all_products(app: &TestApp) -> Vec<Value> {
+    let body = listing(app, "per_page=100").await;
+    assert!(body["total"].as_u64().unwrap() < 100);
+    items(&body).clone()
+}
+
+async fn category_filter_returns_only_that_category_and_counts_it(db: Db) {
+    let app = spawn_app_on(db, &[]).await;
+    let expected: Vec<i64> = all_products(&app)
+        .await
+        .iter()
+        .filter(|p| p["category"] == "tea")
+        .map(|p| p["id"].as_i64().unwrap())
+        .collect();
+    assert!(expected.len() >= 2, "the seed has tea");
+
+    let body = listing(&app, "category=tea&per_page=100").await;
+    assert_eq!(
+        body["total"],
+        expected.len() as u64,
+        "total counts the filtered set"
+    );
+    assert_eq!(ids(&body), expected, "only tea, in id order");
+    assert!(items(&body).iter().all(|p| p["category"] == "tea"));
+}
+
+async fn a_filtered_set_is_paged_by_its_own_total(db: Db) {
+    let app = spawn_app_on(db, &[]).await;
+    let all_tea = ids(&listing(&app, "category=tea&per_page=100").await);
+    let total = all_tea.len();
+    assert!(total > 4, "the seed has more than one page of 4 teas");
+
+    let first = listing(&app, "category=tea&per_page=4").await;
+    let second = listing(&app, "category=tea&per_page=4&page=2").await;
+    let beyond = listing(&app, "category=tea&per_page=4&page=3").await;
+    for page in [&first, &second, &beyond] {
+        assert_eq!(page["total"], total as u64);
+        assert_eq!(page["per_page"], 4);
+    }
+    assert_eq!(ids(&first), all_tea[..4]);
+    assert_eq!(ids(&second), all_tea[4..]);
+    assert!(items(&beyond).is_empty());
+}
+
+async fn unknown_category_answers_an_empty_page_with_total_zero(db: Db) {
+    let app = spawn_app_on(db, &[]).await;
+    let body = listing(&app, "category=no-such-category&sort=-price").await;
+    assert_eq!(body["total"], 0);
+    assert_eq!(body["page"], 1);
+    assert_eq!(body["per_page"], 20);
+    assert!(items(&body).is_empty());
+}
+
+async fn invalid_category_is_rejected_with_422_naming_category(db: Db) {
+    let app = spawn_app_on(db, &[]).await;
+    let too_long = "a".repeat(33);
+    for category in [
+        "",
+        "Tea",
+        "tea%20leaves",
+        "tea_leaves",
+        "t%C3%A9",
+        "tea'--",
+        too_long.as_str(),
+    ] {
+        let response = app.get(&format!("/v1/products?category={category}")).await;
+        assert_eq!(response.status(), 422, "{category}");
+        assert_validation_error_naming(&json(response).await, "category");
+    }
+}
+
+async fn invalid_sort_is_rejected_with_422_naming_sort(db: Db) {
+    let app = spawn_app_on(db, &[]).await;
+    for sort in ["", "price_cents", "%2Bprice", "-id", "name%20desc", "PRICE"] {
+        let response = app.get(&format!("/v1/products?sort={sort}")).await;
+        assert_eq!(response.status(), 422, "{sort}");
+        let body = json(response).await;
+        assert_validation_error_naming(&body, "sort");
+        let hint = body["error"]["fields"][0]["message"].as_str().unwrap();
+        assert!(hint.contains("-price"), "lists the accepted values: {hint}");
+    }
+}
+
+async fn every_invalid_parameter_is_named_in_one_answer(db: Db) {
+    let app = spawn_app_on(db, &[]).await;
+    let response = app
+        .get("/v1/products?sort=cheapest&category=Tea&per_page=0")
+        .await;
+    assert_eq!(response.status(), 422);
+    let body = json(response).await;
+    assert_eq!(body["error"]["code"], "request.invalid_query");
+    let fields: Vec<&str> = body["error"]["fields"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["field"].as_str().unwrap())
+        .collect();
+    assert_eq!(fields, ["per_page", "category", "sort"]);
+}
+
+/// `products` sorted by `key` (ascending or descending), ties by ascending id.
+fn sorted_ids(products: &[Value], key: &str, descending: bool) -> Vec<i64> {
+    let mut products: Vec<&Value> = products.iter().collect();
+    products.sort_by(|a, b| {
+        let by_key = match key {
+            "price_cents" => a[key].as_i64().cmp(&b[key].as_i64()),
+            _ => a[key].as_str().cmp(&b[key].as_str()),
+        };
+        let by_key = if descending { by_key.reverse() } else { by_key };
+        by_key.then(a["id"].as_i64().cmp(&b["id"].as_i64()))
+    });
+    products.iter().map(|p| p["id"].as_i64().unwrap()).collect()
+}
+
+async fn sorting_by_price_breaks_ties_by_id_in_both_directions(db: Db) {
+    let app = spawn_app_on(db, &[]).await;
+    // Two more products at the price of product 1: a three-way tie whatever the seed holds.
+    let price = listing(&app, "per_page=1").await["items"][0]["price_cents"]
+        .as_i64()
+        .unwrap();
+    insert_products(
+        &app.database,
+        &[
+            ("TIE-001", "Tie One", "ties", price),
+            ("TIE-002", "Tie Two", "ties", price),
+        ],
+    )
+    .await;
+    let products = all_products(&app).await;
+
+    for (sort, descending) in [("price", false), ("-price", true)] {
+        let body = listing(&app, &format!("sort={sort}&per_page=100")).await;
+        assert_eq!(
+            ids(&body),
+            sorted_ids(&products, "price_cents", descending),
+            "sort={sort}"
+        );
+        let tied: Vec<i64> = items(&body)
+            .iter()
+            .filter(|p| p["price_cents"] == price)
+            .map(|p| p["id"].as_i64().unwrap())
+            .collect();
+        assert!(
+            tied.len() >= 3 && tied.is_sorted(),
+            "ties by ascending id: {tied:?}"
+        );
+    }
+}
+
+async fn sorting_by_name_uses_code_point_order_and_breaks_ties_by_id(db: Db) {
+    let app = spawn_app_on(db, &[]).await;
+    // A duplicate name and names that locale-aware collations would order differently
+    // (lower case after every upper case letter in code point order).
+    insert_products(
+        &app.database,
+        &[
+            ("NAM-001", "aardvark mug", "names", 100),
+            ("NAM-002", "Zebra Mug", "names", 100),
+            ("NAM-003", "aardvark mug", "names", 100),
+            ("NAM-004", "Zebra-mug", "names", 100),
+        ],
+    )
+    .await;
+    if let TestDatabase::Postgres(_) = &app.database {
+        // A locale-aware column collation (ICU's root locale sorts "aardvark" before "Zebra"),
+        // as many production databases have by default: the listing must not follow it.
+        let mut connection = PgConnection::connect(&app.database.url()).await.unwrap();
+        connection
+            .execute(r#"ALTER TABLE products ALTER COLUMN name TYPE TEXT COLLATE "und-x-icu""#)
+            .await
+            .unwrap();
+        connection.close().await.unwrap();
+    }
+    let products = all_products(&app).await;
+
+    for (sort, descending) in [("name", false), ("-name", true)] {
+        let body = listing(&app, &format!("sort={sort}&per_page=100")).await;
+        assert_eq!(
+            ids(&body),
+            sorted_ids(&products, "name", descending),
+            "sort={sort}"
+        );
+    }
+    let names = listing(&app, "category=names&sort=name").await;
+    let names: Vec<&str> = items(&names)
+        .iter()
+        .map(|p| p["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        names,
+        ["Zebra Mug", "Zebra-mug", "aardvark mug", "aardvark mug"]
+    );
+}
+
+async fn paging_a_sorted_filtered_set_neither_repeats_nor_skips(db: Db) {
+    let app = spawn_app_on(db, &[]).await;
+    let books: Vec<Value> = all_products(&app)
+        .await
+        .into_iter()
+        .filter(|p| p["category"] == "books")
+        .collect();
+    assert!(books.len() > 2);
+    let expected = sorted_ids(&books, "price_cents", true);
+
+    let mut seen = Vec::new();
+    for page in 1..=expected.len().div_ceil(2) {
+        let body = listing(
+            &app,
+            &format!("category=books&sort=-price&per_page=2&page={page}"),
+        )
+        .await;
+        assert_eq!(body["total"], books.len() as u64);
+        seen.extend(ids(&body));
+    }
+    assert_eq!(seen, expected);
 }

@@ -60,7 +60,8 @@ fn golden_shapes() -> (BTreeSet<String>, BTreeSet<String>) {
 
 /// One request of every kind the service answers: successes, handled 400, 401, 404, 409 and
 /// 422 on a route, checkouts placed, out of stock, declined (402) and failing at the provider
-/// (502), an unmatched route, an unknown method, health, readiness, metrics.
+/// (502), an unmatched route, an unknown method, health, readiness, metrics, the OpenAPI
+/// document.
 async fn standard_load(app: &TestApp) {
     let sign_up = serde_json::json!({"email": "load@example.com", "name": "Load"});
     let created = app
@@ -148,6 +149,7 @@ async fn standard_load(app: &TestApp) {
         "/healthz",
         "/readyz",
         "/metrics",
+        "/openapi.json",
     ] {
         app.get(path).await;
     }

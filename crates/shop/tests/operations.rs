@@ -167,21 +167,25 @@ async fn two_instances_starting_at_once_seed_the_catalog_once(db: Db) {
     );
     let (first, second) = (first.unwrap(), second.unwrap());
     assert_eq!(first.system_name(), db.system_name());
-    let page = shop::store::PageRequest {
-        page: 1,
-        per_page: 100,
+    let all = shop::store::ProductQuery {
+        page: shop::store::PageRequest {
+            page: 1,
+            per_page: 100,
+        },
+        category: None,
+        sort: shop::store::ProductSort::Id,
     };
-    let (items, total) = first.list_products(page).await.unwrap();
+    let (items, total) = first.list_products(&all).await.unwrap();
     assert_eq!(total as usize, items.len());
     let ids: Vec<i64> = items.iter().map(|p| p.id).collect();
     let expected: Vec<i64> = (1..=ids.len() as i64).collect();
     assert_eq!(ids, expected, "one catalog, ids from 1 without gaps");
-    assert_eq!(second.list_products(page).await.unwrap().1, total);
+    assert_eq!(second.list_products(&all).await.unwrap().1, total);
     // A restart finds the catalog in place and adds nothing.
     first.close().await;
     second.close().await;
     let third = Backend::open(&config, &telemetry).await.unwrap();
-    assert_eq!(third.list_products(page).await.unwrap().1, total);
+    assert_eq!(third.list_products(&all).await.unwrap().1, total);
     third.close().await;
 }
 

@@ -75,7 +75,9 @@ impl Telemetry {
                             telemetry.prometheus_text(),
                         )
                     }
-                }),
+                })
+                // Another method gets the JSON 405, like the app's own routes.
+                .fallback(layer::method_not_allowed_fallback),
             )
             .layer(self.layer())
     }

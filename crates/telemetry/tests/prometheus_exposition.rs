@@ -77,3 +77,19 @@ async fn promtool_accepts_the_metrics_endpoint() {
         "promtool lint problems:\n{report}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn another_method_on_metrics_answers_the_json_405() {
+    let h = Harness::start(&[]).await;
+    let response = h
+        .client
+        .post(format!("{}/metrics", h.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 405);
+    assert_eq!(response.headers()["allow"], "GET,HEAD");
+    assert_eq!(response.headers()["content-type"], "application/json");
+    let body: serde_json::Value = response.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "route.method_not_allowed", "{body}");
+}

@@ -22,6 +22,7 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
+use utoipa::ToSchema;
 
 pub use auth::AuthUser;
 pub use email::{InvalidEmail, UserEmail};
@@ -29,7 +30,7 @@ pub use name::{InvalidName, MAX_NAME_CHARS, UserName};
 pub use token::{ApiToken, TOKEN_PREFIX, TokenHash};
 
 use crate::app::AppState;
-use crate::error::{ApiError, FieldError};
+use crate::error::{ApiError, ErrorResponse, FieldError};
 use crate::store::{CreateUserError, NewUser, Store, User};
 
 /// The account routes.
@@ -41,13 +42,16 @@ pub fn router() -> Router<AppState> {
 
 /// Body of `POST /v1/users`. Fields are read as any JSON value so that a missing or mistyped
 /// field is answered 422 naming it, like any other invalid value. `Debug` shows no values.
-#[derive(Default, Deserialize)]
+#[derive(Default, Deserialize, ToSchema)]
+#[schema(description = "A new account: its email address and display name.")]
 pub struct SignUpRequest {
-    /// The email address (string).
+    /// The email address (surrounding spaces are ignored; stored in lower case).
     #[serde(default)]
+    #[schema(value_type = String, required = true, max_length = 254, example = "ann@example.com")]
     pub email: Value,
-    /// The display name (string).
+    /// The display name: 1 to 100 characters after trimming, no control characters.
     #[serde(default)]
+    #[schema(value_type = String, required = true, max_length = 100, example = "Ann Lee")]
     pub name: Value,
 }
 
@@ -97,13 +101,17 @@ fn field_error(field: &'static str, message: impl Into<Cow<'static, str>>) -> Fi
 }
 
 /// Body of `GET /v1/me`: the account without its token. `Debug` hides the email and the name.
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
+#[schema(description = "An account (never its token).")]
 pub struct Account {
     /// User id.
+    #[schema(minimum = 1, example = 7)]
     pub id: i64,
-    /// Normalised email address.
+    /// Normalised (lower-case) email address.
+    #[schema(example = "ann@example.com")]
     pub email: String,
     /// Display name.
+    #[schema(example = "Ann Lee")]
     pub name: String,
 }
 
@@ -129,7 +137,8 @@ impl From<User> for Account {
 
 /// Body of `POST /v1/users` (201): the account and its token, which is never shown again.
 /// `Debug` hides the token.
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
+#[schema(description = "A new account and its bearer token, which is never shown again.")]
 pub struct NewAccount {
     /// The account.
     #[serde(flatten)]
@@ -148,8 +157,32 @@ impl std::fmt::Debug for NewAccount {
 }
 
 /// `POST /v1/users`: 201 with the account and its token; 422 naming each invalid field; 409
-/// `user.email_taken`; 400/415 for a body that is not a JSON object.
-async fn sign_up(
+/// `user.email_taken`; 400/413/415 for a body that cannot be read as JSON.
+#[utoipa::path(
+    post,
+    path = "/v1/users",
+    tag = "accounts",
+    request_body = SignUpRequest,
+    responses(
+        (status = 201, description = "The account and its bearer token, shown this once",
+            body = NewAccount,
+            headers(("Cache-Control" = String, description = "`no-store`: the token must \
+                stay in no cache"))),
+        (status = 400, description = "`request.malformed_json`: the body is not valid JSON; \
+            `request.unreadable_body`: it could not be read", body = ErrorResponse),
+        (status = 409, description = "`user.email_taken`: an account has this email address \
+            (`fields` names `email`)", body = ErrorResponse),
+        (status = 413, description = "`request.body_too_large`: the body is larger than 2 MiB",
+            body = ErrorResponse),
+        (status = 415, description = "`request.unsupported_media_type`: the body is not sent \
+            as `application/json`", body = ErrorResponse),
+        (status = 422, description = "`request.invalid_body`: a field is missing or invalid \
+            (each one is named in `fields`), or the JSON is not an object", body = ErrorResponse),
+        (status = 503, description = "`db.unavailable` or `db.pool_exhausted`: retry later",
+            body = ErrorResponse),
+    )
+)]
+pub(crate) async fn sign_up(
     State(state): State<AppState>,
     body: Result<Json<SignUpRequest>, JsonRejection>,
 ) -> Result<Response, ApiError> {
@@ -187,7 +220,21 @@ async fn sign_up(
 }
 
 /// `GET /v1/me`: the authenticated caller.
-async fn me(AuthUser(user): AuthUser) -> Json<Account> {
+#[utoipa::path(
+    get,
+    path = "/v1/me",
+    tag = "accounts",
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "The caller's account", body = Account),
+        (status = 401, description = "`auth.token_invalid`: the bearer token is missing, \
+            malformed or unknown", body = ErrorResponse,
+            headers(("WWW-Authenticate" = String, description = "`Bearer`"))),
+        (status = 503, description = "`db.unavailable` or `db.pool_exhausted`: retry later",
+            body = ErrorResponse),
+    )
+)]
+pub(crate) async fn me(AuthUser(user): AuthUser) -> Json<Account> {
     Json(user.into())
 }
 

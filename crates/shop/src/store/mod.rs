@@ -21,28 +21,36 @@ use std::path::PathBuf;
 use serde::Serialize;
 use telemetry::Telemetry;
 use telemetry::config::ConfigError;
+use utoipa::ToSchema;
 
 use crate::accounts::{TokenHash, UserEmail, UserName};
+use crate::catalog::Category;
 use crate::config::{ShopConfig, redact_url};
 pub use postgres::PostgresStore;
 pub use sqlite::SqliteStore;
 
 /// A product of the catalog, with its current stock.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, sqlx::FromRow)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, sqlx::FromRow, ToSchema)]
 pub struct Product {
     /// Database id (positive).
+    #[schema(minimum = 1, example = 3)]
     pub id: i64,
     /// Stock-keeping unit, unique.
+    #[schema(example = "COF-003")]
     pub sku: String,
     /// Display name.
+    #[schema(example = "Sumatra Mandheling")]
     pub name: String,
     /// One or two sentences for the product page.
     pub description: String,
     /// Category slug, e.g. `coffee`.
+    #[schema(example = "coffee")]
     pub category: String,
     /// Price in cents of the shop's currency.
+    #[schema(minimum = 0, example = 1350)]
     pub price_cents: i64,
     /// Units in stock (never negative).
+    #[schema(minimum = 0, example = 80)]
     pub stock: i64,
 }
 
@@ -261,6 +269,64 @@ pub enum ReserveError {
     Store(#[from] StoreError),
 }
 
+/// How a product listing is ordered. Every order ends with the product id, so equal prices or
+/// names keep a stable order and paging neither repeats nor skips a product.
+///
+/// Names compare by Unicode code point (case-sensitive), the same on every backend.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Hash)]
+pub enum ProductSort {
+    /// By id, ascending (`id`, the default).
+    #[default]
+    Id,
+    /// Cheapest first (`price`), then by id.
+    PriceAscending,
+    /// Most expensive first (`-price`), then by id.
+    PriceDescending,
+    /// By name, A to Z (`name`), then by id.
+    NameAscending,
+    /// By name, Z to A (`-name`), then by id.
+    NameDescending,
+}
+
+impl ProductSort {
+    /// Every order, in the order the API documents them.
+    pub const ALL: [Self; 5] = [
+        Self::Id,
+        Self::PriceAscending,
+        Self::PriceDescending,
+        Self::NameAscending,
+        Self::NameDescending,
+    ];
+
+    /// The value of the `sort` query parameter that asks for this order.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::Id => "id",
+            Self::PriceAscending => "price",
+            Self::PriceDescending => "-price",
+            Self::NameAscending => "name",
+            Self::NameDescending => "-name",
+        }
+    }
+
+    /// The order named by a `sort` query value (exact match), if any.
+    pub fn from_query_value(raw: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|sort| sort.as_str() == raw)
+    }
+}
+
+/// What a product listing asks for: a page of the products of one category (or of all), in
+/// one order.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProductQuery {
+    /// Which page.
+    pub page: PageRequest,
+    /// Only products of this category; `None` for all.
+    pub category: Option<Category>,
+    /// The order of the listing.
+    pub sort: ProductSort,
+}
+
 /// Why a storage operation failed, in the terms the HTTP layer needs to answer.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -307,10 +373,11 @@ pub trait Store: Clone + Send + Sync + 'static {
     /// Succeeds when the database answers a query on the catalog (readiness).
     fn ping(&self) -> impl Future<Output = Result<(), StoreError>> + Send;
 
-    /// One page of the catalog in id order, and the number of products in all pages.
+    /// One page of the products `query` selects, in its order, and the number of products it
+    /// selects in all pages.
     fn list_products(
         &self,
-        page: PageRequest,
+        query: &ProductQuery,
     ) -> impl Future<Output = Result<(Vec<Product>, u64), StoreError>> + Send;
 
     /// The product with `id`, if there is one.
@@ -436,10 +503,10 @@ impl Store for Backend {
         }
     }
 
-    async fn list_products(&self, page: PageRequest) -> Result<(Vec<Product>, u64), StoreError> {
+    async fn list_products(&self, query: &ProductQuery) -> Result<(Vec<Product>, u64), StoreError> {
         match self {
-            Self::Sqlite(store) => store.list_products(page).await,
-            Self::Postgres(store) => store.list_products(page).await,
+            Self::Sqlite(store) => store.list_products(query).await,
+            Self::Postgres(store) => store.list_products(query).await,
         }
     }
 
@@ -636,6 +703,25 @@ mod tests {
             .offset(),
             (u64::from(u32::MAX) - 1) * 100
         );
+    }
+
+    #[test]
+    fn sort_values_round_trip_and_nothing_else_is_a_sort() {
+        for sort in ProductSort::ALL {
+            assert_eq!(ProductSort::from_query_value(sort.as_str()), Some(sort));
+        }
+        assert_eq!(ProductSort::default(), ProductSort::Id);
+        for raw in [
+            "",
+            "Price",
+            "+price",
+            "price ",
+            "-id",
+            "id,name",
+            "price_cents",
+        ] {
+            assert_eq!(ProductSort::from_query_value(raw), None, "{raw:?}");
+        }
     }
 
     #[test]

@@ -17,8 +17,8 @@ use telemetry::db::DbInstruments;
 
 use super::seed::PRODUCTS;
 use super::{
-    CreateUserError, NewUser, OpenError, PageRequest, Product, Store, StoreError, User, error_type,
-    is_unique_violation_on,
+    CreateUserError, NewUser, OpenError, Product, ProductQuery, ProductSort, Store, StoreError,
+    User, error_type, is_unique_violation_on,
 };
 use crate::accounts::TokenHash;
 use crate::config::{ShopConfig, redact_url};
@@ -179,31 +179,53 @@ impl Store for PostgresStore {
     }
 
     /// Two statements (count, then the page) outside a transaction: under concurrent writes
-    /// the total may be off by the rows written in between, which a listing tolerates.
-    async fn list_products(&self, page: PageRequest) -> Result<(Vec<Product>, u64), StoreError> {
+    /// the total may be off by the rows written in between, which a listing tolerates. The
+    /// `ORDER BY` is one of a closed set of static strings; the category and the paging are
+    /// bound values.
+    async fn list_products(&self, query: &ProductQuery) -> Result<(Vec<Product>, u64), StoreError> {
+        fn order_by(sort: ProductSort) -> &'static str {
+            match sort {
+                ProductSort::Id => "id",
+                ProductSort::PriceAscending => "price_cents, id",
+                ProductSort::PriceDescending => "price_cents DESC, id",
+                // "C": code point order, as SQLite's BINARY, whatever the database's locale.
+                ProductSort::NameAscending => "name COLLATE \"C\", id",
+                ProductSort::NameDescending => "name COLLATE \"C\" DESC, id",
+            }
+        }
+        let filter = |statement: &mut QueryBuilder<Postgres>| {
+            if let Some(category) = &query.category {
+                statement
+                    .push(" WHERE category = ")
+                    .push_bind(category.as_str().to_owned());
+            }
+        };
+
+        let mut count = QueryBuilder::<Postgres>::new("SELECT COUNT(*) FROM products");
+        filter(&mut count);
         let total: i64 = self
             .db
             .operation("SELECT", "products")
-            .run(
-                sqlx::query_scalar("SELECT COUNT(*) FROM products").fetch_one(&self.pool),
-                error_type,
-            )
+            .run(count.build_query_scalar().fetch_one(&self.pool), error_type)
             .await
             .map_err(|error| self.failure(error))?;
-        let offset = i64::try_from(page.offset()).unwrap_or(i64::MAX);
+
+        let offset = i64::try_from(query.page.offset()).unwrap_or(i64::MAX);
+        let mut select = QueryBuilder::<Postgres>::new(
+            "SELECT id, sku, name, description, category, price_cents, stock FROM products",
+        );
+        filter(&mut select);
+        select
+            .push(" ORDER BY ")
+            .push(order_by(query.sort))
+            .push(" LIMIT ")
+            .push_bind(i64::from(query.page.per_page))
+            .push(" OFFSET ")
+            .push_bind(offset);
         let items: Vec<Product> = self
             .db
             .operation("SELECT", "products")
-            .run(
-                sqlx::query_as(
-                    "SELECT id, sku, name, description, category, price_cents, stock \
-                     FROM products ORDER BY id LIMIT $1 OFFSET $2",
-                )
-                .bind(i64::from(page.per_page))
-                .bind(offset)
-                .fetch_all(&self.pool),
-                error_type,
-            )
+            .run(select.build_query_as().fetch_all(&self.pool), error_type)
             .await
             .map_err(|error| self.failure(error))?;
         Ok((items, u64::try_from(total).unwrap_or(0)))
