@@ -91,7 +91,9 @@ token="$(curl -fsS -X POST "$base/v1/users" -H 'content-type: application/json' 
 
 echo "schemathesis $SCHEMATHESIS_VERSION against $base/openapi.json (max $MAX_EXAMPLES examples per operation, seed $SEED)"
 started=$SECONDS
-"$venv/bin/schemathesis" run "$base/openapi.json" \
+# From the work directory: schemathesis keeps its replay cache (.schemathesis/) in the current
+# one, kept with the server log when the run fails.
+(cd "$work" && "$venv/bin/schemathesis" run "$base/openapi.json" \
   --checks "$CHECKS" \
   --max-examples "$MAX_EXAMPLES" \
   --seed "$SEED" \
@@ -99,7 +101,7 @@ started=$SECONDS
   --request-timeout 10 \
   --generation-database none \
   --header "Authorization: Bearer $token" \
-  --no-color
+  --no-color)
 echo "schemathesis finished in $((SECONDS - started)) s"
 
 if ! kill -0 "$server_pid" 2>/dev/null; then
