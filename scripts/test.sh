@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The one test command: what CI runs (.ci/run) and what a newcomer runs on a fresh machine.
-# Installs what the tests need, then: format check, clippy -D warnings, every test.
+# Installs what the tests need, then: format check, clippy -D warnings, every test, and a
+# bounded schemathesis run against the real binary (scripts/api-fuzz.sh).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -26,6 +27,16 @@ if ! command -v promtool >/dev/null 2>&1; then
   apt_install prometheus
 fi
 
+# scripts/api-fuzz.sh: curl, and a Python venv for schemathesis (Debian splits venv out).
+if ! command -v curl >/dev/null 2>&1; then
+  log "installing curl"
+  apt_install curl
+fi
+if ! python3 -c 'import ensurepip, venv' >/dev/null 2>&1; then
+  log "installing python3-venv"
+  apt_install python3-venv
+fi
+
 log "rustfmt"
 cargo fmt --all -- --check
 
@@ -39,5 +50,8 @@ if cargo nextest --version >/dev/null 2>&1; then
 else
   cargo test --workspace --locked --no-fail-fast
 fi
+
+log "API fuzzing: schemathesis against the running shop and its /openapi.json"
+scripts/api-fuzz.sh
 
 log "all checks passed"

@@ -21,7 +21,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
-use serde_json::Value;
+use serde_json::{Map, Value};
 use utoipa::ToSchema;
 
 pub use auth::AuthUser;
@@ -40,19 +40,46 @@ pub fn router() -> Router<AppState> {
         .route("/v1/me", get(me))
 }
 
-/// Body of `POST /v1/users`. Fields are read as any JSON value so that a missing or mistyped
-/// field is answered 422 naming it, like any other invalid value. `Debug` shows no values.
+/// Body of `POST /v1/users`: a JSON object (serde would also read a struct from a JSON array,
+/// field by field; going through a map refuses that). Fields are read as any JSON value so
+/// that a missing or mistyped field is answered 422 naming it, like any other invalid value;
+/// unknown fields are ignored. `Debug` shows no values.
 #[derive(Default, Deserialize, ToSchema)]
+#[serde(from = "Map<String, Value>")]
 #[schema(description = "A new account: its email address and display name.")]
 pub struct SignUpRequest {
-    /// The email address (surrounding spaces are ignored; stored in lower case).
-    #[serde(default)]
-    #[schema(value_type = String, required = true, max_length = 254, example = "ann@example.com")]
+    /// The email address: a dot-atom local part (letters, digits and
+    /// ``!#$%&'*+-/=?^_`{|}~``, single dots between them) and a domain of at least two DNS
+    /// labels; at most 254 characters, local part at most 64 (a limit the pattern does not
+    /// express), labels at most 63. Surrounding spaces are ignored; it is stored in lower case.
+    #[schema(
+        value_type = String,
+        required = true,
+        max_length = 254,
+        pattern = "^[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+(\\.[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+)*@([A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?\\.)+[A-Za-z]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?$",
+        example = "ann@example.com"
+    )]
     pub email: Value,
-    /// The display name: 1 to 100 characters after trimming, no control characters.
-    #[serde(default)]
-    #[schema(value_type = String, required = true, max_length = 100, example = "Ann Lee")]
+    /// The display name: 1 to 100 characters after trimming surrounding whitespace, no
+    /// control characters.
+    #[schema(
+        value_type = String,
+        required = true,
+        min_length = 1,
+        max_length = 100,
+        pattern = "^[^\\x00-\\x1f\\x7f-\\x9f]*[^\\s\\x00-\\x1f\\x7f-\\x9f][^\\x00-\\x1f\\x7f-\\x9f]*$",
+        example = "Ann Lee"
+    )]
     pub name: Value,
+}
+
+impl From<Map<String, Value>> for SignUpRequest {
+    fn from(mut object: Map<String, Value>) -> Self {
+        Self {
+            email: object.remove("email").unwrap_or_default(),
+            name: object.remove("name").unwrap_or_default(),
+        }
+    }
 }
 
 impl std::fmt::Debug for SignUpRequest {
