@@ -17,11 +17,6 @@
 //! `crates/shop/tests/openapi.rs` fails until both are done: it compares the routes the source
 //! registers with the documented ones and probes every documented operation over HTTP.
 //!
-//! The orders routes (`POST /v1/orders`, `GET /v1/orders`, `GET /v1/orders/{id}`) are added
-//! this way once they exist: `orders::place_order, orders::list_orders, orders::get_order` in
-//! `paths(...)`, with `security(("bearer" = []))` and their 401/402/404/409/422/503 answers
-//! (and the `Idempotency-Key` header parameter) on the annotations.
-//!
 //! The W3C conformance service (`POST /_test/w3c`, only with `APP_CONFORMANCE=w3c`) is a test
 //! fixture, not part of the API, and is not documented.
 
@@ -39,7 +34,7 @@ use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
 use utoipa::openapi::{ContentBuilder, OpenApi as Document, Ref, RefOr, ResponseBuilder, Schema};
 use utoipa::{Modify, OpenApi, PartialSchema, ToSchema};
 
-use crate::{accounts, catalog, health};
+use crate::{accounts, catalog, health, orders};
 
 /// Where the document is served.
 pub const PATH: &str = "/openapi.json";
@@ -68,7 +63,8 @@ pub const COMMON_RESPONSE_HEADERS: [(&str, &str, &str); 2] = [
 #[openapi(
     info(
         title = "shop",
-        description = "A small shop (accounts and a catalog) observed end to end: every answer \
+        description = "A small shop (accounts, a catalog, orders paid through a payment \
+            provider) observed end to end: every answer \
             carries `x-request-id` and `traceparent`, and every error has the one JSON shape \
             `{\"error\": {\"kind\", \"code\", \"message\", \"fields\"?}}`."
     ),
@@ -77,6 +73,9 @@ pub const COMMON_RESPONSE_HEADERS: [(&str, &str, &str); 2] = [
         accounts::me,
         catalog::list_products,
         catalog::get_product,
+        orders::place_order,
+        orders::list_orders,
+        orders::get_order,
         health::healthz,
         health::readyz,
         metrics,
@@ -86,6 +85,8 @@ pub const COMMON_RESPONSE_HEADERS: [(&str, &str, &str); 2] = [
     tags(
         (name = "accounts", description = "Sign-up and the caller's account"),
         (name = "catalog", description = "Products and their stock"),
+        (name = "orders", description = "Checkout (stock reserved, payment charged) and the \
+            caller's own orders"),
         (name = "operations", description = "Health, readiness, metrics and this document"),
     )
 )]

@@ -18,10 +18,11 @@ use axum::routing::get;
 use axum::{Json, Router};
 use serde::Serialize;
 use serde_json::Value;
+use utoipa::{IntoParams, ToSchema};
 
 use crate::accounts::AuthUser;
 use crate::app::AppState;
-use crate::error::ApiError;
+use crate::error::{ApiError, ErrorResponse};
 use crate::payments::CURRENCY;
 use crate::store::{Order, OrderFailure, OrderItem, OrderStatus, Store};
 
@@ -36,15 +37,17 @@ pub fn router() -> Router<AppState> {
 }
 
 /// An order as the API shows it (`201` of a checkout, items of `GET /v1/orders`).
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct OrderView {
     /// Order id.
+    #[schema(minimum = 1)]
     pub id: i64,
     /// `pending`, `paid` or `failed`.
     pub status: OrderStatus,
     /// Sum of the lines, in cents of `currency`.
     pub total_cents: i64,
     /// Always `EUR`.
+    #[schema(value_type = String, pattern = "^EUR$")]
     pub currency: &'static str,
     /// Why a failed order failed: `declined`, `unavailable` or `timeout`.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -67,7 +70,7 @@ impl From<Order> for OrderView {
 }
 
 /// Body of `GET /v1/orders`.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct OrderList {
     /// This page of the caller's orders, newest first.
     pub items: Vec<OrderView>,
@@ -79,9 +82,63 @@ pub struct OrderList {
     pub total: u64,
 }
 
+/// The query parameters of `GET /v1/orders` (the same bounds as the catalog's).
+#[derive(Debug, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct OrderListParams {
+    /// 1-based page number.
+    #[param(minimum = 1, maximum = 1_000_000, default = 1)]
+    pub page: Option<u32>,
+    /// Orders per page.
+    #[param(minimum = 1, maximum = 100, default = 20)]
+    pub per_page: Option<u32>,
+}
+
 /// `POST /v1/orders`: 201 with the paid order (`Location` names it); replays of an
 /// `Idempotency-Key` carry `Idempotent-Replayed: true`.
-async fn place_order(
+#[utoipa::path(
+    post,
+    path = "/v1/orders",
+    tag = "orders",
+    security(("bearer" = [])),
+    params(("Idempotency-Key" = Option<String>, Header, min_length = 1, max_length = 64,
+        pattern = "^[A-Za-z0-9._:-]{1,64}$",
+        description = "Names this checkout: a retry with the same key and the same items never \
+            orders or charges twice (the first answer is replayed with \
+            `Idempotent-Replayed: true`; an order whose payment failed for a transient reason is \
+            tried again)")),
+    request_body = request::CheckoutBody,
+    responses(
+        (status = 201, description = "The order, paid (replayed for a known key, with \
+            `Idempotent-Replayed: true`)", body = OrderView,
+            headers(("Location" = String, description = "`/v1/orders/{id}` of the order"))),
+        (status = 400, description = "`request.malformed_json`: the body is not valid JSON; \
+            `request.unreadable_body`: it could not be read", body = ErrorResponse),
+        (status = 401, description = "`auth.token_invalid`: the bearer token is missing, \
+            malformed or unknown", body = ErrorResponse,
+            headers(("WWW-Authenticate" = String, description = "`Bearer`"))),
+        (status = 402, description = "`payment.declined`: the provider declined the charge; \
+            the stock was given back (replayed for the same key)", body = ErrorResponse),
+        (status = 409, description = "`order.out_of_stock` (`fields` names the item's \
+            quantity), `idempotency.key_reused` (the key was used for other items), \
+            `idempotency.in_progress` (a checkout with this key is still running)",
+            body = ErrorResponse),
+        (status = 413, description = "`request.body_too_large`", body = ErrorResponse),
+        (status = 415, description = "`request.unsupported_media_type`: the body is not sent \
+            as `application/json`", body = ErrorResponse),
+        (status = 422, description = "`order.invalid_items` (each invalid field named), \
+            `order.unknown_product`, `request.invalid_header` (`Idempotency-Key`), \
+            `request.invalid_body`", body = ErrorResponse),
+        (status = 502, description = "`payment.unavailable`: the provider failed every \
+            attempt; `payment.circuit_open`: not attempted, the provider is failing (retry \
+            later with the same key)", body = ErrorResponse),
+        (status = 503, description = "`db.unavailable` or `db.pool_exhausted`: retry later",
+            body = ErrorResponse),
+        (status = 504, description = "`payment.timeout`: the provider did not answer in time \
+            (retry with the same key: it is never charged twice)", body = ErrorResponse),
+    )
+)]
+pub(crate) async fn place_order(
     State(state): State<AppState>,
     AuthUser(user): AuthUser,
     headers: HeaderMap,
@@ -121,7 +178,25 @@ async fn place_order(
 }
 
 /// `GET /v1/orders?page=&per_page=`: the caller's orders, newest first.
-async fn list_orders(
+#[utoipa::path(
+    get,
+    path = "/v1/orders",
+    tag = "orders",
+    security(("bearer" = [])),
+    params(OrderListParams),
+    responses(
+        (status = 200, description = "One page of the caller's orders, newest first, and how \
+            many they have in all", body = OrderList),
+        (status = 401, description = "`auth.token_invalid`: the bearer token is missing, \
+            malformed or unknown", body = ErrorResponse,
+            headers(("WWW-Authenticate" = String, description = "`Bearer`"))),
+        (status = 422, description = "`request.invalid_query`: `page` or `per_page` is invalid \
+            (named in `fields`)", body = ErrorResponse),
+        (status = 503, description = "`db.unavailable` or `db.pool_exhausted`: retry later",
+            body = ErrorResponse),
+    )
+)]
+pub(crate) async fn list_orders(
     State(state): State<AppState>,
     AuthUser(user): AuthUser,
     query: Result<Query<Vec<(String, String)>>, QueryRejection>,
@@ -142,7 +217,26 @@ async fn list_orders(
 }
 
 /// `GET /v1/orders/{id}`: the order if the caller placed it, 404 otherwise.
-async fn get_order(
+#[utoipa::path(
+    get,
+    path = "/v1/orders/{id}",
+    tag = "orders",
+    security(("bearer" = [])),
+    params(("id" = i64, Path, minimum = 1, description = "The order id (a positive integer)")),
+    responses(
+        (status = 200, description = "The order (the caller's own)", body = OrderView),
+        (status = 401, description = "`auth.token_invalid`: the bearer token is missing, \
+            malformed or unknown", body = ErrorResponse,
+            headers(("WWW-Authenticate" = String, description = "`Bearer`"))),
+        (status = 404, description = "`order.not_found`: the caller has no order with this id \
+            (another user's order is not found either)", body = ErrorResponse),
+        (status = 422, description = "`request.invalid_path`: the id is not a positive \
+            integer (`fields` names `id`)", body = ErrorResponse),
+        (status = 503, description = "`db.unavailable` or `db.pool_exhausted`: retry later",
+            body = ErrorResponse),
+    )
+)]
+pub(crate) async fn get_order(
     State(state): State<AppState>,
     AuthUser(user): AuthUser,
     id: Result<Path<String>, PathRejection>,

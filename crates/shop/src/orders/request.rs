@@ -8,6 +8,7 @@ use std::fmt::Write as _;
 use axum::http::HeaderMap;
 use serde_json::Value;
 use sha2::{Digest as _, Sha256};
+use utoipa::ToSchema;
 
 use crate::error::{ApiError, FieldError};
 use crate::store::RequestedItem;
@@ -20,6 +21,26 @@ pub const MAX_QUANTITY: i64 = 100;
 pub const MAX_IDEMPOTENCY_KEY_LEN: usize = 64;
 /// The header naming a checkout so that retrying it never orders (or charges) twice.
 pub const IDEMPOTENCY_KEY: &str = "idempotency-key";
+
+/// The body of `POST /v1/orders` as the OpenAPI document describes it (the handler reads the
+/// JSON itself, to name every invalid field).
+#[derive(Debug, ToSchema)]
+pub struct CheckoutBody {
+    /// The products to buy, each once.
+    #[schema(min_items = 1, max_items = 50)]
+    pub items: Vec<CheckoutItem>,
+}
+
+/// One line of a checkout.
+#[derive(Debug, ToSchema)]
+pub struct CheckoutItem {
+    /// The product.
+    #[schema(minimum = 1)]
+    pub product_id: i64,
+    /// Units.
+    #[schema(minimum = 1, maximum = 100)]
+    pub quantity: i64,
+}
 
 /// A checkout whose every value is valid.
 #[derive(Debug, Clone, PartialEq, Eq)]

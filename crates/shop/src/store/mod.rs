@@ -116,7 +116,7 @@ impl PageRequest {
 }
 
 /// Where an order stands.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum OrderStatus {
     /// Stock reserved, payment not settled yet.
@@ -148,7 +148,7 @@ impl OrderStatus {
 }
 
 /// Why a failed order failed (`orders.failure_reason`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum OrderFailure {
     /// The provider declined the charge: final (a retry with the same key replays it).
@@ -186,7 +186,7 @@ impl OrderFailure {
 }
 
 /// One line of an order: the price is the one the product had when the order was placed.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, sqlx::FromRow)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, sqlx::FromRow, utoipa::ToSchema)]
 pub struct OrderItem {
     /// The product.
     pub product_id: i64,
