@@ -142,23 +142,10 @@ async fn send(app: &TestApp, method: &str, path: &str, token: &str) -> reqwest::
     request.send().await.unwrap()
 }
 
-async fn sign_up(app: &TestApp, email: &str) -> String {
-    let response = app
-        .client
-        .post(app.url("/v1/users"))
-        .json(&json!({"email": email, "name": "Ann"}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status(), 201);
-    let body: Value = response.json().await.unwrap();
-    body["token"].as_str().unwrap().to_owned()
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_documented_operation_is_served_and_every_other_method_answers_405() {
     let app = spawn_app(&[]).await;
-    let token = sign_up(&app, "ann@example.com").await;
+    let token = app.sign_up("ann@example.com").await;
     let document = served_document(&app).await;
     let operations = documented_operations(&document);
     let paths: BTreeSet<&String> = operations.iter().map(|(_, path)| path).collect();
@@ -363,7 +350,7 @@ fn assert_matches(document: &Value, schema: &Value, value: &Value, at: &str) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn real_answers_match_the_documented_schemas() {
     let app = spawn_app(&[]).await;
-    let token = sign_up(&app, "bob@example.com").await;
+    let token = app.sign_up("bob@example.com").await;
     let document = served_document(&app).await;
     let cases: [(&str, &str, Option<Value>, u16, &str); 15] = [
         (

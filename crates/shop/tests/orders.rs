@@ -29,20 +29,6 @@ on_both_backends!(
     parallel_checkouts_of_a_low_stock_product_never_oversell,
 );
 
-/// Signs a new user up; returns the bearer token.
-async fn token_for(app: &TestApp, email: &str) -> String {
-    let response = app
-        .client
-        .post(app.url("/v1/users"))
-        .json(&json!({"email": email, "name": "Buyer"}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status(), 201);
-    let body: Value = response.json().await.unwrap();
-    body["token"].as_str().unwrap().to_owned()
-}
-
 async fn checkout(
     app: &TestApp,
     token: &str,
@@ -145,7 +131,7 @@ fn request_id(response: &reqwest::Response) -> String {
 
 async fn sign_up_browse_checkout_and_list_orders(db: Db) {
     let app = spawn_app_on(db, &[]).await;
-    let token = token_for(&app, "buyer@example.com").await;
+    let token = app.sign_up("buyer@example.com").await;
 
     let catalog: Value = app.get("/v1/products").await.json().await.unwrap();
     let first = &catalog["items"][0];
@@ -247,8 +233,8 @@ async fn sign_up_browse_checkout_and_list_orders(db: Db) {
 
 async fn orders_of_other_users_do_not_exist_for_the_caller(db: Db) {
     let app = spawn_app_on(db, &[]).await;
-    let ann = token_for(&app, "ann@example.com").await;
-    let bob = token_for(&app, "bob@example.com").await;
+    let ann = app.sign_up("ann@example.com").await;
+    let bob = app.sign_up("bob@example.com").await;
     let order: Value = checkout(&app, &ann, None, json!([{"product_id": 1, "quantity": 1}]))
         .await
         .json()
@@ -316,7 +302,7 @@ async fn orders_need_a_valid_token(db: Db) {
 
 async fn invalid_checkouts_name_their_field_and_change_nothing(db: Db) {
     let app = spawn_app_on(db, &[]).await;
-    let token = token_for(&app, "buyer@example.com").await;
+    let token = app.sign_up("buyer@example.com").await;
     let before = stock_of(&app, 1).await;
 
     let cases = [
@@ -431,7 +417,7 @@ async fn set_stock(database: &TestDatabase, product_id: i64, stock: i64) {
 
 async fn an_idempotent_retry_charges_once_and_replays_the_order(db: Db) {
     let app = spawn_app_on(db, &[]).await;
-    let token = token_for(&app, "buyer@example.com").await;
+    let token = app.sign_up("buyer@example.com").await;
     let before = stock_of(&app, 3).await;
     let items = json!([{"product_id": 3, "quantity": 2}]);
     let first = checkout(&app, &token, Some("retry-me"), items.clone()).await;
@@ -460,7 +446,7 @@ async fn an_idempotent_retry_charges_once_and_replays_the_order(db: Db) {
 
 async fn a_reused_key_with_other_items_is_a_conflict(db: Db) {
     let app = spawn_app_on(db, &[]).await;
-    let token = token_for(&app, "buyer@example.com").await;
+    let token = app.sign_up("buyer@example.com").await;
     let first = checkout(
         &app,
         &token,
@@ -491,7 +477,7 @@ async fn a_declined_payment_answers_402_and_gives_the_stock_back(db: Db) {
         ..Faults::default()
     };
     let app = spawn_app_with_faults(db, faults, &[]).await;
-    let token = token_for(&app, "buyer@example.com").await;
+    let token = app.sign_up("buyer@example.com").await;
     let before = stock_of(&app, 4).await;
     let items = json!([{"product_id": 4, "quantity": 3}]);
     let response = checkout(&app, &token, Some("declined-1"), items.clone()).await;
@@ -556,7 +542,7 @@ async fn a_failing_provider_answers_502_after_bounded_retries_and_the_same_key_r
         ..Faults::default()
     };
     let app = spawn_app_with_faults(db, faults, &[("PAYMENTS_BREAKER_THRESHOLD", "100")]).await;
-    let token = token_for(&app, "buyer@example.com").await;
+    let token = app.sign_up("buyer@example.com").await;
     let before = stock_of(&app, 5).await;
     let items = json!([{"product_id": 5, "quantity": 1}]);
     let errors_before = metric(&app, "app_errors_total", &["error_type=\"unavailable\""]).await;
@@ -627,7 +613,7 @@ async fn a_provider_that_hangs_answers_504_within_the_deadline(db: Db) {
         ],
     )
     .await;
-    let token = token_for(&app, "buyer@example.com").await;
+    let token = app.sign_up("buyer@example.com").await;
     let before = stock_of(&app, 6).await;
     let started = Instant::now();
     let response = checkout(
@@ -672,7 +658,7 @@ async fn a_dead_provider_opens_the_circuit_and_checkouts_fail_fast(db: Db) {
         ],
     )
     .await;
-    let token = token_for(&app, "buyer@example.com").await;
+    let token = app.sign_up("buyer@example.com").await;
     for _ in 0..2 {
         let response = checkout(
             &app,
@@ -733,7 +719,7 @@ async fn parallel_checkouts_of_a_low_stock_product_never_oversell(db: Db) {
     set_stock(&app.database, 7, STOCK).await;
     let mut tokens = Vec::new();
     for i in 0..BUYERS {
-        tokens.push(token_for(&app, &format!("buyer{i}@example.com")).await);
+        tokens.push(app.sign_up(&format!("buyer{i}@example.com")).await);
     }
     let requests = tokens.iter().map(|token| {
         let app = &app;
@@ -768,7 +754,7 @@ async fn parallel_checkouts_of_a_low_stock_product_never_oversell(db: Db) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_checkout_is_one_trace_across_shop_database_and_payment_provider() {
     let app = spawn_app_on(Db::Sqlite, &[]).await;
-    let token = token_for(&app, "tracer@example.com").await;
+    let token = app.sign_up("tracer@example.com").await;
     let response = checkout(
         &app,
         &token,

@@ -301,12 +301,11 @@ macro_rules! order_methods {
                     .operation("UPDATE", "orders")
                     .run(
                         sqlx::query_as(concat!(
-    "UPDATE orders SET status = 'pending', failure_reason = NULL \
+                            "UPDATE orders SET status = 'pending', failure_reason = NULL \
                              WHERE id = $1 AND status = 'failed' \
                              AND failure_reason IN ('unavailable', 'timeout') RETURNING ",
-    $crate::store::orders::order_columns!(),
-    ""
-    ))
+                            $crate::store::orders::order_columns!()
+                        ))
                         .bind(order_id)
                         .fetch_optional(&mut *transaction),
                         error_type,
@@ -380,10 +379,10 @@ macro_rules! order_methods {
                 .operation("SELECT", "orders")
                 .run(
                     sqlx::query_as(concat!(
-"SELECT ",
-$crate::store::orders::order_columns!(),
-" FROM orders WHERE user_id = $1 AND idempotency_key = $2"
-))
+                        "SELECT ",
+                        $crate::store::orders::order_columns!(),
+                        " FROM orders WHERE user_id = $1 AND idempotency_key = $2"
+                    ))
                     .bind(user_id)
                     .bind(idempotency_key)
                     .fetch_optional(&self.pool),
@@ -497,11 +496,11 @@ $crate::store::orders::order_columns!(),
                 .operation("SELECT", "orders")
                 .run(
                     sqlx::query_as(concat!(
-"SELECT ",
-$crate::store::orders::order_columns!(),
-" FROM orders WHERE user_id = $1 \
+                        "SELECT ",
+                        $crate::store::orders::order_columns!(),
+                        " FROM orders WHERE user_id = $1 \
                          ORDER BY id DESC LIMIT $2 OFFSET $3"
-))
+                    ))
                     .bind(user_id)
                     .bind(i64::from(page.per_page))
                     .bind(offset)
@@ -545,10 +544,10 @@ $crate::store::orders::order_columns!(),
                 .operation("SELECT", "orders")
                 .run(
                     sqlx::query_as(concat!(
-"SELECT ",
-$crate::store::orders::order_columns!(),
-" FROM orders WHERE id = $1 AND user_id = $2"
-))
+                        "SELECT ",
+                        $crate::store::orders::order_columns!(),
+                        " FROM orders WHERE id = $1 AND user_id = $2"
+                    ))
                     .bind(order_id)
                     .bind(user_id)
                     .fetch_optional(&self.pool),

@@ -60,6 +60,20 @@ impl TestApp {
     pub fn log_lines(&self) -> Vec<serde_json::Value> {
         parse_json_lines(&self.telemetry.log_sink().captured())
     }
+
+    /// Signs a new user up with `email`; returns the bearer token.
+    pub async fn sign_up(&self, email: &str) -> String {
+        let response = self
+            .client
+            .post(self.url("/v1/users"))
+            .json(&serde_json::json!({"email": email, "name": "Buyer"}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 201);
+        let body: serde_json::Value = response.json().await.unwrap();
+        body["token"].as_str().unwrap().to_owned()
+    }
 }
 
 /// Stops the server when dropped.
