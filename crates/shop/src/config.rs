@@ -290,19 +290,22 @@ fn bounded(
     }
 }
 
-/// `PAYMENTS_URL`: an `http://` or `https://` base URL with a host and without credentials,
-/// query or fragment; a trailing `/` is dropped.
+/// `PAYMENTS_URL`: an `http://` base URL with a host and without credentials, query or
+/// fragment; a trailing `/` is dropped. `https://` is refused: this build's HTTP client has no
+/// TLS (a provider over HTTPS is reached through a local egress proxy or sidecar), and
+/// accepting it would only turn every checkout into a 502.
 fn parse_payments_url(raw: &str) -> Result<String, ConfigError> {
     let refuse = || {
         ConfigError::new(
             "PAYMENTS_URL",
             redact_url(raw),
-            "an http:// or https:// base URL without credentials, query or fragment, e.g. \
-             http://payments:8090",
+            "an http:// base URL without credentials, query or fragment, e.g. \
+             http://payments:8090 (this build has no TLS client: reach an HTTPS provider \
+             through a local egress proxy)",
         )
     };
     let url = reqwest::Url::parse(raw).map_err(|_| refuse())?;
-    let valid = matches!(url.scheme(), "http" | "https")
+    let valid = url.scheme() == "http"
         && url.host_str().is_some_and(|host| !host.is_empty())
         && url.username().is_empty()
         && url.password().is_none()
@@ -437,6 +440,7 @@ mod tests {
             ("APP_DB_ACQUIRE_TIMEOUT_MS", "2s"),
             ("APP_DB_ACQUIRE_TIMEOUT_MS", "60001"),
             ("PAYMENTS_URL", "ftp://payments"),
+            ("PAYMENTS_URL", "https://payments"),
             ("PAYMENTS_URL", "payments:8090"),
             ("PAYMENTS_URL", "http://payments:8090/?key=1"),
             ("PAYMENTS_TIMEOUT_MS", "0"),
@@ -468,7 +472,7 @@ mod tests {
         let config = load(
             Persona::Local,
             &[
-                ("PAYMENTS_URL", "https://pay.example.com/api/"),
+                ("PAYMENTS_URL", "http://pay.example.com/api/"),
                 ("PAYMENTS_TIMEOUT_MS", "750"),
                 ("PAYMENTS_MAX_ATTEMPTS", "1"),
                 ("PAYMENTS_BREAKER_THRESHOLD", "2"),
@@ -478,7 +482,7 @@ mod tests {
         .unwrap();
         assert_eq!(
             config.payments.url.as_deref(),
-            Some("https://pay.example.com/api")
+            Some("http://pay.example.com/api")
         );
         assert_eq!(config.payments.attempt_timeout, Duration::from_millis(750));
         assert_eq!(config.payments.max_attempts, 1);

@@ -268,6 +268,11 @@ async fn orders_of_other_users_do_not_exist_for_the_caller(db: Db) {
     .await;
     assert_eq!(bob_keyed.status(), 201);
     assert!(bob_keyed.headers().get("idempotent-replayed").is_none());
+    // The payment simulator's admin endpoint lives on its own port only.
+    for path in ["/admin/faults", "/admin/stats", "/v1/charges"] {
+        let response = app.get(path).await;
+        expect_error(response, 404, "not_found", "route.not_found").await;
+    }
     let bad_id = get_as(&app, &ann, "/v1/orders/abc").await;
     let body = expect_error(bad_id, 422, "validation", "request.invalid_path").await;
     assert_eq!(field_names(&body), ["id"]);

@@ -128,7 +128,7 @@ async fn resume(
             order: earlier,
             replayed: true,
         })),
-        (OrderStatus::Failed, Some(OrderFailure::Declined)) => Err(Refused {
+        (OrderStatus::Failed, Some(reason)) if !reason.is_transient() => Err(Refused {
             error: declined(),
             replayed: true,
         }),
