@@ -8,6 +8,9 @@
 -- normalised items) tells a retry from a different checkout reusing the key. `payment_key` (random,
 -- 32 hex characters) is the `Idempotency-Key` of every charge attempt for this order, so the
 -- provider charges an order at most once however often its payment is retried.
+-- `reserved_at_ms` (Unix ms) is when the order's stock was last reserved: a `pending` order whose
+-- reservation is older than any checkout can take was abandoned (a crash, a failed settlement),
+-- and a retry with its key takes it over.
 CREATE TABLE orders (
     id              BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
     user_id         BIGINT NOT NULL REFERENCES users (id),
@@ -17,6 +20,7 @@ CREATE TABLE orders (
     request_hash    TEXT   NOT NULL CHECK (length(request_hash) = 64),
     payment_key     TEXT   NOT NULL CHECK (length(payment_key) = 32),
     payment_id      TEXT,
+    reserved_at_ms  BIGINT NOT NULL,
     failure_reason  TEXT   CHECK (failure_reason IN ('declined', 'unavailable', 'timeout')),
     created_at      TIMESTAMPTZ NOT NULL DEFAULT now(),
     CONSTRAINT orders_user_id_idempotency_key_key UNIQUE (user_id, idempotency_key)

@@ -7,6 +7,9 @@
 -- SHA-256 of the normalised items) tells a retry from a different checkout reusing the key.
 -- `payment_key` (random, 32 hex characters) is the `Idempotency-Key` of every charge attempt for
 -- this order, so the provider charges an order at most once however often its payment is retried.
+-- `reserved_at_ms` (Unix ms) is when the order's stock was last reserved: a `pending` order whose
+-- reservation is older than any checkout can take was abandoned (a crash, a failed settlement),
+-- and a retry with its key takes it over.
 CREATE TABLE orders (
     id              INTEGER PRIMARY KEY AUTOINCREMENT,
     user_id         INTEGER NOT NULL REFERENCES users (id),
@@ -16,6 +19,7 @@ CREATE TABLE orders (
     request_hash    TEXT    NOT NULL CHECK (length(request_hash) = 64),
     payment_key     TEXT    NOT NULL CHECK (length(payment_key) = 32),
     payment_id      TEXT,
+    reserved_at_ms  INTEGER NOT NULL,
     failure_reason  TEXT    CHECK (failure_reason IN ('declined', 'unavailable', 'timeout')),
     created_at      TEXT    NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ', 'now')),
     UNIQUE (user_id, idempotency_key)

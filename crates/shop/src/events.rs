@@ -7,6 +7,7 @@
 //! |---|---|---|
 //! | [`OrderPlaced`] | `shop.order.placed`, INFO | `shop.orders.placed`, `shop.checkout.duration{shop.checkout.outcome=placed}` |
 //! | [`OrderFailed`] | `shop.order.failed`, INFO | `shop.orders.failed{shop.order.failure_reason}`, `shop.checkout.duration{shop.checkout.outcome=<reason>}` |
+//! | [`OrderTakenOver`] | `shop.order.taken_over`, WARN | `shop.orders.taken_over` |
 //! | [`PaymentSettled`] | `shop.payment.settled`, INFO | `shop.payments{shop.payment.outcome}` |
 //! | [`PaymentCircuitOpened`] | `shop.payment.circuit_opened`, WARN | `shop.payment.circuit.opened` |
 //! | [`PaymentCircuitClosed`] | `shop.payment.circuit_closed`, INFO | — |
@@ -33,6 +34,7 @@ pub struct ShopMetrics {
     orders_placed: Counter<u64>,
     orders_failed: Counter<u64>,
     checkout_duration: Histogram<f64>,
+    orders_taken_over: Counter<u64>,
     payments: Counter<u64>,
     circuit_opened: Counter<u64>,
 }
@@ -57,6 +59,13 @@ impl ShopMetrics {
                 .with_unit("s")
                 .with_description("Duration of checkouts, payment included, by outcome.")
                 .with_boundaries(CHECKOUT_DURATION_BOUNDARIES.to_vec())
+                .build(),
+            orders_taken_over: meter
+                .u64_counter("shop.orders.taken_over")
+                .with_unit("{order}")
+                .with_description(
+                    "Abandoned pending orders taken over by a retry with their idempotency key.",
+                )
                 .build(),
             payments: meter
                 .u64_counter("shop.payments")
@@ -194,6 +203,26 @@ impl DomainEvent for OrderFailed {
             self.duration.as_secs_f64(),
             &[KeyValue::new("shop.checkout.outcome", self.reason.as_str())],
         );
+    }
+}
+
+/// A `pending` order whose checkout was abandoned (its request died between reservation and
+/// settlement) was taken over by a retry with its key. WARN: something crashed or failed to
+/// settle an order, which an operator should know about.
+#[derive(Debug, Clone, Copy)]
+pub struct OrderTakenOver {
+    /// The order.
+    pub order_id: i64,
+}
+
+impl DomainEvent for OrderTakenOver {
+    fn emit(&self, metrics: &ShopMetrics) {
+        tracing::warn!(
+            event.name = "shop.order.taken_over",
+            order.id = self.order_id,
+            "abandoned pending order taken over by a retry with its idempotency key"
+        );
+        metrics.orders_taken_over.add(1, &[]);
     }
 }
 

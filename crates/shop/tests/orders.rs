@@ -21,6 +21,7 @@ on_both_backends!(
     orders_need_a_valid_token,
     invalid_checkouts_name_their_field_and_change_nothing,
     an_idempotent_retry_charges_once_and_replays_the_order,
+    an_abandoned_pending_order_is_taken_over_by_a_retry_with_its_key,
     a_reused_key_with_other_items_is_a_conflict,
     a_declined_payment_answers_402_and_gives_the_stock_back,
     a_failing_provider_answers_502_after_bounded_retries_and_the_same_key_retries_the_order,
@@ -397,7 +398,15 @@ async fn invalid_checkouts_name_their_field_and_change_nothing(db: Db) {
 
 /// Sets the stock of `product_id` directly in the database.
 async fn set_stock(database: &TestDatabase, product_id: i64, stock: i64) {
-    let statement = format!("UPDATE products SET stock = {stock} WHERE id = {product_id}");
+    execute(
+        database,
+        format!("UPDATE products SET stock = {stock} WHERE id = {product_id}"),
+    )
+    .await;
+}
+
+/// Runs `statement` on the database directly (another session than the shop's).
+async fn execute(database: &TestDatabase, statement: String) {
     match database {
         TestDatabase::Sqlite(_) => {
             let mut connection = sqlx::SqliteConnection::connect(&database.url())
@@ -449,6 +458,80 @@ async fn an_idempotent_retry_charges_once_and_replays_the_order(db: Db) {
     assert_eq!(metric(&app, "shop_orders_placed_total", &[]).await, 1.0);
 }
 
+async fn an_abandoned_pending_order_is_taken_over_by_a_retry_with_its_key(db: Db) {
+    // A checkout whose request died after reserving (the state a crash leaves): produced by a
+    // checkout that timed out, put back to `pending` with its stock reserved again.
+    let faults = Faults {
+        hang_rate: 1.0,
+        ..Faults::default()
+    };
+    let app = spawn_app_with_faults(
+        db,
+        faults,
+        &[
+            ("PAYMENTS_TIMEOUT_MS", "100"),
+            ("PAYMENTS_MAX_ATTEMPTS", "1"),
+        ],
+    )
+    .await;
+    let token = app.sign_up("buyer@example.com").await;
+    let before = stock_of(&app, 8).await;
+    let items = json!([{"product_id": 8, "quantity": 2}]);
+    let first = checkout(&app, &token, Some("crash-1"), items.clone()).await;
+    assert_eq!(first.status(), 504);
+    let order: Value = get_as(&app, &token, "/v1/orders")
+        .await
+        .json()
+        .await
+        .unwrap();
+    let order_id = order["items"][0]["id"].as_i64().unwrap();
+    let reserved_just_now = i64::MAX / 2;
+    execute(
+        &app.database,
+        format!(
+            "UPDATE orders SET status = 'pending', failure_reason = NULL, \
+             reserved_at_ms = {reserved_just_now} WHERE id = {order_id}"
+        ),
+    )
+    .await;
+    set_stock(&app.database, 8, before - 2).await;
+    app.payments
+        .simulator
+        .set_faults(Faults::default())
+        .unwrap();
+
+    // Still within the time a checkout can take: another request may be settling it.
+    let busy = checkout(&app, &token, Some("crash-1"), items.clone()).await;
+    expect_error(busy, 409, "conflict", "idempotency.in_progress").await;
+
+    // Long abandoned: the retry takes the order over, pays it once, and keeps its reservation.
+    execute(
+        &app.database,
+        format!("UPDATE orders SET reserved_at_ms = 0 WHERE id = {order_id}"),
+    )
+    .await;
+    let resumed = checkout(&app, &token, Some("crash-1"), items.clone()).await;
+    assert_eq!(resumed.status(), 201);
+    let resumed: Value = resumed.json().await.unwrap();
+    assert_eq!(resumed["id"], order_id);
+    assert_eq!(resumed["status"], "paid");
+    assert_eq!(stock_of(&app, 8).await, before - 2);
+    assert_eq!(app.payments.simulator.stats().charges, 1);
+    let taken: Vec<Value> = app
+        .log_lines()
+        .into_iter()
+        .filter(|line| line["event.name"] == "shop.order.taken_over")
+        .collect();
+    assert_eq!(taken.len(), 1, "{taken:?}");
+    assert_eq!(taken[0]["order.id"], order_id);
+    assert_eq!(metric(&app, "shop_orders_taken_over_total", &[]).await, 1.0);
+
+    // Settled: later retries replay it.
+    let replay = checkout(&app, &token, Some("crash-1"), items).await;
+    assert_eq!(replay.headers()["idempotent-replayed"], "true");
+    assert_eq!(app.payments.simulator.stats().charges, 1);
+}
+
 async fn a_reused_key_with_other_items_is_a_conflict(db: Db) {
     let app = spawn_app_on(db, &[]).await;
     let token = app.sign_up("buyer@example.com").await;
@@ -485,9 +568,24 @@ async fn a_declined_payment_answers_402_and_gives_the_stock_back(db: Db) {
     let token = app.sign_up("buyer@example.com").await;
     let before = stock_of(&app, 4).await;
     let items = json!([{"product_id": 4, "quantity": 3}]);
+    let declined_errors = "error_type=\"payment_declined\"";
+    assert_eq!(
+        metric(&app, "app_errors_total", &[declined_errors]).await,
+        0.0
+    );
     let response = checkout(&app, &token, Some("declined-1"), items.clone()).await;
     let rid = request_id(&response);
     expect_error(response, 402, "payment_declined", "payment.declined").await;
+    assert_eq!(
+        metric(
+            &app,
+            "app_errors_total",
+            &[declined_errors, "http_route=\"/v1/orders\""]
+        )
+        .await,
+        1.0,
+        "one error observation"
+    );
     assert_eq!(
         stock_of(&app, 4).await,
         before,
@@ -631,6 +729,11 @@ async fn a_provider_that_hangs_answers_504_within_the_deadline(db: Db) {
     let elapsed = started.elapsed();
     let rid = request_id(&response);
     expect_error(response, 504, "timeout", "payment.timeout").await;
+    assert_eq!(
+        metric(&app, "app_errors_total", &["error_type=\"timeout\""]).await,
+        1.0,
+        "one error observation"
+    );
     // Two attempts of 200 ms and one backoff (≤ 100 ms), with slack for a loaded machine.
     assert!(elapsed < Duration::from_secs(3), "{elapsed:?}");
     assert_eq!(app.payments.simulator.stats().hangs, 2);

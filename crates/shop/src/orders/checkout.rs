@@ -9,19 +9,22 @@
 //! | `paid` | the same 201, replayed | 409 `idempotency.key_reused` |
 //! | `failed`, declined | the same 402, replayed | 409 `idempotency.key_reused` |
 //! | `failed`, provider down or slow | the same order tried again (stock reserved again, charged with the order's own provider key, so a charge that did go through is found, never doubled) | 409 `idempotency.key_reused` |
-//! | `pending` (still in progress) | 409 `idempotency.in_progress` | 409 `idempotency.key_reused` |
+//! | `pending`, still in progress | 409 `idempotency.in_progress` | 409 `idempotency.key_reused` |
+//! | `pending` for longer than any checkout can take (abandoned: a crash, a failed settlement) | taken over: charged with the order's own provider key (a charge that went through is found, not doubled), then settled | 409 `idempotency.key_reused` |
 //!
 //! Every failure goes through [`ApiError`] (the single error observation point); the domain
 //! events ([`OrderPlaced`], [`OrderFailed`]) record the business outcome with its metrics.
 
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use crate::app::AppState;
 use crate::error::{ApiError, FieldError};
-use crate::events::{DomainEvent, FailureReason, OrderFailed, OrderPlaced};
+use crate::events::{DomainEvent, FailureReason, OrderFailed, OrderPlaced, OrderTakenOver};
 use crate::orders::request::CheckoutRequest;
 use crate::payments::{ChargeOutcome, ChargeRequest, PaymentError};
-use crate::store::{NewOrder, Order, OrderFailure, OrderStatus, ReserveError, Store, StoreError};
+use crate::store::{
+    NewOrder, Order, OrderFailure, OrderStatus, ReserveError, Store, StoreError, now_ms,
+};
 
 /// A checkout that ended with a paid order.
 #[derive(Debug)]
@@ -137,9 +140,31 @@ async fn resume(
             Err(ReserveError::NotRetryable) => Err(in_progress().into()),
             Err(error) => Err(reserve_failed(state, request, error, started)),
         },
-        (OrderStatus::Pending, _) => Err(in_progress().into()),
+        (OrderStatus::Pending, _) => {
+            // Pending longer than any checkout can take: its request died (a crash, a failed
+            // settlement). Take it over: its stock is still reserved, and paying with the
+            // order's own provider key gets back a charge that did go through.
+            let abandoned_before = now_ms().saturating_sub(
+                i64::try_from((state.payments.max_charge_duration() + ABANDONED_AFTER).as_millis())
+                    .unwrap_or(i64::MAX),
+            );
+            match state
+                .store
+                .take_over_order(earlier.id, abandoned_before)
+                .await?
+            {
+                Some(order) => {
+                    OrderTakenOver { order_id: order.id }.emit(&state.metrics);
+                    Ok(Resumed::Retry(order))
+                }
+                None => Err(in_progress().into()),
+            }
+        }
     }
 }
+
+/// How long past the longest possible checkout a `pending` order counts as abandoned.
+const ABANDONED_AFTER: Duration = Duration::from_secs(30);
 
 /// Charges a `pending` order and settles it.
 async fn pay(state: &AppState, mut order: Order, started: Instant) -> Result<Placed, Refused> {

@@ -173,6 +173,12 @@ impl PaymentClient {
         }
     }
 
+    /// The longest one [`Self::charge`] can take: every attempt's deadline plus the longest
+    /// backoff before each retry.
+    pub fn max_charge_duration(&self) -> Duration {
+        (self.attempt_timeout + BACKOFF_CAP).saturating_mul(self.max_attempts)
+    }
+
     /// Whether the circuit breaker currently refuses charges.
     pub fn circuit_open(&self) -> bool {
         self.breaker.is_open()

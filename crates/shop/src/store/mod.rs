@@ -26,6 +26,7 @@ use utoipa::ToSchema;
 use crate::accounts::{TokenHash, UserEmail, UserName};
 use crate::catalog::Category;
 use crate::config::{ShopConfig, redact_url};
+pub(crate) use orders::now_ms;
 pub use postgres::PostgresStore;
 pub use sqlite::SqliteStore;
 
@@ -413,6 +414,15 @@ pub trait Store: Clone + Send + Sync + 'static {
         order_id: i64,
     ) -> impl Future<Output = Result<Order, ReserveError>> + Send;
 
+    /// Takes over a `pending` order whose stock was reserved before `reserved_before_ms` (Unix
+    /// ms): its checkout was abandoned (a crash, a failed settlement). Marks it reserved now
+    /// (so one request wins) and returns it; `None` when it is not pending or not that old.
+    fn take_over_order(
+        &self,
+        order_id: i64,
+        reserved_before_ms: i64,
+    ) -> impl Future<Output = Result<Option<Order>, StoreError>> + Send;
+
     /// The order `user_id` placed with `idempotency_key`, if any.
     fn order_by_idempotency_key(
         &self,
@@ -420,7 +430,8 @@ pub trait Store: Clone + Send + Sync + 'static {
         idempotency_key: &str,
     ) -> impl Future<Output = Result<Option<Order>, StoreError>> + Send;
 
-    /// `pending` → `paid` with the provider's charge id.
+    /// `pending` → `paid` with the provider's charge id (also succeeds when the order is
+    /// already paid with this charge id).
     fn mark_order_paid(
         &self,
         order_id: i64,
@@ -542,6 +553,17 @@ impl Store for Backend {
         match self {
             Self::Sqlite(store) => store.retry_order(order_id).await,
             Self::Postgres(store) => store.retry_order(order_id).await,
+        }
+    }
+
+    async fn take_over_order(
+        &self,
+        order_id: i64,
+        reserved_before_ms: i64,
+    ) -> Result<Option<Order>, StoreError> {
+        match self {
+            Self::Sqlite(store) => store.take_over_order(order_id, reserved_before_ms).await,
+            Self::Postgres(store) => store.take_over_order(order_id, reserved_before_ms).await,
         }
     }
 

@@ -82,6 +82,15 @@ pub(super) fn is_idempotency_key_violation(error: &sqlx::Error) -> bool {
         }
 }
 
+/// Now, in milliseconds since the Unix epoch (`orders.reserved_at_ms`).
+pub(crate) fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |elapsed| {
+            i64::try_from(elapsed.as_millis()).unwrap_or(i64::MAX)
+        })
+}
+
 /// Groups item rows (ordered by order id) under their orders.
 pub(super) fn attach_items(
     rows: Vec<OrderRow>,
@@ -223,14 +232,15 @@ macro_rules! order_methods {
                     .run(
                         sqlx::query_scalar(
                             "INSERT INTO orders (user_id, status, total_cents, idempotency_key, \
-                             request_hash, payment_key) VALUES ($1, 'pending', $2, $3, $4, $5) \
-                             RETURNING id",
+                             request_hash, payment_key, reserved_at_ms) \
+                             VALUES ($1, 'pending', $2, $3, $4, $5, $6) RETURNING id",
                         )
                         .bind(order.user_id)
                         .bind(total_cents)
                         .bind(order.idempotency_key)
                         .bind(order.request_hash)
                         .bind(order.payment_key)
+                        .bind($crate::store::orders::now_ms())
                         .fetch_one(&mut *transaction),
                         error_type,
                     )
@@ -301,12 +311,13 @@ macro_rules! order_methods {
                     .operation("UPDATE", "orders")
                     .run(
                         sqlx::query_as(concat!(
-                            "UPDATE orders SET status = 'pending', failure_reason = NULL \
-                             WHERE id = $1 AND status = 'failed' \
+                            "UPDATE orders SET status = 'pending', failure_reason = NULL, \
+                             reserved_at_ms = $2 WHERE id = $1 AND status = 'failed' \
                              AND failure_reason IN ('unavailable', 'timeout') RETURNING ",
                             $crate::store::orders::order_columns!()
                         ))
                         .bind(order_id)
+                        .bind($crate::store::orders::now_ms())
                         .fetch_optional(&mut *transaction),
                         error_type,
                     )
@@ -369,6 +380,32 @@ macro_rules! order_methods {
             Ok(row.into_order(items)?)
         }
 
+        async fn take_over_order(
+            &self,
+            order_id: i64,
+            reserved_before_ms: i64,
+        ) -> Result<Option<$crate::store::Order>, $crate::store::StoreError> {
+            let row = self
+                .db
+                .operation("UPDATE", "orders")
+                .run(
+                    sqlx::query_as(concat!(
+                        "UPDATE orders SET reserved_at_ms = $2 \
+                         WHERE id = $1 AND status = 'pending' AND reserved_at_ms < $3 \
+                         RETURNING ",
+                        $crate::store::orders::order_columns!()
+                    ))
+                    .bind(order_id)
+                    .bind($crate::store::orders::now_ms())
+                    .bind(reserved_before_ms)
+                    .fetch_optional(&self.pool),
+                    $crate::store::error_type,
+                )
+                .await
+                .map_err(|error| self.failure(error))?;
+            self.with_items(row).await
+        }
+
         async fn order_by_idempotency_key(
             &self,
             user_id: i64,
@@ -414,9 +451,26 @@ macro_rules! order_methods {
                 .await
                 .map_err(|error| self.failure(error))?;
             if done.rows_affected() == 1 {
-                Ok(())
-            } else {
-                Err($crate::store::StoreError::Unexpected(sqlx::Error::RowNotFound))
+                return Ok(());
+            }
+            // Not pending: fine if it is already paid with this very charge (a request that
+            // took the order over settled it first with the same provider answer).
+            let settled: Option<Option<String>> = self
+                .db
+                .operation("SELECT", "orders")
+                .run(
+                    sqlx::query_scalar(
+                        "SELECT payment_id FROM orders WHERE id = $1 AND status = 'paid'",
+                    )
+                    .bind(order_id)
+                    .fetch_optional(&self.pool),
+                    $crate::store::error_type,
+                )
+                .await
+                .map_err(|error| self.failure(error))?;
+            match settled {
+                Some(Some(id)) if id == payment_id => Ok(()),
+                _ => Err($crate::store::StoreError::Unexpected(sqlx::Error::RowNotFound)),
             }
         }
 
