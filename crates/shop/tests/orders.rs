@@ -26,6 +26,7 @@ on_both_backends!(
     a_declined_payment_answers_402_and_gives_the_stock_back,
     a_failing_provider_answers_502_after_bounded_retries_and_the_same_key_retries_the_order,
     a_provider_that_hangs_answers_504_within_the_deadline,
+    an_answer_lost_to_the_timeout_is_recovered_by_a_retry_without_a_second_charge,
     a_dead_provider_opens_the_circuit_and_checkouts_fail_fast,
     parallel_checkouts_of_a_low_stock_product_never_oversell,
 );
@@ -749,6 +750,57 @@ async fn a_provider_that_hangs_answers_504_within_the_deadline(db: Db) {
         .await,
         1.0
     );
+}
+
+async fn an_answer_lost_to_the_timeout_is_recovered_by_a_retry_without_a_second_charge(db: Db) {
+    // The provider records the charge, then answers after the deadline, on every attempt: the
+    // shop answers 504 although the customer was charged.
+    let slow = Faults {
+        latency_ms: Latency::constant(400),
+        ..Faults::default()
+    };
+    let app = spawn_app_with_faults(
+        db,
+        slow,
+        &[
+            ("PAYMENTS_TIMEOUT_MS", "150"),
+            ("PAYMENTS_MAX_ATTEMPTS", "2"),
+        ],
+    )
+    .await;
+    let token = app.sign_up("buyer@example.com").await;
+    let before = stock_of(&app, 9).await;
+    let items = json!([{"product_id": 9, "quantity": 1}]);
+    let lost = checkout(&app, &token, Some("lost-1"), items.clone()).await;
+    expect_error(lost, 504, "timeout", "payment.timeout").await;
+    let stats = app.payments.simulator.stats();
+    assert_eq!(stats.charges, 1, "charged, answer lost: {stats:?}");
+    assert_eq!(
+        stock_of(&app, 9).await,
+        before,
+        "the failed order gave its stock back"
+    );
+
+    // The client retries with the same key once the provider is fast again: the same order
+    // gets the recorded charge back (the order's own provider key), never a second one.
+    app.payments
+        .simulator
+        .set_faults(Faults::default())
+        .unwrap();
+    let recovered = checkout(&app, &token, Some("lost-1"), items).await;
+    assert_eq!(recovered.status(), 201);
+    let recovered: Value = recovered.json().await.unwrap();
+    assert_eq!(recovered["status"], "paid");
+    let stats = app.payments.simulator.stats();
+    assert_eq!(stats.charges, 1, "{stats:?}");
+    assert!(stats.replayed >= 1, "{stats:?}");
+    assert_eq!(stock_of(&app, 9).await, before - 1);
+    let list: Value = get_as(&app, &token, "/v1/orders")
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(list["total"], 1);
 }
 
 async fn a_dead_provider_opens_the_circuit_and_checkouts_fail_fast(db: Db) {
