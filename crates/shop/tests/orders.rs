@@ -21,6 +21,7 @@ on_both_backends!(
     orders_need_a_valid_token,
     invalid_checkouts_name_their_field_and_change_nothing,
     an_idempotent_retry_charges_once_and_replays_the_order,
+    a_storm_of_parallel_retries_with_one_key_orders_and_charges_once,
     an_abandoned_pending_order_is_taken_over_by_a_retry_with_its_key,
     a_reused_key_with_other_items_is_a_conflict,
     a_declined_payment_answers_402_and_gives_the_stock_back,
@@ -457,6 +458,53 @@ async fn an_idempotent_retry_charges_once_and_replays_the_order(db: Db) {
     assert_eq!(list["total"], 1);
     set_stock(&app.database, 3, before - 2).await;
     assert_eq!(metric(&app, "shop_orders_placed_total", &[]).await, 1.0);
+}
+
+async fn a_storm_of_parallel_retries_with_one_key_orders_and_charges_once(db: Db) {
+    // A client retrying impatiently: the same checkout 12 times at once. The provider is a
+    // little slow, so most duplicates arrive while the first is still paying.
+    let slow = Faults {
+        latency_ms: Latency::constant(50),
+        ..Faults::default()
+    };
+    let app = spawn_app_with_faults(db, slow, &[("APP_DB_MAX_CONNECTIONS", "10")]).await;
+    let token = app.sign_up("buyer@example.com").await;
+    let before = stock_of(&app, 10).await;
+    let attempts = (0..12).map(|_| {
+        let (app, token) = (&app, &token);
+        async move {
+            let response = checkout(
+                app,
+                token,
+                Some("storm-1"),
+                json!([{"product_id": 10, "quantity": 1}]),
+            )
+            .await;
+            let status = response.status().as_u16();
+            let body: Value = response.json().await.unwrap();
+            (status, body)
+        }
+    });
+    let answers = futures_util::future::join_all(attempts).await;
+    let mut ids = std::collections::BTreeSet::new();
+    for (status, body) in &answers {
+        match status {
+            201 => {
+                ids.insert(body["id"].as_i64().unwrap());
+            }
+            409 => assert_eq!(body["error"]["code"], "idempotency.in_progress", "{body}"),
+            other => panic!("unexpected {other}: {body}"),
+        }
+    }
+    assert_eq!(ids.len(), 1, "one order for one key: {answers:?}");
+    assert_eq!(app.payments.simulator.stats().charges, 1);
+    assert_eq!(stock_of(&app, 10).await, before - 1);
+    let list: Value = get_as(&app, &token, "/v1/orders")
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(list["total"], 1);
 }
 
 async fn an_abandoned_pending_order_is_taken_over_by_a_retry_with_its_key(db: Db) {
