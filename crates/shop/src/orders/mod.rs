@@ -126,9 +126,9 @@ pub struct OrderListParams {
         (status = 413, description = "`request.body_too_large`", body = ErrorResponse),
         (status = 415, description = "`request.unsupported_media_type`: the body is not sent \
             as `application/json`", body = ErrorResponse),
-        (status = 422, description = "`order.invalid_items` (each invalid field named), \
-            `order.unknown_product`, `request.invalid_header` (`Idempotency-Key`), \
-            `request.invalid_body`", body = ErrorResponse),
+        (status = 422, description = "`order.invalid_items` (each invalid field named, e.g. \
+            `items[2].quantity`), `order.unknown_product` (`items[i].product_id`), \
+            `request.invalid_header` (`Idempotency-Key`)", body = ErrorResponse),
         (status = 502, description = "`payment.unavailable`: the provider failed every \
             attempt; `payment.circuit_open`: not attempted, the provider is failing (retry \
             later with the same key)", body = ErrorResponse),
