@@ -9,7 +9,7 @@ mod common;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use common::process::{collect, free_port, shop_command, wait_with_deadline};
+use common::process::{collect, free_port, shop_command, wait_healthy, wait_with_deadline};
 use common::{Db, TempDatabase, TestDatabase, parse_json_lines, postgres_ready};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -27,27 +27,11 @@ async fn binary_serves_logs_a_json_access_line_and_exits_0_within_10s_of_sigterm
     let client = reqwest::Client::new();
     let base = format!("http://127.0.0.1:{port}");
 
-    let started = Instant::now();
-    loop {
-        if client
-            .get(format!("{base}/healthz"))
-            .send()
-            .await
-            .is_ok_and(|r| r.status() == 200)
-        {
-            break;
-        }
-        if let Some(status) = child.try_wait().unwrap() {
-            panic!(
-                "shop exited early with {status}: {}",
-                stderr.join().unwrap()
-            );
-        }
-        assert!(
-            started.elapsed() < Duration::from_secs(30),
-            "shop did not become healthy"
+    if let Err(status) = wait_healthy(&base, &mut child).await {
+        panic!(
+            "shop exited early with {status}: {}",
+            stderr.join().unwrap()
         );
-        tokio::time::sleep(Duration::from_millis(50)).await;
     }
 
     let response = client

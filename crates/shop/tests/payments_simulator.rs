@@ -575,30 +575,6 @@ async fn the_server_span_is_payments_sim_and_continues_the_callers_trace() {
     );
 }
 
-/// Waits for `GET {base}/healthz` to answer 200, or panics with the child's stderr.
-async fn wait_healthy(base: &str, child: &mut std::process::Child) {
-    let client = reqwest::Client::new();
-    let started = Instant::now();
-    loop {
-        if client
-            .get(format!("{base}/healthz"))
-            .send()
-            .await
-            .is_ok_and(|r| r.status() == 200)
-        {
-            return;
-        }
-        if let Some(status) = child.try_wait().unwrap() {
-            panic!("exited early with {status}");
-        }
-        assert!(
-            started.elapsed() < Duration::from_secs(30),
-            "did not become healthy"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
-
 async fn terminate(child: &mut std::process::Child) -> std::process::ExitStatus {
     let kill = Command::new("kill")
         .args(["-TERM", &child.id().to_string()])
@@ -627,7 +603,9 @@ async fn the_payments_sim_binary_serves_charges_and_exits_0_on_sigterm() {
     let stdout = collect(child.stdout.take().unwrap());
     let stderr = collect(child.stderr.take().unwrap());
     let base = format!("http://127.0.0.1:{port}");
-    wait_healthy(&base, &mut child).await;
+    if let Err(status) = common::process::wait_healthy(&base, &mut child).await {
+        panic!("exited early with {status}");
+    }
 
     let response = reqwest::Client::new()
         .post(format!("{base}/v1/charges"))
@@ -708,7 +686,10 @@ async fn the_shop_starts_the_simulator_in_process_when_no_payments_url_is_set() 
         .unwrap();
     let (stdout, reader) = lines_of(child.stdout.take().unwrap());
     let stderr = collect(child.stderr.take().unwrap());
-    wait_healthy(&format!("http://127.0.0.1:{port}"), &mut child).await;
+    let base = format!("http://127.0.0.1:{port}");
+    if let Err(status) = common::process::wait_healthy(&base, &mut child).await {
+        panic!("exited early with {status}");
+    }
 
     let find = |message: &str| {
         stdout

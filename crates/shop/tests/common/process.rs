@@ -52,3 +52,28 @@ pub async fn wait_with_deadline(child: &mut Child, timeout: Duration) -> Option<
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
 }
+
+/// Waits (up to 30 s) for `GET {base}/healthz` to answer 200; `Err` with the exit status when
+/// the child exited first.
+pub async fn wait_healthy(base: &str, child: &mut Child) -> Result<(), ExitStatus> {
+    let client = reqwest::Client::new();
+    let started = Instant::now();
+    loop {
+        if client
+            .get(format!("{base}/healthz"))
+            .send()
+            .await
+            .is_ok_and(|r| r.status() == 200)
+        {
+            return Ok(());
+        }
+        if let Some(status) = child.try_wait().unwrap() {
+            return Err(status);
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "{base} did not become healthy within 30 s"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
