@@ -136,9 +136,9 @@ macro_rules! order_helpers {
                     .map_err(|error| self.failure(error))
             }
 
-            /// Rolls `transaction` back now. (Dropping it would only queue the rollback until
-            /// the connection's next use, holding locks meanwhile: SQLite's write lock,
-            /// PostgreSQL's row locks.) A failed rollback closes the connection.
+            /// Rolls `transaction` back now, with its own span. (Dropping it leaves the rollback
+            /// to sqlx's drop handling, which may only send it when the connection is next used,
+            /// holding SQLite's write lock or PostgreSQL's row locks meanwhile.)
             async fn rollback<DB: sqlx::Database>(&self, transaction: sqlx::Transaction<'_, DB>) {
                 let _ = self
                     .db
