@@ -6,10 +6,9 @@
 
 mod common;
 
-use std::process::Command;
 use std::time::{Duration, Instant};
 
-use common::process::{collect, free_port, shop_command, wait_healthy, wait_with_deadline};
+use common::process::{collect, exit_within, free_port, shop_command, terminate, wait_healthy};
 use common::{Db, TempDatabase, TestDatabase, parse_json_lines, postgres_ready};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -46,16 +45,7 @@ async fn binary_serves_logs_a_json_access_line_and_exits_0_within_10s_of_sigterm
         .to_owned();
 
     let signalled = Instant::now();
-    let kill = Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(kill.success());
-    let status = wait_with_deadline(&mut child, Duration::from_secs(10)).await;
-    let Some(status) = status else {
-        let _ = child.kill();
-        panic!("shop did not exit within 10 s of SIGTERM");
-    };
+    let status = terminate(&mut child).await;
     assert!(signalled.elapsed() < Duration::from_secs(10));
     let stdout = stdout.join().unwrap();
     let stderr = stderr.join().unwrap();
@@ -94,10 +84,12 @@ async fn binary_refuses_a_bad_pii_mode_with_exit_code_2_naming_the_variable() {
         .unwrap();
     let stdout = collect(child.stdout.take().unwrap());
     let stderr = collect(child.stderr.take().unwrap());
-    let Some(status) = wait_with_deadline(&mut child, Duration::from_secs(10)).await else {
-        let _ = child.kill();
-        panic!("shop did not exit on a bad configuration");
-    };
+    let status = exit_within(
+        &mut child,
+        Duration::from_secs(10),
+        "the shop with a bad configuration",
+    )
+    .await;
     let stderr = stderr.join().unwrap();
     assert_eq!(status.code(), Some(2), "stderr: {stderr}");
     assert!(stderr.starts_with("shop: "), "{stderr}");
@@ -119,10 +111,12 @@ async fn binary_refuses_an_unknown_database_scheme_with_exit_code_2_hiding_the_p
         .unwrap();
     let _stdout = collect(child.stdout.take().unwrap());
     let stderr = collect(child.stderr.take().unwrap());
-    let Some(status) = wait_with_deadline(&mut child, Duration::from_secs(10)).await else {
-        let _ = child.kill();
-        panic!("shop did not exit on an unsupported database");
-    };
+    let status = exit_within(
+        &mut child,
+        Duration::from_secs(10),
+        "the shop with an unsupported database",
+    )
+    .await;
     let stderr = stderr.join().unwrap();
     assert_eq!(status.code(), Some(2), "stderr: {stderr}");
     assert!(
@@ -144,10 +138,12 @@ async fn binary_exits_1_when_postgres_is_unreachable_without_printing_the_passwo
         .unwrap();
     let stdout = collect(child.stdout.take().unwrap());
     let stderr = collect(child.stderr.take().unwrap());
-    let Some(status) = wait_with_deadline(&mut child, Duration::from_secs(10)).await else {
-        let _ = child.kill();
-        panic!("shop did not exit when its database is unreachable");
-    };
+    let status = exit_within(
+        &mut child,
+        Duration::from_secs(10),
+        "the shop with an unreachable database",
+    )
+    .await;
     let stdout = stdout.join().unwrap();
     let stderr = stderr.join().unwrap();
     assert_eq!(status.code(), Some(1), "stderr: {stderr}\nstdout: {stdout}");
@@ -199,11 +195,6 @@ async fn binary_serves_the_catalog_from_postgres() {
         tokio::time::sleep(Duration::from_millis(50)).await;
     };
     assert_eq!(response.status(), 200);
-    let kill = Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(kill.success());
-    let status = wait_with_deadline(&mut child, Duration::from_secs(10)).await;
-    assert_eq!(status.and_then(|s| s.code()), Some(0));
+    let status = terminate(&mut child).await;
+    assert_eq!(status.code(), Some(0));
 }

@@ -8,11 +8,10 @@
 mod common;
 
 use std::io::{BufRead, BufReader};
-use std::process::Command;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use common::process::{collect, free_port, shop_command, wait_with_deadline};
+use common::process::{collect, exit_within, free_port, shop_command, terminate};
 use common::{TestSimulator, parse_json_lines, spawn_simulator, spawn_simulator_with};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
@@ -575,21 +574,6 @@ async fn the_server_span_is_payments_sim_and_continues_the_callers_trace() {
     );
 }
 
-async fn terminate(child: &mut std::process::Child) -> std::process::ExitStatus {
-    let kill = Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(kill.success());
-    match wait_with_deadline(child, Duration::from_secs(10)).await {
-        Some(status) => status,
-        None => {
-            let _ = child.kill();
-            panic!("did not exit within 10 s of SIGTERM");
-        }
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_payments_sim_binary_serves_charges_and_exits_0_on_sigterm() {
     let port = free_port();
@@ -648,10 +632,7 @@ async fn the_binary_refuses_a_bad_knob_and_an_unknown_command_with_exit_code_2()
         let mut child = shop_command().args(args).env(env.0, env.1).spawn().unwrap();
         let stderr = collect(child.stderr.take().unwrap());
         let _stdout = collect(child.stdout.take().unwrap());
-        let Some(status) = wait_with_deadline(&mut child, Duration::from_secs(10)).await else {
-            let _ = child.kill();
-            panic!("{args:?} did not exit");
-        };
+        let status = exit_within(&mut child, Duration::from_secs(10), &format!("{args:?}")).await;
         let stderr = stderr.join().unwrap();
         assert_eq!(status.code(), Some(2), "{args:?}: {stderr}");
         assert!(stderr.contains(expected), "{stderr}");

@@ -9,13 +9,13 @@ mod common;
 
 use std::io::{Read, Write};
 use std::net::TcpListener;
-use std::process::{Child, Command};
+use std::process::Child;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use common::process::{collect, free_port, shop_command, wait_with_deadline};
+use common::process::{collect, free_port, shop_command, sigterm, wait_with_deadline};
 use common::{TempDatabase, parse_json_lines};
 use telemetry::testkit::{OtlpReceiver, SpanKind};
 
@@ -150,14 +150,6 @@ impl Load {
             self.no_answer.load(Ordering::Relaxed),
         )
     }
-}
-
-fn sigterm(child: &Child) {
-    let kill = Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(kill.success());
 }
 
 /// A sign-up whose body arrives in two parts: the request is in flight (headers read, body

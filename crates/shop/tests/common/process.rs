@@ -77,3 +77,30 @@ pub async fn wait_healthy(base: &str, child: &mut Child) -> Result<(), ExitStatu
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
+
+/// Sends SIGTERM to `child`.
+pub fn sigterm(child: &Child) {
+    let kill = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(kill.success());
+}
+
+/// The exit status of `child` once it exits within `timeout`; otherwise kills it and panics
+/// saying `what` did not exit.
+pub async fn exit_within(child: &mut Child, timeout: Duration, what: &str) -> ExitStatus {
+    match wait_with_deadline(child, timeout).await {
+        Some(status) => status,
+        None => {
+            let _ = child.kill();
+            panic!("{what} did not exit within {timeout:?}");
+        }
+    }
+}
+
+/// SIGTERM, then the exit status within 10 s (Cloud Run's grace period).
+pub async fn terminate(child: &mut Child) -> ExitStatus {
+    sigterm(child);
+    exit_within(child, Duration::from_secs(10), "the process after SIGTERM").await
+}
