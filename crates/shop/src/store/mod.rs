@@ -3,7 +3,10 @@
 //! [`Backend`] picks the implementation from `DATABASE_URL`: SQLite ([`SqliteStore`], the
 //! default, one file under `data/`) or PostgreSQL ([`PostgresStore`]). Both behave the same (the
 //! same integration tests run against each); each has its migrations under
-//! `migrations/<backend>/`, applied on start, and seeds the same catalog.
+//! `migrations/<backend>/`, applied on start, and seeds the same catalog. The queries
+//! themselves are written once for both (`queries.rs`, `orders.rs`): the SQL is the same and
+//! `$n` placeholders work on SQLite too; the backend files hold connecting, migrating and
+//! seeding.
 //!
 //! Every statement runs through [`telemetry::db::DbInstruments`], so it gets a CLIENT span (a
 //! child of the request's SERVER span) and a `db.client.operation.duration` sample. Only the
@@ -11,6 +14,7 @@
 
 mod orders;
 pub mod postgres;
+mod queries;
 mod seed;
 pub mod sqlite;
 

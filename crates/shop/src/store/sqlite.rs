@@ -14,11 +14,7 @@ use telemetry::config::ConfigError;
 use telemetry::db::DbInstruments;
 
 use super::seed::PRODUCTS;
-use super::{
-    CreateUserError, NewUser, OpenError, Product, ProductQuery, ProductSort, Store, StoreError,
-    User, error_type, is_unique_violation_on,
-};
-use crate::accounts::TokenHash;
+use super::{OpenError, Store, StoreError, error_type};
 use crate::config::{ShopConfig, redact_url};
 
 /// `db.system.name` of this backend.
@@ -169,130 +165,8 @@ impl SqliteStore {
 
 super::orders::order_helpers!(SqliteStore);
 
+/// Every query is shared with the other backend ([`super::queries`], [`super::orders`]).
 impl Store for SqliteStore {
+    super::queries::catalog_and_account_methods!(Sqlite, name_collation = "");
     super::orders::order_methods!(Sqlite, "BEGIN IMMEDIATE");
-
-    async fn ping(&self) -> Result<(), StoreError> {
-        self.db
-            .operation("SELECT", "products")
-            .run(
-                sqlx::query_scalar::<_, i64>("SELECT 1 FROM products LIMIT 1")
-                    .fetch_optional(&self.pool),
-                error_type,
-            )
-            .await
-            .map_err(|error| self.failure(error))?;
-        Ok(())
-    }
-
-    /// Two statements (count, then the page) outside a transaction: under concurrent writes
-    /// the total may be off by the rows written in between, which a listing tolerates. The
-    /// `ORDER BY` is one of a closed set of static strings; the category and the paging are
-    /// bound values.
-    async fn list_products(&self, query: &ProductQuery) -> Result<(Vec<Product>, u64), StoreError> {
-        fn order_by(sort: ProductSort) -> &'static str {
-            match sort {
-                ProductSort::Id => "id",
-                ProductSort::PriceAscending => "price_cents, id",
-                ProductSort::PriceDescending => "price_cents DESC, id",
-                // SQLite compares TEXT with BINARY (UTF-8 bytes: code point order) by default.
-                ProductSort::NameAscending => "name, id",
-                ProductSort::NameDescending => "name DESC, id",
-            }
-        }
-        let filter = |statement: &mut QueryBuilder<Sqlite>| {
-            if let Some(category) = &query.category {
-                statement
-                    .push(" WHERE category = ")
-                    .push_bind(category.as_str().to_owned());
-            }
-        };
-
-        let mut count = QueryBuilder::<Sqlite>::new("SELECT COUNT(*) FROM products");
-        filter(&mut count);
-        let total: i64 = self
-            .db
-            .operation("SELECT", "products")
-            .run(count.build_query_scalar().fetch_one(&self.pool), error_type)
-            .await
-            .map_err(|error| self.failure(error))?;
-
-        let offset = i64::try_from(query.page.offset()).unwrap_or(i64::MAX);
-        let mut select = QueryBuilder::<Sqlite>::new(
-            "SELECT id, sku, name, description, category, price_cents, stock FROM products",
-        );
-        filter(&mut select);
-        select
-            .push(" ORDER BY ")
-            .push(order_by(query.sort))
-            .push(" LIMIT ")
-            .push_bind(i64::from(query.page.per_page))
-            .push(" OFFSET ")
-            .push_bind(offset);
-        let items: Vec<Product> = self
-            .db
-            .operation("SELECT", "products")
-            .run(select.build_query_as().fetch_all(&self.pool), error_type)
-            .await
-            .map_err(|error| self.failure(error))?;
-        Ok((items, u64::try_from(total).unwrap_or(0)))
-    }
-
-    async fn get_product(&self, id: i64) -> Result<Option<Product>, StoreError> {
-        let product = self
-            .db
-            .operation("SELECT", "products")
-            .run(
-                sqlx::query_as(
-                    "SELECT id, sku, name, description, category, price_cents, stock \
-                     FROM products WHERE id = ?",
-                )
-                .bind(id)
-                .fetch_optional(&self.pool),
-                error_type,
-            )
-            .await
-            .map_err(|error| self.failure(error))?;
-        Ok(product)
-    }
-
-    async fn create_user(&self, user: NewUser<'_>) -> Result<User, CreateUserError> {
-        let inserted = self
-            .db
-            .operation("INSERT", "users")
-            .run(
-                sqlx::query_as(
-                    "INSERT INTO users (email, name, token_hash) VALUES (?, ?, ?) \
-                     RETURNING id, email, name",
-                )
-                .bind(user.email.as_str())
-                .bind(user.name.as_str())
-                .bind(user.token_hash.as_str())
-                .fetch_one(&self.pool),
-                error_type,
-            )
-            .await;
-        match inserted {
-            Ok(user) => Ok(user),
-            Err(error) if is_unique_violation_on(&error, "users", "email") => {
-                Err(CreateUserError::EmailTaken)
-            }
-            Err(error) => Err(self.failure(error).into()),
-        }
-    }
-
-    async fn user_by_token_hash(&self, token_hash: &TokenHash) -> Result<Option<User>, StoreError> {
-        let user = self
-            .db
-            .operation("SELECT", "users")
-            .run(
-                sqlx::query_as("SELECT id, email, name FROM users WHERE token_hash = ?")
-                    .bind(token_hash.as_str())
-                    .fetch_optional(&self.pool),
-                error_type,
-            )
-            .await
-            .map_err(|error| self.failure(error))?;
-        Ok(user)
-    }
 }
