@@ -112,15 +112,21 @@ pub(super) fn attach_items(
     Ok(orders)
 }
 
-/// Inherent helpers of a store (`$store` has `pool` and `db` fields and a `failure` method).
+/// Inherent helpers of a store (`$store` has `pool` and `db` fields and a `failure` method;
+/// `$db` is its sqlx database type).
 macro_rules! order_helpers {
-    ($store:ty) => {
+    ($store:ty, $db:ty) => {
         impl $store {
-            /// The lines of order `order_id`, by product id.
-            async fn order_items(
+            /// The lines of order `order_id`, by product id, read through `executor` (the pool,
+            /// or a transaction that just changed the order).
+            async fn order_items<'e, E>(
                 &self,
+                executor: E,
                 order_id: i64,
-            ) -> Result<Vec<$crate::store::OrderItem>, $crate::store::StoreError> {
+            ) -> Result<Vec<$crate::store::OrderItem>, $crate::store::StoreError>
+            where
+                E: sqlx::Executor<'e, Database = $db>,
+            {
                 self.db
                     .operation("SELECT", "order_items")
                     .run(
@@ -129,7 +135,7 @@ macro_rules! order_helpers {
                              WHERE order_id = $1 ORDER BY product_id",
                         )
                         .bind(order_id)
-                        .fetch_all(&self.pool),
+                        .fetch_all(executor),
                         $crate::store::error_type,
                     )
                     .await
@@ -155,7 +161,7 @@ macro_rules! order_helpers {
                 match row {
                     None => Ok(None),
                     Some(row) => {
-                        let items = self.order_items(row.id).await?;
+                        let items = self.order_items(&self.pool, row.id).await?;
                         row.into_order(items).map(Some)
                     }
                 }
@@ -326,20 +332,7 @@ macro_rules! order_methods {
                 let Some(row) = row else {
                     return Err(ReserveError::NotRetryable);
                 };
-                let items: Vec<$crate::store::OrderItem> = self
-                    .db
-                    .operation("SELECT", "order_items")
-                    .run(
-                        sqlx::query_as(
-                            "SELECT product_id, quantity, unit_price_cents FROM order_items \
-                             WHERE order_id = $1 ORDER BY product_id",
-                        )
-                        .bind(order_id)
-                        .fetch_all(&mut *transaction),
-                        error_type,
-                    )
-                    .await
-                    .map_err(|error| self.failure(error))?;
+                let items = self.order_items(&mut *transaction, order_id).await?;
                 for item in &items {
                     let taken: Option<i64> = self
                         .db

@@ -156,7 +156,7 @@ fn scrub_url_error(error: &sqlx::Error, url: &str) -> String {
     }
 }
 
-super::orders::order_helpers!(PostgresStore);
+super::orders::order_helpers!(PostgresStore, Postgres);
 
 /// Every query is shared with the other backend ([`super::queries`], [`super::orders`]).
 impl Store for PostgresStore {

@@ -163,7 +163,7 @@ impl SqliteStore {
     }
 }
 
-super::orders::order_helpers!(SqliteStore);
+super::orders::order_helpers!(SqliteStore, Sqlite);
 
 /// Every query is shared with the other backend ([`super::queries`], [`super::orders`]).
 impl Store for SqliteStore {
