@@ -142,6 +142,35 @@ macro_rules! order_helpers {
                     .map_err(|error| self.failure(error))
             }
 
+            /// Takes `quantity` units of `product_id` from its stock through `executor` (a
+            /// transaction) and returns the product's price — or changes nothing and returns
+            /// `None` when the stock is too low or there is no such product. The one statement
+            /// that keeps stock from going below zero, whatever runs concurrently.
+            async fn take_stock<'e, E>(
+                &self,
+                executor: E,
+                product_id: i64,
+                quantity: i64,
+            ) -> Result<Option<i64>, $crate::store::StoreError>
+            where
+                E: sqlx::Executor<'e, Database = $db>,
+            {
+                self.db
+                    .operation("UPDATE", "products")
+                    .run(
+                        sqlx::query_scalar(
+                            "UPDATE products SET stock = stock - $1 \
+                             WHERE id = $2 AND stock >= $1 RETURNING price_cents",
+                        )
+                        .bind(quantity)
+                        .bind(product_id)
+                        .fetch_optional(executor),
+                        $crate::store::error_type,
+                    )
+                    .await
+                    .map_err(|error| self.failure(error))
+            }
+
             /// Rolls `transaction` back now, with its own span. (Dropping it leaves the rollback
             /// to sqlx's drop handling, which may only send it when the connection is next used,
             /// holding SQLite's write lock or PostgreSQL's row locks meanwhile.)
@@ -189,21 +218,9 @@ macro_rules! order_methods {
                 let mut items = Vec::with_capacity(order.items.len());
                 let mut total_cents: i64 = 0;
                 for item in order.items {
-                    let price: Option<i64> = self
-                        .db
-                        .operation("UPDATE", "products")
-                        .run(
-                            sqlx::query_scalar(
-                                "UPDATE products SET stock = stock - $1 \
-                                 WHERE id = $2 AND stock >= $1 RETURNING price_cents",
-                            )
-                            .bind(item.quantity)
-                            .bind(item.product_id)
-                            .fetch_optional(&mut *transaction),
-                            error_type,
-                        )
-                        .await
-                        .map_err(|error| self.failure(error))?;
+                    let price = self
+                        .take_stock(&mut *transaction, item.product_id, item.quantity)
+                        .await?;
                     let Some(price) = price else {
                         let exists: Option<i64> = self
                             .db
@@ -334,21 +351,9 @@ macro_rules! order_methods {
                 };
                 let items = self.order_items(&mut *transaction, order_id).await?;
                 for item in &items {
-                    let taken: Option<i64> = self
-                        .db
-                        .operation("UPDATE", "products")
-                        .run(
-                            sqlx::query_scalar(
-                                "UPDATE products SET stock = stock - $1 \
-                                 WHERE id = $2 AND stock >= $1 RETURNING id",
-                            )
-                            .bind(item.quantity)
-                            .bind(item.product_id)
-                            .fetch_optional(&mut *transaction),
-                            error_type,
-                        )
-                        .await
-                        .map_err(|error| self.failure(error))?;
+                    let taken = self
+                        .take_stock(&mut *transaction, item.product_id, item.quantity)
+                        .await?;
                     if taken.is_none() {
                         return Err(ReserveError::OutOfStock {
                             product_id: item.product_id,
