@@ -162,13 +162,7 @@ async fn run_phase(client: &reqwest::Client, baseline: &str, phase: &Phase) -> F
     let receiver = OtlpReceiver::start().await.unwrap();
     let endpoint = match phase.collector {
         Collector::Disabled => None,
-        Collector::Nothing => {
-            let closed = std::net::TcpListener::bind("127.0.0.1:0")
-                .unwrap()
-                .local_addr()
-                .unwrap();
-            Some(format!("http://{closed}"))
-        }
+        Collector::Nothing => Some(common::closed_endpoint()),
         _ => Some(match phase.protocol {
             OtlpProtocol::Grpc => receiver.grpc_endpoint(),
             OtlpProtocol::HttpProtobuf => receiver.http_endpoint(),

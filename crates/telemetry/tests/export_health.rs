@@ -7,6 +7,7 @@ mod common;
 use common::{config, routes};
 use telemetry::Telemetry;
 use telemetry::config::OtlpProtocol;
+use telemetry::testkit::OtlpReceiver;
 
 fn counter(metrics: &str, series: &str) -> f64 {
     common::prometheus_value(metrics, series).unwrap_or_else(|| panic!("no {series} in\n{metrics}"))
@@ -29,16 +30,10 @@ async fn a_full_queue_drops_and_counts_instead_of_waiting() {
     // A collector that accepts connections and never answers: the first export hangs, the
     // queues (2 records each) fill, and everything after must be dropped and counted while
     // requests keep succeeding.
-    let hanging = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let endpoint = format!("http://{}", hanging.local_addr().unwrap());
-    tokio::spawn(async move {
-        let mut held = Vec::new();
-        while let Ok((socket, _)) = hanging.accept().await {
-            held.push(socket);
-        }
-    });
+    let hanging = OtlpReceiver::start().await.unwrap();
+    hanging.never_answer();
     let (base, _telemetry, guard) = serve_exporting_to(
-        endpoint,
+        hanging.http_endpoint(),
         &[
             ("OTEL_BSP_MAX_QUEUE_SIZE", "2"),
             ("OTEL_BSP_MAX_EXPORT_BATCH_SIZE", "2"),
@@ -84,12 +79,8 @@ async fn a_full_queue_drops_and_counts_instead_of_waiting() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn failed_exports_are_counted_and_requests_still_succeed() {
     // A port where nothing listens.
-    let closed = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap();
     let (base, telemetry, guard) = serve_exporting_to(
-        format!("http://{closed}"),
+        common::closed_endpoint(),
         &[
             ("OTEL_EXPORTER_OTLP_TIMEOUT", "500"),
             ("OTEL_BSP_SCHEDULE_DELAY", "50"),
@@ -160,13 +151,10 @@ async fn child_spans_share_the_bounded_span_queue_and_its_drop_count() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_export_warn_line_uses_the_instance_format_and_never_the_headers() {
-    let closed = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap();
+    let closed = common::closed_endpoint();
     for format in ["gcp", "pretty"] {
         let (base, telemetry, guard) = serve_exporting_to(
-            format!("http://{closed}"),
+            closed.clone(),
             &[
                 ("APP_LOG_FORMAT", format),
                 (
@@ -191,7 +179,7 @@ async fn the_export_warn_line_uses_the_instance_format_and_never_the_headers() {
         assert_eq!(warn.len(), 2, "{format}: one line per signal\n{captured}");
         for line in &warn {
             assert!(!line.contains("sekrit"), "{line}");
-            assert!(line.contains(&format!("http://{closed}")), "{line}");
+            assert!(line.contains(&closed), "{line}");
             if format == "gcp" {
                 let json: serde_json::Value = serde_json::from_str(line).unwrap();
                 assert_eq!(json["severity"], "WARNING", "{line}");
@@ -212,16 +200,10 @@ async fn dropping_an_instance_without_shutdown_never_stalls_the_runtime() {
     // A collector that never answers, and an instance dropped without `shutdown` (a test's
     // end, a server task finishing): the metric provider's final flush waits for the exporter
     // up to its timeout — that wait must not happen on the async worker dropping the instance.
-    let hanging = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let endpoint = format!("http://{}", hanging.local_addr().unwrap());
-    tokio::spawn(async move {
-        let mut held = Vec::new();
-        while let Ok((socket, _)) = hanging.accept().await {
-            held.push(socket);
-        }
-    });
+    let hanging = OtlpReceiver::start().await.unwrap();
+    hanging.never_answer();
     let (telemetry, guard) =
-        Telemetry::builder(config(&[]).with_otlp(endpoint, OtlpProtocol::Grpc))
+        Telemetry::builder(config(&[]).with_otlp(hanging.grpc_endpoint(), OtlpProtocol::Grpc))
             .log_sink(telemetry::log_sink::LogSink::memory())
             .build()
             .unwrap();

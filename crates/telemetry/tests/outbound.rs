@@ -76,10 +76,7 @@ async fn a_call_outside_a_request_starts_a_trace_and_never_records_query_or_cred
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_connection_failure_is_an_error_with_a_low_cardinality_type() {
     let mut h = Harness::start(&[]).await;
-    let closed = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap();
+    let closed = common::closed_address();
     let outbound = HttpClientInstruments::new(&h.telemetry);
     let result = outbound
         .send(reqwest::Client::new().post(format!("http://{closed}/x")))

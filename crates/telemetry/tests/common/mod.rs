@@ -209,3 +209,16 @@ impl Harness {
             .collect()
     }
 }
+
+/// A loopback address nothing listens on (connections are refused).
+pub fn closed_address() -> SocketAddr {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+}
+
+/// `http://` and [`closed_address`]: an OTLP endpoint where nothing listens.
+pub fn closed_endpoint() -> String {
+    format!("http://{}", closed_address())
+}
