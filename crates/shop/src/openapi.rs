@@ -14,7 +14,7 @@
 //!    `ToSchema` on its bodies.
 //! 2. Add the handler to `paths(...)` of [`ApiDoc`] — one line.
 //!
-//! `crates/shop/tests/openapi.rs` fails until both are done: it compares the routes the source
+//! `crates/shop/tests/integration/openapi.rs` fails until both are done: it compares the routes the source
 //! registers with the documented ones and probes every documented operation over HTTP.
 //!
 //! The W3C conformance service (`POST /_test/w3c`, only with `APP_CONFORMANCE=w3c`) is a test

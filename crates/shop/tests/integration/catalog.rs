@@ -3,9 +3,7 @@
 
 #![allow(clippy::unwrap_used)]
 
-mod common;
-
-use common::{Db, TestApp, TestDatabase, on_both_backends, spawn_app_on};
+use crate::common::{Db, TestApp, TestDatabase, on_both_backends, spawn_app_on};
 use serde_json::Value;
 use sqlx::{Connection, Executor, PgConnection, SqliteConnection};
 

@@ -6,11 +6,11 @@
 
 #![allow(clippy::unwrap_used)]
 
-mod common;
-
 use std::time::{Duration, Instant};
 
-use common::{Db, TestApp, TestDatabase, on_both_backends, spawn_app_on, spawn_app_with_faults};
+use crate::common::{
+    Db, TestApp, TestDatabase, on_both_backends, spawn_app_on, spawn_app_with_faults,
+};
 use serde_json::{Value, json};
 use shop::payments::simulator::{Faults, Latency};
 use sqlx::{Connection, Executor};

@@ -4,12 +4,12 @@
 
 #![allow(clippy::unwrap_used)]
 
-mod common;
-
 use std::time::{Duration, Instant};
 
-use common::process::{collect, exit_within, free_port, shop_command, terminate, wait_healthy};
-use common::{Db, TempDatabase, TestDatabase, parse_json_lines, postgres_ready};
+use crate::common::process::{
+    collect, exit_within, free_port, shop_command, terminate, wait_healthy,
+};
+use crate::common::{Db, TempDatabase, TestDatabase, parse_json_lines, postgres_ready};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn binary_serves_logs_a_json_access_line_and_exits_0_within_10s_of_sigterm() {

@@ -5,14 +5,12 @@
 
 #![allow(clippy::unwrap_used)]
 
-mod common;
-
 use std::io::{BufRead, BufReader};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use common::process::{collect, exit_within, free_port, shop_command, terminate};
-use common::{TestSimulator, parse_json_lines, spawn_simulator, spawn_simulator_with};
+use crate::common::process::{collect, exit_within, free_port, shop_command, terminate};
+use crate::common::{TestSimulator, parse_json_lines, spawn_simulator, spawn_simulator_with};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 use shop::payments::simulator::{Faults, Latency, Simulator, SimulatorConfig, Stats};
@@ -407,7 +405,7 @@ async fn admin_is_refused_to_a_non_loopback_peer_without_a_token() {
         eprintln!("SKIPPED: this machine has no non-loopback IPv4 address");
         return;
     };
-    let (telemetry, _guard, _receiver) = common::test_telemetry(&[]).await;
+    let (telemetry, _guard, _receiver) = crate::common::test_telemetry(&[]).await;
     let simulator = Simulator::new(&SimulatorConfig::no_faults());
     let listener = tokio::net::TcpListener::bind("0.0.0.0:0").await.unwrap();
     let server = shop::payments::simulator::spawn(listener, simulator, &telemetry)
@@ -587,7 +585,7 @@ async fn the_payments_sim_binary_serves_charges_and_exits_0_on_sigterm() {
     let stdout = collect(child.stdout.take().unwrap());
     let stderr = collect(child.stderr.take().unwrap());
     let base = format!("http://127.0.0.1:{port}");
-    if let Err(status) = common::process::wait_healthy(&base, &mut child).await {
+    if let Err(status) = crate::common::process::wait_healthy(&base, &mut child).await {
         panic!("exited early with {status}");
     }
 
@@ -656,7 +654,7 @@ fn lines_of(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_shop_starts_the_simulator_in_process_when_no_payments_url_is_set() {
-    let database = common::TempDatabase::new();
+    let database = crate::common::TempDatabase::new();
     let port = free_port();
     let mut child = shop_command()
         .env("PORT", port.to_string())
@@ -668,7 +666,7 @@ async fn the_shop_starts_the_simulator_in_process_when_no_payments_url_is_set() 
     let (stdout, reader) = lines_of(child.stdout.take().unwrap());
     let stderr = collect(child.stderr.take().unwrap());
     let base = format!("http://127.0.0.1:{port}");
-    if let Err(status) = common::process::wait_healthy(&base, &mut child).await {
+    if let Err(status) = crate::common::process::wait_healthy(&base, &mut child).await {
         panic!("exited early with {status}");
     }
 

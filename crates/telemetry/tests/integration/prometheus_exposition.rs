@@ -2,12 +2,10 @@
 //! `prometheus` package, installed by scripts/test.sh) accepts it with no lint problems.
 #![allow(clippy::unwrap_used)]
 
-mod common;
-
 use std::io::Write;
 use std::process::{Command, Stdio};
 
-use common::Harness;
+use crate::common::Harness;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn promtool_accepts_the_metrics_endpoint() {

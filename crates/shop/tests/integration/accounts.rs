@@ -5,9 +5,7 @@
 
 #![allow(clippy::unwrap_used)]
 
-mod common;
-
-use common::{Db, TestApp, on_both_backends, spawn_app_on};
+use crate::common::{Db, TestApp, on_both_backends, spawn_app_on};
 use serde_json::{Value, json};
 use telemetry::testkit::SpanKind;
 

@@ -4,18 +4,16 @@
 //! `traceparent` / `tracestate`.
 #![allow(clippy::unwrap_used)]
 
-mod common;
-
 use std::net::SocketAddr;
 use std::process::{Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use crate::common::{TestApp, spawn_app};
 use axum::Router;
 use axum::extract::{Request, State};
 use axum::http::HeaderMap;
 use axum::routing::post;
-use common::{TestApp, spawn_app};
 use telemetry::testkit::SpanKind;
 
 const TRACE: &str = "0af7651916cd43dd8448eb211c80319c";
@@ -478,9 +476,9 @@ async fn the_route_is_absent_unless_enabled() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn clients_not_known_to_be_loopback_are_refused() {
     // Served without connection info, the peer address is unknown: refused like a remote one.
-    let (telemetry, _guard, _receiver) = common::test_telemetry(&[]).await;
-    let database = common::TestDatabase::create(common::Db::Sqlite).await;
-    let mut config = common::shop_config(telemetry.config(), &database, &[]);
+    let (telemetry, _guard, _receiver) = crate::common::test_telemetry(&[]).await;
+    let database = crate::common::TestDatabase::create(crate::common::Db::Sqlite).await;
+    let mut config = crate::common::shop_config(telemetry.config(), &database, &[]);
     config.conformance = Some(shop::config::Conformance::W3c);
     let app = shop::app::build(&config, &telemetry).await.unwrap();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -512,9 +510,9 @@ async fn remote_clients_are_refused() {
         eprintln!("skipped: this machine has no non-loopback address");
         return;
     };
-    let (telemetry, _guard, _receiver) = common::test_telemetry(&[]).await;
-    let database = common::TestDatabase::create(common::Db::Sqlite).await;
-    let mut config = common::shop_config(telemetry.config(), &database, &[]);
+    let (telemetry, _guard, _receiver) = crate::common::test_telemetry(&[]).await;
+    let database = crate::common::TestDatabase::create(crate::common::Db::Sqlite).await;
+    let mut config = crate::common::shop_config(telemetry.config(), &database, &[]);
     config.conformance = Some(shop::config::Conformance::W3c);
     let app = shop::app::build(&config, &telemetry).await.unwrap();
     let listener = tokio::net::TcpListener::bind((ip, 0)).await.unwrap();
@@ -533,7 +531,7 @@ async fn remote_clients_are_refused() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_cloud_persona_refuses_app_conformance() {
-    let database = common::TempDatabase::new();
+    let database = crate::common::TempDatabase::new();
     let mut command = Command::new(env!("CARGO_BIN_EXE_shop"));
     for (key, _) in std::env::vars_os() {
         let key = key.to_string_lossy().into_owned();

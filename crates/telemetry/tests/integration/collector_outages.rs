@@ -16,12 +16,10 @@
 //! Run with `--nocapture` to see the table of figures.
 #![allow(clippy::unwrap_used, clippy::print_stdout)]
 
-mod common;
-
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use common::{config, routes};
+use crate::common::{config, routes};
 use futures_util::StreamExt;
 use telemetry::config::OtlpProtocol;
 use telemetry::testkit::{CapturedSpan, OtlpReceiver, SpanKind};
@@ -82,7 +80,7 @@ fn rss_kib() -> u64 {
 
 fn counter(metrics: &str, series: &str) -> f64 {
     // A counter not observed yet has no line: zero.
-    common::prometheus_value(metrics, series).unwrap_or(0.0)
+    crate::common::prometheus_value(metrics, series).unwrap_or(0.0)
 }
 
 fn percentile(sorted: &[Duration], p: f64) -> Duration {
@@ -101,7 +99,7 @@ async fn serve(endpoint: Option<(String, OtlpProtocol)>, extra: &[(&str, &str)])
     if let Some((endpoint, protocol)) = endpoint {
         cfg = cfg.with_otlp(endpoint, protocol);
     }
-    let (base, telemetry, guard) = common::serve_instrumented(cfg, routes()).await;
+    let (base, telemetry, guard) = crate::common::serve_instrumented(cfg, routes()).await;
     Server {
         base,
         telemetry,
@@ -162,7 +160,7 @@ async fn run_phase(client: &reqwest::Client, baseline: &str, phase: &Phase) -> F
     let receiver = OtlpReceiver::start().await.unwrap();
     let endpoint = match phase.collector {
         Collector::Disabled => None,
-        Collector::Nothing => Some(common::closed_endpoint()),
+        Collector::Nothing => Some(crate::common::closed_endpoint()),
         _ => Some(match phase.protocol {
             OtlpProtocol::Grpc => receiver.grpc_endpoint(),
             OtlpProtocol::HttpProtobuf => receiver.http_endpoint(),

@@ -5,8 +5,6 @@
 
 #![allow(clippy::unwrap_used, clippy::print_stdout)]
 
-mod common;
-
 use std::io::{Read, Write};
 use std::net::TcpListener;
 use std::process::Child;
@@ -15,8 +13,8 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use common::process::{collect, free_port, shop_command, sigterm, wait_with_deadline};
-use common::{TempDatabase, parse_json_lines};
+use crate::common::process::{collect, free_port, shop_command, sigterm, wait_with_deadline};
+use crate::common::{TempDatabase, parse_json_lines};
 use telemetry::testkit::{OtlpReceiver, SpanKind};
 
 /// A running binary exporting to `endpoint` (gRPC), with stdout and stderr collected.

@@ -7,12 +7,10 @@
 
 #![allow(clippy::unwrap_used)]
 
-mod common;
-
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 
-use common::{TestApp, spawn_app};
+use crate::common::{TestApp, spawn_app};
 use serde_json::{Value, json};
 use shop::catalog::{CATEGORY_PATTERN, MAX_CATEGORY_CHARS, MAX_PAGE, MAX_PER_PAGE};
 use shop::store::ProductSort;

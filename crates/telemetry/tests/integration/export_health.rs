@@ -2,15 +2,14 @@
 //! full export queue, and export requests that failed.
 #![allow(clippy::unwrap_used)]
 
-mod common;
-
-use common::{config, routes};
+use crate::common::{config, routes};
 use telemetry::Telemetry;
 use telemetry::config::OtlpProtocol;
 use telemetry::testkit::OtlpReceiver;
 
 fn counter(metrics: &str, series: &str) -> f64 {
-    common::prometheus_value(metrics, series).unwrap_or_else(|| panic!("no {series} in\n{metrics}"))
+    crate::common::prometheus_value(metrics, series)
+        .unwrap_or_else(|| panic!("no {series} in\n{metrics}"))
 }
 
 /// Serves `routes()` exporting over OTLP/HTTP to `endpoint`, with extra settings.
@@ -18,7 +17,7 @@ async fn serve_exporting_to(
     endpoint: String,
     pairs: &[(&str, &str)],
 ) -> (String, Telemetry, telemetry::TelemetryGuard) {
-    common::serve_instrumented(
+    crate::common::serve_instrumented(
         config(pairs).with_otlp(endpoint, OtlpProtocol::HttpProtobuf),
         routes(),
     )
@@ -80,7 +79,7 @@ async fn a_full_queue_drops_and_counts_instead_of_waiting() {
 async fn failed_exports_are_counted_and_requests_still_succeed() {
     // A port where nothing listens.
     let (base, telemetry, guard) = serve_exporting_to(
-        common::closed_endpoint(),
+        crate::common::closed_endpoint(),
         &[
             ("OTEL_EXPORTER_OTLP_TIMEOUT", "500"),
             ("OTEL_BSP_SCHEDULE_DELAY", "50"),
@@ -151,7 +150,7 @@ async fn child_spans_share_the_bounded_span_queue_and_its_drop_count() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_export_warn_line_uses_the_instance_format_and_never_the_headers() {
-    let closed = common::closed_endpoint();
+    let closed = crate::common::closed_endpoint();
     for format in ["gcp", "pretty"] {
         let (base, telemetry, guard) = serve_exporting_to(
             closed.clone(),

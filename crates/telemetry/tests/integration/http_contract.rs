@@ -2,9 +2,7 @@
 //! OTLP spans, metrics and logs captured in-process, and the log lines it writes.
 #![allow(clippy::unwrap_used)]
 
-mod common;
-
-use common::Harness;
+use crate::common::Harness;
 use telemetry::config::OtlpProtocol;
 use telemetry::testkit::{CapturedMetric, MetricData, StatusCode};
 
@@ -436,7 +434,7 @@ async fn unknown_methods_are_folded_into_other() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn otlp_over_http_protobuf_exports_all_three_signals() {
-    let mut h = Harness::start_with(&[], OtlpProtocol::HttpProtobuf, common::routes()).await;
+    let mut h = Harness::start_with(&[], OtlpProtocol::HttpProtobuf, crate::common::routes()).await;
     h.get("/items/3").await;
     h.flush().await;
     let counts = h.receiver.export_requests();

@@ -4,12 +4,10 @@
 //! attribute key ever appears on a metric.
 #![allow(clippy::unwrap_used)]
 
-mod common;
-
 use std::collections::BTreeSet;
 use std::time::Duration;
 
-use common::{TestApp, spawn_app};
+use crate::common::{TestApp, spawn_app};
 use futures_util::stream::{self, StreamExt};
 use shop::payments::simulator::Faults;
 use telemetry::metrics::FORBIDDEN_METRIC_ATTRIBUTE_KEYS;

@@ -2,13 +2,11 @@
 //! and `http.client.request.duration`, including failures.
 #![allow(clippy::unwrap_used)]
 
-mod common;
-
 use std::sync::{Arc, Mutex};
 
+use crate::common::Harness;
 use axum::Router;
 use axum::routing::any;
-use common::Harness;
 use telemetry::outbound::HttpClientInstruments;
 use telemetry::testkit::{SpanKind, StatusCode};
 
@@ -76,7 +74,7 @@ async fn a_call_outside_a_request_starts_a_trace_and_never_records_query_or_cred
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_connection_failure_is_an_error_with_a_low_cardinality_type() {
     let mut h = Harness::start(&[]).await;
-    let closed = common::closed_address();
+    let closed = crate::common::closed_address();
     let outbound = HttpClientInstruments::new(&h.telemetry);
     let result = outbound
         .send(reqwest::Client::new().post(format!("http://{closed}/x")))

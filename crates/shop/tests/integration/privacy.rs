@@ -2,9 +2,7 @@
 //! every exported OTLP span, metric and log are scanned for the raw values.
 #![allow(clippy::unwrap_used)]
 
-mod common;
-
-use common::spawn_app;
+use crate::common::spawn_app;
 
 const SECRETS: [&str; 6] = [
     "ann.secret@example.com",

@@ -2,11 +2,9 @@
 //! series instead of growing without bound.
 #![allow(clippy::unwrap_used)]
 
-mod common;
-
+use crate::common::Harness;
 use axum::Router;
 use axum::routing::get;
-use common::Harness;
 use telemetry::config::OtlpProtocol;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

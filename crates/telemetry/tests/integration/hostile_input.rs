@@ -4,9 +4,7 @@
 //! is exactly one log line.
 #![allow(clippy::unwrap_used)]
 
-mod common;
-
-use common::Harness;
+use crate::common::Harness;
 use telemetry::layer::request_id::MAX_REQUEST_ID_LEN;
 use telemetry::layer::{MAX_HOST_LEN, MAX_PATH_LEN, MAX_USER_AGENT_LEN};
 use telemetry::testkit::AttrValue;

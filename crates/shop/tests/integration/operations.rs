@@ -4,11 +4,9 @@
 
 #![allow(clippy::unwrap_used)]
 
-mod common;
-
 use std::time::{Duration, Instant};
 
-use common::{
+use crate::common::{
     Db, TestDatabase, UsersWriteLock, on_both_backends, serve, shop_config, spawn_app_on,
     test_telemetry,
 };

@@ -1,0 +1,15 @@
+//! Every integration test of the `shop` crate, in one binary (one link on a 2-core machine).
+//! Each module is one former test file; `common` is their shared harness.
+
+mod accounts;
+mod binary;
+mod catalog;
+mod common;
+mod metric_contract;
+mod openapi;
+mod operations;
+mod orders;
+mod payments_simulator;
+mod privacy;
+mod shutdown;
+mod w3c_conformance;

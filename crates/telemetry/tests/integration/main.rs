@@ -1,0 +1,12 @@
+//! Every integration test of the `telemetry` crate, in one binary (one link on a 2-core machine).
+//! Each module is one former test file; `common` is their shared harness.
+
+mod cardinality_limit;
+mod collector_outages;
+mod common;
+mod export_health;
+mod hostile_input;
+mod http_contract;
+mod outbound;
+mod prometheus_exposition;
+mod testkit_receiver;
