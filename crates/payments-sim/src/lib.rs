@@ -27,7 +27,7 @@
 //! a few tens of MB at most); recording one more forgets the oldest key.
 //!
 //! ```no_run
-//! use shop::payments::simulator::{Simulator, SimulatorConfig, spawn};
+//! use payments_sim::{Simulator, SimulatorConfig, spawn};
 //! # async fn run(telemetry: &telemetry::Telemetry) -> std::io::Result<()> {
 //! let simulator = Simulator::new(&SimulatorConfig::no_faults());
 //! let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
@@ -153,7 +153,7 @@ impl Simulator {
 
     /// The simulator's routes — `POST /v1/charges`, `/admin/*`, `GET /healthz` — instrumented
     /// by `telemetry` (which adds `GET /metrics`). Serve it with connect info
-    /// (`into_make_service_with_connect_info::<SocketAddr>()`, as [`crate::serve`] does): without
+    /// (`into_make_service_with_connect_info::<SocketAddr>()`, as [`spawn`] does): without
     /// it no peer counts as loopback, and `/admin` needs the token.
     pub fn router(&self, telemetry: &Telemetry) -> Router {
         let routes = Router::new()
@@ -365,9 +365,16 @@ pub async fn spawn(
     }
     let app = simulator.router(telemetry);
     let (stop, stopped) = oneshot::channel::<()>();
-    let server = tokio::spawn(crate::serve(listener, app, async move {
-        let _ = stopped.await;
-    }));
+    let server = tokio::spawn(async move {
+        axum::serve(
+            listener,
+            app.into_make_service_with_connect_info::<SocketAddr>(),
+        )
+        .with_graceful_shutdown(async move {
+            let _ = stopped.await;
+        })
+        .await
+    });
     Ok(RunningSimulator {
         url: format!("http://{address}"),
         address: local,
