@@ -1,7 +1,8 @@
 //! A payment provider simulator with fault injection, served over real HTTP.
 //!
 //! The shop charges a provider over HTTP; locally and in tests that provider is this simulator,
-//! started in-process on an ephemeral port (or alone: `shop payments-sim`). It speaks the
+//! started in-process on an ephemeral port by the shop binary (or alone: the `payments-sim`
+//! binary, or `shop payments-sim`). It speaks the
 //! provider's wire protocol:
 //!
 //! - `POST /v1/charges` with an `Idempotency-Key` header (1–64 characters of `[A-Za-z0-9_-]`)
@@ -42,6 +43,7 @@ mod charges;
 mod config;
 mod error;
 mod faults;
+pub mod service;
 mod store;
 
 pub use config::{DEFAULT_MAX_CHARGES, DEFAULT_PORT, MIN_ADMIN_TOKEN_LEN, SimulatorConfig};
@@ -365,16 +367,9 @@ pub async fn spawn(
     }
     let app = simulator.router(telemetry);
     let (stop, stopped) = oneshot::channel::<()>();
-    let server = tokio::spawn(async move {
-        axum::serve(
-            listener,
-            app.into_make_service_with_connect_info::<SocketAddr>(),
-        )
-        .with_graceful_shutdown(async move {
-            let _ = stopped.await;
-        })
-        .await
-    });
+    let server = tokio::spawn(telemetry::serve::serve(listener, app, async move {
+        let _ = stopped.await;
+    }));
     Ok(RunningSimulator {
         url: format!("http://{address}"),
         address: local,

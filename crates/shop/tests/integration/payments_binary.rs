@@ -1,5 +1,6 @@
-//! The payment simulator's binary (`shop payments-sim`), and the shop binary starting the
-//! simulator in-process.
+//! The shop binary's payment simulator: `shop payments-sim` (the convenience for the
+//! `payments-sim` binary, tested in its own crate), the simulator started in-process, and the
+//! command line (`--help`, unknown arguments).
 
 #![allow(clippy::unwrap_used)]
 
@@ -70,6 +71,16 @@ async fn the_binary_refuses_a_bad_knob_and_an_unknown_command_with_exit_code_2()
             "PAYMENTS_SIM_ERROR_RATE",
         ),
         (&["pay"][..], ("APP_LOG_FORMAT", "json"), "usage: shop"),
+        (
+            &["pay"][..],
+            ("APP_LOG_FORMAT", "json"),
+            "unknown argument \"pay\"",
+        ),
+        (
+            &["--verbose"][..],
+            ("APP_LOG_FORMAT", "json"),
+            "--help lists the settings",
+        ),
     ] {
         let mut child = shop_command().args(args).env(env.0, env.1).spawn().unwrap();
         let stderr = collect(child.stderr.take().unwrap());
@@ -160,4 +171,30 @@ async fn the_shop_starts_the_simulator_in_process_when_no_payments_url_is_set() 
         lines.iter().any(|l| l["message"] == "charge recorded"),
         "{stdout}"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn help_exits_0_and_lists_every_setting_with_its_default() {
+    let mut child = shop_command().arg("--help").spawn().unwrap();
+    let stdout = collect(child.stdout.take().unwrap());
+    let _stderr = collect(child.stderr.take().unwrap());
+    let status = exit_within(&mut child, Duration::from_secs(10), "--help").await;
+    let stdout = stdout.join().unwrap();
+    assert_eq!(status.code(), Some(0), "{stdout}");
+    for setting in [
+        "usage: shop",
+        "PORT",
+        "[default: 8080]",
+        "DATABASE_URL",
+        "[default: sqlite://data/shop.db?mode=rwc]",
+        "PAYMENTS_URL",
+        "PAYMENTS_SIM_DECLINE_RATE",
+        "OTEL_EXPORTER_OTLP_ENDPOINT",
+        "RUST_LOG",
+    ] {
+        assert!(
+            stdout.contains(setting),
+            "{setting} missing from:\n{stdout}"
+        );
+    }
 }

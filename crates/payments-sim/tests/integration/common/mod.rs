@@ -3,6 +3,8 @@
 
 #![allow(clippy::unwrap_used, unreachable_pub, dead_code)]
 
+pub mod process;
+
 use payments_sim::{Faults, RunningSimulator, Simulator, SimulatorConfig};
 use telemetry::config::{OtlpProtocol, TelemetryConfig};
 use telemetry::log_sink::LogSink;
