@@ -18,6 +18,7 @@ pub mod openapi;
 pub mod orders;
 pub mod payments;
 pub mod run;
+pub mod state;
 pub mod store;
 
 pub use telemetry::serve::serve;
