@@ -257,17 +257,17 @@ impl Simulator {
                     Outcome::Declined => counters.declined.increment(),
                 }
                 tracing::info!(
-                    charge.id = %charge.id,
-                    charge.outcome = charge.outcome.as_str(),
-                    charge.amount_cents = charge.request.amount_cents,
+                    payments_sim.charge.id = %charge.id,
+                    payments_sim.charge.outcome = charge.outcome.as_str(),
+                    payments_sim.charge.amount_cents = charge.request.amount_cents,
                     "charge recorded"
                 );
             }
             Recorded::Replayed(charge) => {
                 counters.replayed.increment();
                 tracing::info!(
-                    charge.id = %charge.id,
-                    charge.outcome = charge.outcome.as_str(),
+                    payments_sim.charge.id = %charge.id,
+                    payments_sim.charge.outcome = charge.outcome.as_str(),
                     "charge replayed"
                 );
             }

@@ -62,7 +62,7 @@ pub async fn run(
     let listener = match TcpListener::bind(address).await {
         Ok(listener) => listener,
         Err(error) => {
-            tracing::error!(address = %address, error = %error, "cannot listen");
+            tracing::error!(server.address = %address.ip(), server.port = address.port(), error = %error, "cannot listen");
             guard.shutdown_within(budget.total).await;
             return ExitCode::FAILURE;
         }
@@ -73,7 +73,12 @@ pub async fn run(
     } else {
         "loopback_only"
     };
-    tracing::info!(address = %local, admin_access, "listening");
+    tracing::info!(
+        server.address = %local.ip(),
+        server.port = local.port(),
+        payments_sim.admin_access = admin_access,
+        "listening"
+    );
     let server = server(listener, &Simulator::new(&config), &telemetry, guard);
     let stopped = telemetry::serve::run(vec![server], shutdown, budget).await;
     if stopped.failed {

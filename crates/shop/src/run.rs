@@ -163,11 +163,11 @@ async fn start_servers(
         })?;
     let address = SocketAddr::new(config.host, config.port);
     let listener = TcpListener::bind(address).await.map_err(|error| {
-        tracing::error!(address = %address, error = %error, "cannot listen");
+        tracing::error!(server.address = %address.ip(), server.port = address.port(), error = %error, "cannot listen");
         StartError::Failed(format!("cannot listen on {address}: {error}"))
     })?;
     let local = listener.local_addr().unwrap_or(address);
-    tracing::info!(address = %local, "listening");
+    tracing::info!(server.address = %local.ip(), server.port = local.port(), "listening");
     let shop_guard = guards.remove(0);
     let mut servers = vec![Server::new(listener, app, shop_guard)];
     servers.extend(simulator);
@@ -201,7 +201,7 @@ async fn start_simulator(
             return Err(StartError::Failed(error.to_string()));
         }
     };
-    tracing::info!(url = %url, "payment simulator started in-process");
+    tracing::info!(url.full = %url, "payment simulator started in-process");
     let server =
         payments_sim::service::server(listener, &Simulator::new(config), &telemetry, guard);
     Ok((server, url))

@@ -177,7 +177,7 @@ pub async fn run(
         running[index].task = None;
     }
     tracing::info!(
-        drain_timeout_ms = budget.drain.as_millis() as u64,
+        app.shutdown.drain_timeout_ms = budget.drain.as_millis() as u64,
         "shutting down: draining in-flight requests"
     );
 
@@ -274,8 +274,8 @@ impl ShutdownSignals {
     #[cfg(unix)]
     pub async fn received(mut self) {
         tokio::select! {
-            _ = self.terminate.recv() => tracing::info!(signal = "SIGTERM", "signal received"),
-            _ = self.interrupt.recv() => tracing::info!(signal = "SIGINT", "signal received"),
+            _ = self.terminate.recv() => tracing::info!(app.shutdown.signal = "SIGTERM", "signal received"),
+            _ = self.interrupt.recv() => tracing::info!(app.shutdown.signal = "SIGINT", "signal received"),
         }
     }
 

@@ -46,9 +46,10 @@ async fn the_payments_sim_binary_serves_charges_and_exits_0_on_sigterm() {
         .iter()
         .find(|l| l["message"] == "listening")
         .unwrap_or_else(|| panic!("{stdout}"));
+    assert_eq!(listening["server.address"], "127.0.0.1", "{stdout}");
+    assert_eq!(listening["server.port"], port, "{stdout}");
     assert_eq!(
-        listening["address"],
-        format!("127.0.0.1:{port}"),
+        listening["payments_sim.admin_access"], "loopback_only",
         "{stdout}"
     );
     assert!(

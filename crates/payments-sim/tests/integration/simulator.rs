@@ -561,7 +561,7 @@ async fn the_server_span_is_payments_sim_and_continues_the_callers_trace() {
         .find(|l| l["message"] == "charge recorded")
         .unwrap_or_else(|| panic!("no charge event in {lines:?}"));
     assert_eq!(recorded["trace_id"], TRACE);
-    assert_eq!(recorded["charge.outcome"], "approved");
+    assert_eq!(recorded["payments_sim.charge.outcome"], "approved");
     assert!(
         !lines.iter().any(|l| l.to_string().contains("o-13")),
         "the reference never reaches the logs"

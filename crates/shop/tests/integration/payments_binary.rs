@@ -49,9 +49,9 @@ async fn the_payments_sim_binary_serves_charges_and_exits_0_on_sigterm() {
     assert_eq!(status.code(), Some(0), "stderr: {stderr}\nstdout: {stdout}");
     let lines = parse_json_lines(&stdout);
     assert!(
-        lines
-            .iter()
-            .any(|l| l["message"] == "listening" && l["address"] == format!("127.0.0.1:{port}")),
+        lines.iter().any(|l| l["message"] == "listening"
+            && l["server.address"] == "127.0.0.1"
+            && l["server.port"] == port),
         "{stdout}"
     );
     assert!(
@@ -142,7 +142,7 @@ async fn the_shop_starts_the_simulator_in_process_when_no_payments_url_is_set() 
         tokio::time::sleep(Duration::from_millis(20)).await;
     };
     assert_eq!(started["level"], "INFO");
-    let url = started["url"].as_str().unwrap();
+    let url = started["url.full"].as_str().unwrap();
     assert!(url.starts_with("http://127.0.0.1:"), "{started}");
 
     // The in-process simulator answers, and its access line reaches the same stdout.
