@@ -9,7 +9,7 @@ use telemetry::config::ConfigError;
 
 use crate::config::{Conformance, ShopConfig};
 use crate::state::AppState;
-use crate::store::{Backend, OpenError};
+use crate::store::{OpenError, Store};
 use crate::{accounts, catalog, conformance, health, openapi, orders};
 
 /// Why the service could not start.
@@ -34,7 +34,7 @@ impl From<OpenError> for StartupError {
 
 /// Opens (migrates, seeds) the store of `config` and builds the instrumented router.
 pub async fn build(config: &ShopConfig, telemetry: &Telemetry) -> Result<Router, StartupError> {
-    let store = Backend::open(config, telemetry).await?;
+    let store = Store::open(config, telemetry).await?;
     let state = AppState::new(store, config, telemetry).map_err(StartupError::Config)?;
     Ok(router_with(state, telemetry, config.conformance))
 }

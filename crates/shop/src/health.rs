@@ -7,7 +7,6 @@ use utoipa::ToSchema;
 
 use crate::error::{ApiError, ErrorResponse};
 use crate::state::AppState;
-use crate::store::Store;
 
 /// Body of `/healthz` and `/readyz` when the answer is yes: `{"status":"ok"}`.
 #[derive(Debug, Serialize, ToSchema)]

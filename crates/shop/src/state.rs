@@ -7,13 +7,13 @@ use telemetry::config::ConfigError;
 use crate::config::ShopConfig;
 use crate::events::ShopMetrics;
 use crate::payments::PaymentClient;
-use crate::store::Backend;
+use crate::store::Store;
 
 /// What every handler can reach.
 #[derive(Debug, Clone)]
 pub struct AppState {
     /// The database.
-    pub store: Backend,
+    pub store: Store,
     /// The payment provider.
     pub payments: PaymentClient,
     /// The domain instruments (`shop.*`).
@@ -24,7 +24,7 @@ impl AppState {
     /// The state of a shop over `store`, paying through the provider of `config.payments`
     /// (`PAYMENTS_URL`, which must be set: the binary sets it to its in-process simulator).
     pub fn new(
-        store: Backend,
+        store: Store,
         config: &ShopConfig,
         telemetry: &Telemetry,
     ) -> Result<Self, ConfigError> {

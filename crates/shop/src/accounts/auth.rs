@@ -10,7 +10,7 @@ use telemetry::RequestContext;
 use super::token::ApiToken;
 use crate::error::ApiError;
 use crate::state::AppState;
-use crate::store::{Store, User};
+use crate::store::User;
 
 /// The user a request is authenticated as, from `Authorization: Bearer <token>`.
 ///

@@ -31,7 +31,7 @@ pub use token::{ApiToken, TOKEN_PREFIX, TokenHash};
 
 use crate::error::{ApiError, ErrorResponse, FieldError};
 use crate::state::AppState;
-use crate::store::{CreateUserError, NewUser, Store, User};
+use crate::store::{CreateUserError, NewUser, User};
 
 /// The account routes.
 pub fn router() -> Router<AppState> {

@@ -13,7 +13,7 @@ use utoipa::ToSchema;
 
 use crate::error::{ApiError, ErrorResponse};
 use crate::state::AppState;
-use crate::store::{Product, Store};
+use crate::store::Product;
 pub use category::{CATEGORY_PATTERN, Category, InvalidCategory, MAX_CATEGORY_CHARS};
 pub use params::{DEFAULT_PAGE, DEFAULT_PER_PAGE, MAX_PAGE, MAX_PER_PAGE, ProductListParams};
 pub(crate) use params::{page_request, product_id as path_id};

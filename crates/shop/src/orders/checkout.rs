@@ -22,9 +22,7 @@ use crate::events::{DomainEvent, FailureReason, OrderFailed, OrderPlaced, OrderT
 use crate::orders::request::CheckoutRequest;
 use crate::payments::{ChargeOutcome, ChargeRequest, PaymentError};
 use crate::state::AppState;
-use crate::store::{
-    NewOrder, Order, OrderFailure, OrderStatus, ReserveError, Store, StoreError, now_ms,
-};
+use crate::store::{NewOrder, Order, OrderFailure, OrderStatus, ReserveError, StoreError, now_ms};
 
 /// A checkout that ended with a paid order.
 #[derive(Debug)]

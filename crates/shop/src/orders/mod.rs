@@ -24,7 +24,7 @@ use crate::accounts::AuthUser;
 use crate::error::{ApiError, ErrorResponse};
 use crate::payments::CURRENCY;
 use crate::state::AppState;
-use crate::store::{Order, OrderFailure, OrderItem, OrderStatus, Store};
+use crate::store::{Order, OrderFailure, OrderItem, OrderStatus};
 
 /// Response header marking an answer replayed for a retried `Idempotency-Key`.
 pub const IDEMPOTENT_REPLAYED: &str = "idempotent-replayed";

@@ -1,38 +1,38 @@
-//! Storage: the [`Store`] trait the handlers use, and one implementation per database.
+//! Storage: the [`Store`] the handlers use, on SQLite or PostgreSQL.
 //!
-//! [`Backend`] picks the implementation from `DATABASE_URL`: SQLite ([`SqliteStore`], the
-//! default, one file under `data/`) or PostgreSQL ([`PostgresStore`]). Both behave the same (the
-//! same integration tests run against each); each has its migrations under
-//! `migrations/<backend>/`, applied on start, and seeds the same catalog. The queries
-//! themselves are written once for both (`queries.rs`, `orders.rs`): the SQL is the same and
-//! `$n` placeholders work on SQLite too; the backend files hold connecting, migrating and
-//! seeding.
+//! `DATABASE_URL` picks the backend: SQLite (the default, one file under `data/`) or
+//! PostgreSQL. Both behave the same (the same integration tests run against each); each has its
+//! migrations under `migrations/<backend>/`, applied on start, and seeds the same catalog
+//! (`sqlite.rs`, `postgres.rs`: connecting, migrating, seeding). The queries are methods of
+//! [`Store`], each written once for both backends (`queries.rs`, `orders.rs`): the SQL is the
+//! same and `$n` placeholders work on SQLite too; [`on_pool!`] runs a body with the backend's
+//! pool.
 //!
 //! Every statement runs through [`telemetry::db::DbInstruments`], so it gets a CLIENT span (a
 //! child of the request's SERVER span) and a `db.client.operation.duration` sample. Only the
 //! operation and the table are recorded, never bound values.
 
 mod orders;
-pub mod postgres;
+mod postgres;
 mod queries;
 mod seed;
-pub mod sqlite;
+mod sqlite;
 
 use std::fmt;
-use std::future::Future;
 use std::path::PathBuf;
 
 use serde::Serialize;
+use sqlx::postgres::PgPool;
+use sqlx::sqlite::SqlitePool;
 use telemetry::Telemetry;
 use telemetry::config::ConfigError;
+use telemetry::db::DbInstruments;
 use utoipa::ToSchema;
 
 use crate::accounts::{TokenHash, UserEmail, UserName};
 use crate::catalog::Category;
 use crate::config::{ShopConfig, redact_url};
 pub(crate) use orders::now_ms;
-pub use postgres::PostgresStore;
-pub use sqlite::SqliteStore;
 
 /// A product of the catalog, with its current stock.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, sqlx::FromRow, ToSchema)]
@@ -373,117 +373,49 @@ impl StoreError {
     }
 }
 
-/// What the shop needs from its database. Implemented once per backend.
-pub trait Store: Clone + Send + Sync + 'static {
-    /// Succeeds when the database answers a query on the catalog (readiness).
-    fn ping(&self) -> impl Future<Output = Result<(), StoreError>> + Send;
-
-    /// One page of the products `query` selects, in its order, and the number of products it
-    /// selects in all pages.
-    fn list_products(
-        &self,
-        query: &ProductQuery,
-    ) -> impl Future<Output = Result<(Vec<Product>, u64), StoreError>> + Send;
-
-    /// The product with `id`, if there is one.
-    fn get_product(
-        &self,
-        id: i64,
-    ) -> impl Future<Output = Result<Option<Product>, StoreError>> + Send;
-
-    /// Registers a user; fails with [`CreateUserError::EmailTaken`] when the email is in use.
-    fn create_user(
-        &self,
-        user: NewUser<'_>,
-    ) -> impl Future<Output = Result<User, CreateUserError>> + Send;
-
-    /// The user whose token hashes to `token_hash`, if any.
-    fn user_by_token_hash(
-        &self,
-        token_hash: &TokenHash,
-    ) -> impl Future<Output = Result<Option<User>, StoreError>> + Send;
-
-    /// In one transaction: takes each item's quantity from its product's stock (never below
-    /// zero, whatever runs concurrently) and writes the order as `pending` at the current
-    /// prices. Nothing is changed when it fails.
-    fn reserve_order(
-        &self,
-        order: NewOrder<'_>,
-    ) -> impl Future<Output = Result<Order, ReserveError>> + Send;
-
-    /// In one transaction: turns a `failed` order with a transient reason back into `pending`,
-    /// reserving its stock again ([`ReserveError::NotRetryable`] when it is not in that state).
-    fn retry_order(
-        &self,
-        order_id: i64,
-    ) -> impl Future<Output = Result<Order, ReserveError>> + Send;
-
-    /// Takes over a `pending` order whose stock was reserved before `reserved_before_ms` (Unix
-    /// ms): its checkout was abandoned (a crash, a failed settlement). Marks it reserved now
-    /// (so one request wins) and returns it; `None` when it is not pending or not that old.
-    fn take_over_order(
-        &self,
-        order_id: i64,
-        reserved_before_ms: i64,
-    ) -> impl Future<Output = Result<Option<Order>, StoreError>> + Send;
-
-    /// The order `user_id` placed with `idempotency_key`, if any.
-    fn order_by_idempotency_key(
-        &self,
-        user_id: i64,
-        idempotency_key: &str,
-    ) -> impl Future<Output = Result<Option<Order>, StoreError>> + Send;
-
-    /// `pending` → `paid` with the provider's charge id (also succeeds when the order is
-    /// already paid with this charge id).
-    fn mark_order_paid(
-        &self,
-        order_id: i64,
-        payment_id: &str,
-    ) -> impl Future<Output = Result<(), StoreError>> + Send;
-
-    /// In one transaction: `pending` → `failed` and the order's stock given back.
-    fn mark_order_failed(
-        &self,
-        order_id: i64,
-        reason: OrderFailure,
-    ) -> impl Future<Output = Result<(), StoreError>> + Send;
-
-    /// One page of `user_id`'s orders, newest first, and how many they have in all.
-    fn list_orders(
-        &self,
-        user_id: i64,
-        page: PageRequest,
-    ) -> impl Future<Output = Result<(Vec<Order>, u64), StoreError>> + Send;
-
-    /// The order `order_id` if `user_id` placed it (another user's order is `None`).
-    fn get_order(
-        &self,
-        user_id: i64,
-        order_id: i64,
-    ) -> impl Future<Output = Result<Option<Order>, StoreError>> + Send;
-}
-
-/// The store chosen by `DATABASE_URL`.
+/// The shop's database: a pool of SQLite or PostgreSQL connections (chosen by `DATABASE_URL`)
+/// and the instruments every statement runs through. Cheap to clone (the pool is shared).
+///
+/// Each query is one method (`queries.rs`, `orders.rs`) whose body is written once for both
+/// backends: [`on_pool!`] runs it with the backend's pool.
 #[derive(Debug, Clone)]
-pub enum Backend {
-    /// `sqlite:…`
-    Sqlite(SqliteStore),
-    /// `postgres://…` or `postgresql://…`
-    Postgres(PostgresStore),
+pub struct Store {
+    pool: Pool,
+    db: DbInstruments,
 }
 
-impl Backend {
+/// The connection pool of one backend.
+#[derive(Debug, Clone)]
+enum Pool {
+    /// `sqlite:…`
+    Sqlite(SqlitePool),
+    /// `postgres://…` or `postgresql://…`
+    Postgres(PgPool),
+}
+
+/// `on_pool!(store, |pool| body)` evaluates `body` with `pool` bound to `store`'s SQLite or
+/// PostgreSQL pool: the one place where a query meets the two backends. `body` is compiled once
+/// per backend (sqlx's types differ) and must have the same type for both, e.g.
+/// `Result<T, sqlx::Error>` with `T` a row type, a scalar or `rows_affected()`.
+macro_rules! on_pool {
+    ($store:expr, |$pool:ident| $body:expr) => {
+        match &$store.pool {
+            $crate::store::Pool::Sqlite($pool) => $body,
+            $crate::store::Pool::Postgres($pool) => $body,
+        }
+    };
+}
+pub(crate) use on_pool;
+
+impl Store {
     /// Connects to the database of `config.database_url`, applies the migrations and seeds the
     /// catalog on first start.
     pub async fn open(config: &ShopConfig, telemetry: &Telemetry) -> Result<Self, OpenError> {
         let url = config.database_url.as_str();
         if url.starts_with("sqlite:") {
-            Ok(Self::Sqlite(SqliteStore::open(config, telemetry).await?))
+            sqlite::open(config, telemetry).await
         } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
-            Ok(Self::Postgres(
-                PostgresStore::open(config, telemetry).await?,
-            ))
+            postgres::open(config, telemetry).await
         } else {
             Err(OpenError::Config(ConfigError::new(
                 "DATABASE_URL",
@@ -495,134 +427,25 @@ impl Backend {
 
     /// `db.system.name` of this backend: `sqlite` or `postgresql`.
     pub fn system_name(&self) -> &'static str {
-        match self {
-            Self::Sqlite(_) => sqlite::SYSTEM_NAME,
-            Self::Postgres(_) => postgres::SYSTEM_NAME,
+        match self.pool {
+            Pool::Sqlite(_) => sqlite::SYSTEM_NAME,
+            Pool::Postgres(_) => postgres::SYSTEM_NAME,
         }
     }
 
     /// Closes every pooled connection; later operations fail with [`StoreError::Unavailable`].
     pub async fn close(&self) {
-        match self {
-            Self::Sqlite(store) => store.close().await,
-            Self::Postgres(store) => store.close().await,
-        }
-    }
-}
-
-impl Store for Backend {
-    async fn ping(&self) -> Result<(), StoreError> {
-        match self {
-            Self::Sqlite(store) => store.ping().await,
-            Self::Postgres(store) => store.ping().await,
+        match &self.pool {
+            Pool::Sqlite(pool) => pool.close().await,
+            Pool::Postgres(pool) => pool.close().await,
         }
     }
 
-    async fn list_products(&self, query: &ProductQuery) -> Result<(Vec<Product>, u64), StoreError> {
-        match self {
-            Self::Sqlite(store) => store.list_products(query).await,
-            Self::Postgres(store) => store.list_products(query).await,
-        }
-    }
-
-    async fn get_product(&self, id: i64) -> Result<Option<Product>, StoreError> {
-        match self {
-            Self::Sqlite(store) => store.get_product(id).await,
-            Self::Postgres(store) => store.get_product(id).await,
-        }
-    }
-
-    async fn create_user(&self, user: NewUser<'_>) -> Result<User, CreateUserError> {
-        match self {
-            Self::Sqlite(store) => store.create_user(user).await,
-            Self::Postgres(store) => store.create_user(user).await,
-        }
-    }
-
-    async fn user_by_token_hash(&self, token_hash: &TokenHash) -> Result<Option<User>, StoreError> {
-        match self {
-            Self::Sqlite(store) => store.user_by_token_hash(token_hash).await,
-            Self::Postgres(store) => store.user_by_token_hash(token_hash).await,
-        }
-    }
-
-    async fn reserve_order(&self, order: NewOrder<'_>) -> Result<Order, ReserveError> {
-        match self {
-            Self::Sqlite(store) => store.reserve_order(order).await,
-            Self::Postgres(store) => store.reserve_order(order).await,
-        }
-    }
-
-    async fn retry_order(&self, order_id: i64) -> Result<Order, ReserveError> {
-        match self {
-            Self::Sqlite(store) => store.retry_order(order_id).await,
-            Self::Postgres(store) => store.retry_order(order_id).await,
-        }
-    }
-
-    async fn take_over_order(
-        &self,
-        order_id: i64,
-        reserved_before_ms: i64,
-    ) -> Result<Option<Order>, StoreError> {
-        match self {
-            Self::Sqlite(store) => store.take_over_order(order_id, reserved_before_ms).await,
-            Self::Postgres(store) => store.take_over_order(order_id, reserved_before_ms).await,
-        }
-    }
-
-    async fn order_by_idempotency_key(
-        &self,
-        user_id: i64,
-        idempotency_key: &str,
-    ) -> Result<Option<Order>, StoreError> {
-        match self {
-            Self::Sqlite(store) => {
-                store
-                    .order_by_idempotency_key(user_id, idempotency_key)
-                    .await
-            }
-            Self::Postgres(store) => {
-                store
-                    .order_by_idempotency_key(user_id, idempotency_key)
-                    .await
-            }
-        }
-    }
-
-    async fn mark_order_paid(&self, order_id: i64, payment_id: &str) -> Result<(), StoreError> {
-        match self {
-            Self::Sqlite(store) => store.mark_order_paid(order_id, payment_id).await,
-            Self::Postgres(store) => store.mark_order_paid(order_id, payment_id).await,
-        }
-    }
-
-    async fn mark_order_failed(
-        &self,
-        order_id: i64,
-        reason: OrderFailure,
-    ) -> Result<(), StoreError> {
-        match self {
-            Self::Sqlite(store) => store.mark_order_failed(order_id, reason).await,
-            Self::Postgres(store) => store.mark_order_failed(order_id, reason).await,
-        }
-    }
-
-    async fn list_orders(
-        &self,
-        user_id: i64,
-        page: PageRequest,
-    ) -> Result<(Vec<Order>, u64), StoreError> {
-        match self {
-            Self::Sqlite(store) => store.list_orders(user_id, page).await,
-            Self::Postgres(store) => store.list_orders(user_id, page).await,
-        }
-    }
-
-    async fn get_order(&self, user_id: i64, order_id: i64) -> Result<Option<Order>, StoreError> {
-        match self {
-            Self::Sqlite(store) => store.get_order(user_id, order_id).await,
-            Self::Postgres(store) => store.get_order(user_id, order_id).await,
+    /// The [`StoreError`] of a failed request-time operation.
+    fn failure(&self, error: sqlx::Error) -> StoreError {
+        match &self.pool {
+            Pool::Sqlite(pool) => StoreError::from_pool(error, pool),
+            Pool::Postgres(pool) => StoreError::from_pool(error, pool),
         }
     }
 }
@@ -784,7 +607,7 @@ mod tests {
             database_url: "mysql://shop:hunter2@db/shop".to_owned(),
             ..ShopConfig::from_lookup(telemetry::config::Persona::Local, |_| None).unwrap()
         };
-        let Err(OpenError::Config(error)) = Backend::open(&config, &telemetry).await else {
+        let Err(OpenError::Config(error)) = Store::open(&config, &telemetry).await else {
             panic!("a mysql URL must be refused with a configuration error");
         };
         assert_eq!(error.variable, "DATABASE_URL");

@@ -16,24 +16,17 @@ use telemetry::config::ConfigError;
 use telemetry::db::DbInstruments;
 
 use super::seed::PRODUCTS;
-use super::{OpenError, Store, StoreError, error_type};
+use super::{OpenError, Pool, Store, error_type};
 use crate::config::{ShopConfig, redact_url};
 
 /// `db.system.name` of this backend.
-pub const SYSTEM_NAME: &str = "postgresql";
+pub(super) const SYSTEM_NAME: &str = "postgresql";
 
 /// The migrations of this backend, embedded at compile time.
 static MIGRATOR: Migrator = sqlx::migrate!("../../migrations/postgres");
 
 /// `application_name` of the shop's sessions (`pg_stat_activity`) unless the URL sets one.
 const APPLICATION_NAME: &str = "shop";
-
-/// The shop's data in a PostgreSQL database.
-#[derive(Debug, Clone)]
-pub struct PostgresStore {
-    pool: PgPool,
-    db: DbInstruments,
-}
 
 /// The start-up error of a failed first connection, naming `host:port` (never the user or the
 /// password). The pool reports only its acquire timeout when every attempt failed ("pool timed
@@ -72,115 +65,100 @@ async fn connect_error(
     }
 }
 
-impl PostgresStore {
-    /// Connects to `config.database_url` with a pool of `config.db_max_connections` (a request
-    /// waits at most `config.db_acquire_timeout` for one, then fails with
-    /// [`StoreError::PoolExhausted`]), migrates the database and seeds an empty catalog.
-    pub async fn open(config: &ShopConfig, telemetry: &Telemetry) -> Result<Self, OpenError> {
-        let mut options = PgConnectOptions::from_str(&config.database_url).map_err(|error| {
-            ConfigError::new(
-                "DATABASE_URL",
-                redact_url(&config.database_url),
-                format!(
-                    "a valid postgres:// URL, e.g. postgres://shop@127.0.0.1:5432/shop ({})",
-                    scrub_url_error(&error, &config.database_url)
-                ),
-            )
-        })?;
-        if options.get_application_name().is_none() {
-            options = options.application_name(APPLICATION_NAME);
-        }
-        let pool = match PgPoolOptions::new()
-            .max_connections(config.db_max_connections)
-            .acquire_timeout(config.db_acquire_timeout)
-            .connect_with(options.clone())
-            .await
-        {
-            Ok(pool) => pool,
-            Err(source) => return Err(connect_error(&options, config, source).await),
-        };
-        let store = Self {
-            pool,
-            db: DbInstruments::new(telemetry, SYSTEM_NAME),
-        };
-        store.migrate().await?;
-        let seeded = store.seed().await.map_err(OpenError::Seed)?;
-        if seeded > 0 {
-            tracing::info!(shop.catalog.seeded_products = seeded, "catalog seeded");
-        }
-        Ok(store)
+/// Connects to `config.database_url` with a pool of `config.db_max_connections` (a request
+/// waits at most `config.db_acquire_timeout` for one, then fails with
+/// [`StoreError::PoolExhausted`](super::StoreError::PoolExhausted)), migrates the database and
+/// seeds an empty catalog.
+pub(super) async fn open(config: &ShopConfig, telemetry: &Telemetry) -> Result<Store, OpenError> {
+    let mut options = PgConnectOptions::from_str(&config.database_url).map_err(|error| {
+        ConfigError::new(
+            "DATABASE_URL",
+            redact_url(&config.database_url),
+            format!(
+                "a valid postgres:// URL, e.g. postgres://shop@127.0.0.1:5432/shop ({})",
+                scrub_url_error(&error, &config.database_url)
+            ),
+        )
+    })?;
+    if options.get_application_name().is_none() {
+        options = options.application_name(APPLICATION_NAME);
     }
+    let pool = match PgPoolOptions::new()
+        .max_connections(config.db_max_connections)
+        .acquire_timeout(config.db_acquire_timeout)
+        .connect_with(options.clone())
+        .await
+    {
+        Ok(pool) => pool,
+        Err(source) => return Err(connect_error(&options, config, source).await),
+    };
+    let db = DbInstruments::new(telemetry, SYSTEM_NAME);
+    migrate(&pool, &db).await?;
+    let seeded = seed(&pool, &db).await.map_err(OpenError::Seed)?;
+    if seeded > 0 {
+        tracing::info!(shop.catalog.seeded_products = seeded, "catalog seeded");
+    }
+    Ok(Store {
+        pool: Pool::Postgres(pool),
+        db,
+    })
+}
 
-    /// Closes every pooled connection.
-    pub async fn close(&self) {
-        self.pool.close().await;
-    }
+async fn migrate(pool: &PgPool, db: &DbInstruments) -> Result<(), OpenError> {
+    db.operation("MIGRATE", "_sqlx_migrations")
+        .run(
+            MIGRATOR.run(pool),
+            |_: &sqlx::migrate::MigrateError| "migrate",
+        )
+        .await
+        .map_err(OpenError::Migrate)
+}
 
-    /// The [`StoreError`] of a failed request-time operation.
-    fn failure(&self, error: sqlx::Error) -> StoreError {
-        StoreError::from_pool(error, &self.pool)
+/// Inserts the seed catalog into an empty `products` table; returns how many rows it added.
+///
+/// Safe when two instances seed at once: rows carry their ids (1, 2, … in seed order, as SQLite
+/// assigns them) and conflicts are skipped, so the second instance adds nothing. The identity
+/// sequence then continues after the highest id.
+async fn seed(pool: &PgPool, db: &DbInstruments) -> Result<u64, sqlx::Error> {
+    let existing: i64 = db
+        .operation("SELECT", "products")
+        .run(
+            sqlx::query_scalar("SELECT COUNT(*) FROM products").fetch_one(pool),
+            error_type,
+        )
+        .await?;
+    if existing > 0 {
+        return Ok(0);
     }
-
-    async fn migrate(&self) -> Result<(), OpenError> {
-        self.db
-            .operation("MIGRATE", "_sqlx_migrations")
-            .run(
-                MIGRATOR.run(&self.pool),
-                |_: &sqlx::migrate::MigrateError| "migrate",
+    let mut insert = QueryBuilder::<Postgres>::new(
+        "INSERT INTO products (id, sku, name, description, category, price_cents, stock) \
+         OVERRIDING SYSTEM VALUE ",
+    );
+    insert.push_values(PRODUCTS.iter().zip(1_i64..), |mut row, (product, id)| {
+        row.push_bind(id)
+            .push_bind(product.sku)
+            .push_bind(product.name)
+            .push_bind(product.description)
+            .push_bind(product.category)
+            .push_bind(product.price_cents)
+            .push_bind(product.stock);
+    });
+    insert.push(" ON CONFLICT DO NOTHING");
+    let done = db
+        .operation("INSERT", "products")
+        .run(insert.build().execute(pool), error_type)
+        .await?;
+    db.operation("SELECT", "products")
+        .run(
+            sqlx::query(
+                "SELECT setval(pg_get_serial_sequence('products', 'id'), \
+                 (SELECT MAX(id) FROM products))",
             )
-            .await
-            .map_err(OpenError::Migrate)
-    }
-
-    /// Inserts the seed catalog into an empty `products` table; returns how many rows it added.
-    ///
-    /// Safe when two instances seed at once: rows carry their ids (1, 2, … in seed order, as
-    /// SQLite assigns them) and conflicts are skipped, so the second instance adds nothing.
-    /// The identity sequence then continues after the highest id.
-    async fn seed(&self) -> Result<u64, sqlx::Error> {
-        let existing: i64 = self
-            .db
-            .operation("SELECT", "products")
-            .run(
-                sqlx::query_scalar("SELECT COUNT(*) FROM products").fetch_one(&self.pool),
-                error_type,
-            )
-            .await?;
-        if existing > 0 {
-            return Ok(0);
-        }
-        let mut insert = QueryBuilder::<Postgres>::new(
-            "INSERT INTO products (id, sku, name, description, category, price_cents, stock) \
-             OVERRIDING SYSTEM VALUE ",
-        );
-        insert.push_values(PRODUCTS.iter().zip(1_i64..), |mut row, (product, id)| {
-            row.push_bind(id)
-                .push_bind(product.sku)
-                .push_bind(product.name)
-                .push_bind(product.description)
-                .push_bind(product.category)
-                .push_bind(product.price_cents)
-                .push_bind(product.stock);
-        });
-        insert.push(" ON CONFLICT DO NOTHING");
-        let done = self
-            .db
-            .operation("INSERT", "products")
-            .run(insert.build().execute(&self.pool), error_type)
-            .await?;
-        self.db
-            .operation("SELECT", "products")
-            .run(
-                sqlx::query(
-                    "SELECT setval(pg_get_serial_sequence('products', 'id'), \
-                     (SELECT MAX(id) FROM products))",
-                )
-                .execute(&self.pool),
-                error_type,
-            )
-            .await?;
-        Ok(done.rows_affected())
-    }
+            .execute(pool),
+            error_type,
+        )
+        .await?;
+    Ok(done.rows_affected())
 }
 
 /// The parse error of a `DATABASE_URL`, without the URL's password if the message repeats it.
@@ -196,18 +174,11 @@ fn scrub_url_error(error: &sqlx::Error, url: &str) -> String {
     }
 }
 
-super::orders::order_helpers!(PostgresStore, Postgres);
-
-/// Every query is shared with the other backend ([`super::queries`], [`super::orders`]).
-impl Store for PostgresStore {
-    super::queries::catalog_and_account_methods!(Postgres, name_collation = " COLLATE \"C\"");
-    super::orders::order_methods!(Postgres, "BEGIN");
-}
-
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
+    use crate::store::StoreError;
     use std::time::Duration;
 
     #[tokio::test]
@@ -218,11 +189,13 @@ mod tests {
             .unwrap();
         // Port 1: nothing listens, every connection attempt is refused until the timeout.
         let options = PgConnectOptions::from_str("postgres://shop@127.0.0.1:1/shop").unwrap();
-        let store = PostgresStore {
-            pool: PgPoolOptions::new()
-                .max_connections(2)
-                .acquire_timeout(Duration::from_millis(200))
-                .connect_lazy_with(options),
+        let store = Store {
+            pool: Pool::Postgres(
+                PgPoolOptions::new()
+                    .max_connections(2)
+                    .acquire_timeout(Duration::from_millis(200))
+                    .connect_lazy_with(options),
+            ),
             db: DbInstruments::new(&telemetry, SYSTEM_NAME),
         };
         assert!(matches!(

@@ -1,86 +1,97 @@
-//! The catalog and account queries, written once for both backends like the order queries
-//! ([`super::orders`]): the SQL is the same on SQLite and PostgreSQL (`$n` placeholders work on
-//! both), so the macro below expands into each backend's `impl Store`. The one difference is
-//! how names compare when a listing is sorted by name: `$name_collation` makes both compare by
-//! code point (SQLite's default `BINARY`; PostgreSQL's `COLLATE "C"`, whatever the database's
-//! locale).
+//! The catalog and account queries, one [`Store`] method each, written once for both backends
+//! (the SQL is the same on SQLite and PostgreSQL; `$n` placeholders work on both). The one
+//! difference is how names compare when a listing is sorted by name: both compare by code point
+//! (SQLite's default `BINARY`; PostgreSQL's `COLLATE "C"`, whatever the database's locale).
 
-/// The catalog and account methods of `impl Store for …` (expanded inside that block; the
-/// store has `pool` and `db` fields and a `failure` method). `$db` is the sqlx database type.
-macro_rules! catalog_and_account_methods {
-    ($db:ty, name_collation = $name_collation:literal) => {
-        async fn ping(&self) -> Result<(), $crate::store::StoreError> {
+use super::{
+    CreateUserError, NewUser, Pool, Product, ProductQuery, ProductSort, Store, StoreError, User,
+    error_type, is_unique_violation_on, on_pool,
+};
+use crate::accounts::TokenHash;
+
+/// The `ORDER BY` of a product listing: one of a closed set of static strings.
+fn order_by(pool: &Pool, sort: ProductSort) -> &'static str {
+    match (sort, pool) {
+        (ProductSort::Id, _) => "id",
+        (ProductSort::PriceAscending, _) => "price_cents, id",
+        (ProductSort::PriceDescending, _) => "price_cents DESC, id",
+        (ProductSort::NameAscending, Pool::Sqlite(_)) => "name, id",
+        (ProductSort::NameAscending, Pool::Postgres(_)) => "name COLLATE \"C\", id",
+        (ProductSort::NameDescending, Pool::Sqlite(_)) => "name DESC, id",
+        (ProductSort::NameDescending, Pool::Postgres(_)) => "name COLLATE \"C\" DESC, id",
+    }
+}
+
+impl Store {
+    /// Succeeds when the database answers a query on the catalog (readiness).
+    pub async fn ping(&self) -> Result<(), StoreError> {
+        on_pool!(self, |pool| {
             self.db
                 .operation("SELECT", "products")
                 .run(
-                    sqlx::query("SELECT 1 FROM products LIMIT 1").fetch_optional(&self.pool),
-                    $crate::store::error_type,
+                    sqlx::query("SELECT 1 FROM products LIMIT 1").fetch_optional(pool),
+                    error_type,
                 )
                 .await
-                .map_err(|error| self.failure(error))?;
-            Ok(())
-        }
+                .map(|_| ())
+        })
+        .map_err(|error| self.failure(error))
+    }
 
-        /// Two statements (count, then the page) outside a transaction: under concurrent
-        /// writes the total may be off by the rows written in between, which a listing
-        /// tolerates. The `ORDER BY` is one of a closed set of static strings; the category
-        /// and the paging are bound values.
-        async fn list_products(
-            &self,
-            query: &$crate::store::ProductQuery,
-        ) -> Result<(Vec<$crate::store::Product>, u64), $crate::store::StoreError> {
-            use $crate::store::{ProductSort, error_type};
-            fn order_by(sort: ProductSort) -> &'static str {
-                match sort {
-                    ProductSort::Id => "id",
-                    ProductSort::PriceAscending => "price_cents, id",
-                    ProductSort::PriceDescending => "price_cents DESC, id",
-                    ProductSort::NameAscending => concat!("name", $name_collation, ", id"),
-                    ProductSort::NameDescending => concat!("name", $name_collation, " DESC, id"),
-                }
-            }
-            let filter = |statement: &mut sqlx::QueryBuilder<$db>| {
-                if let Some(category) = &query.category {
-                    statement
-                        .push(" WHERE category = ")
-                        .push_bind(category.as_str().to_owned());
-                }
-            };
-
-            let mut count = sqlx::QueryBuilder::<$db>::new("SELECT COUNT(*) FROM products");
-            filter(&mut count);
-            let total: i64 = self
-                .db
-                .operation("SELECT", "products")
-                .run(count.build_query_scalar().fetch_one(&self.pool), error_type)
-                .await
-                .map_err(|error| self.failure(error))?;
-
-            let offset = i64::try_from(query.page.offset()).unwrap_or(i64::MAX);
-            let mut select = sqlx::QueryBuilder::<$db>::new(
+    /// One page of the products `query` selects, in its order, and the number of products it
+    /// selects in all pages.
+    ///
+    /// Two statements (count, then the page) outside a transaction: under concurrent writes
+    /// the total may be off by the rows written in between, which a listing tolerates. The
+    /// `ORDER BY` is one of a closed set of static strings; the category and the paging are
+    /// bound values.
+    pub async fn list_products(
+        &self,
+        query: &ProductQuery,
+    ) -> Result<(Vec<Product>, u64), StoreError> {
+        let order_by = order_by(&self.pool, query.sort);
+        let offset = i64::try_from(query.page.offset()).unwrap_or(i64::MAX);
+        let category = query.category.as_ref().map(|c| c.as_str().to_owned());
+        let (items, total) = on_pool!(self, |pool| {
+            let mut count = sqlx::QueryBuilder::new("SELECT COUNT(*) FROM products");
+            let mut select = sqlx::QueryBuilder::new(
                 "SELECT id, sku, name, description, category, price_cents, stock FROM products",
             );
-            filter(&mut select);
+            if let Some(category) = &category {
+                count.push(" WHERE category = ").push_bind(category.clone());
+                select
+                    .push(" WHERE category = ")
+                    .push_bind(category.clone());
+            }
             select
                 .push(" ORDER BY ")
-                .push(order_by(query.sort))
+                .push(order_by)
                 .push(" LIMIT ")
                 .push_bind(i64::from(query.page.per_page))
                 .push(" OFFSET ")
                 .push_bind(offset);
-            let items: Vec<$crate::store::Product> = self
-                .db
-                .operation("SELECT", "products")
-                .run(select.build_query_as().fetch_all(&self.pool), error_type)
-                .await
-                .map_err(|error| self.failure(error))?;
-            Ok((items, u64::try_from(total).unwrap_or(0)))
-        }
+            async {
+                let total: i64 = self
+                    .db
+                    .operation("SELECT", "products")
+                    .run(count.build_query_scalar().fetch_one(pool), error_type)
+                    .await?;
+                let items: Vec<Product> = self
+                    .db
+                    .operation("SELECT", "products")
+                    .run(select.build_query_as().fetch_all(pool), error_type)
+                    .await?;
+                Ok::<_, sqlx::Error>((items, total))
+            }
+            .await
+        })
+        .map_err(|error| self.failure(error))?;
+        Ok((items, u64::try_from(total).unwrap_or(0)))
+    }
 
-        async fn get_product(
-            &self,
-            id: i64,
-        ) -> Result<Option<$crate::store::Product>, $crate::store::StoreError> {
+    /// The product with `id`, if there is one.
+    pub async fn get_product(&self, id: i64) -> Result<Option<Product>, StoreError> {
+        on_pool!(self, |pool| {
             self.db
                 .operation("SELECT", "products")
                 .run(
@@ -89,19 +100,18 @@ macro_rules! catalog_and_account_methods {
                          FROM products WHERE id = $1",
                     )
                     .bind(id)
-                    .fetch_optional(&self.pool),
-                    $crate::store::error_type,
+                    .fetch_optional(pool),
+                    error_type,
                 )
                 .await
-                .map_err(|error| self.failure(error))
-        }
+        })
+        .map_err(|error| self.failure(error))
+    }
 
-        async fn create_user(
-            &self,
-            user: $crate::store::NewUser<'_>,
-        ) -> Result<$crate::store::User, $crate::store::CreateUserError> {
-            let inserted = self
-                .db
+    /// Registers a user; fails with [`CreateUserError::EmailTaken`] when the email is in use.
+    pub async fn create_user(&self, user: NewUser<'_>) -> Result<User, CreateUserError> {
+        let inserted = on_pool!(self, |pool| {
+            self.db
                 .operation("INSERT", "users")
                 .run(
                     sqlx::query_as(
@@ -111,35 +121,36 @@ macro_rules! catalog_and_account_methods {
                     .bind(user.email.as_str())
                     .bind(user.name.as_str())
                     .bind(user.token_hash.as_str())
-                    .fetch_one(&self.pool),
-                    $crate::store::error_type,
+                    .fetch_one(pool),
+                    error_type,
                 )
-                .await;
-            match inserted {
-                Ok(user) => Ok(user),
-                Err(error) if $crate::store::is_unique_violation_on(&error, "users", "email") => {
-                    Err($crate::store::CreateUserError::EmailTaken)
-                }
-                Err(error) => Err(self.failure(error).into()),
+                .await
+        });
+        match inserted {
+            Ok(user) => Ok(user),
+            Err(error) if is_unique_violation_on(&error, "users", "email") => {
+                Err(CreateUserError::EmailTaken)
             }
+            Err(error) => Err(self.failure(error).into()),
         }
+    }
 
-        async fn user_by_token_hash(
-            &self,
-            token_hash: &$crate::accounts::TokenHash,
-        ) -> Result<Option<$crate::store::User>, $crate::store::StoreError> {
+    /// The user whose token hashes to `token_hash`, if any.
+    pub async fn user_by_token_hash(
+        &self,
+        token_hash: &TokenHash,
+    ) -> Result<Option<User>, StoreError> {
+        on_pool!(self, |pool| {
             self.db
                 .operation("SELECT", "users")
                 .run(
                     sqlx::query_as("SELECT id, email, name FROM users WHERE token_hash = $1")
                         .bind(token_hash.as_str())
-                        .fetch_optional(&self.pool),
-                    $crate::store::error_type,
+                        .fetch_optional(pool),
+                    error_type,
                 )
                 .await
-                .map_err(|error| self.failure(error))
-        }
-    };
+        })
+        .map_err(|error| self.failure(error))
+    }
 }
-
-pub(super) use catalog_and_account_methods;

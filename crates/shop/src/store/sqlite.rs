@@ -14,24 +14,17 @@ use telemetry::config::ConfigError;
 use telemetry::db::DbInstruments;
 
 use super::seed::PRODUCTS;
-use super::{OpenError, Store, StoreError, error_type};
+use super::{OpenError, Pool, Store, error_type};
 use crate::config::{ShopConfig, redact_url};
 
 /// `db.system.name` of this backend.
-pub const SYSTEM_NAME: &str = "sqlite";
+pub(super) const SYSTEM_NAME: &str = "sqlite";
 
 /// The migrations of this backend, embedded at compile time.
 static MIGRATOR: Migrator = sqlx::migrate!("../../migrations/sqlite");
 
 /// How long a statement waits for another connection's write lock before failing.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
-
-/// The shop's data in a SQLite database.
-#[derive(Debug, Clone)]
-pub struct SqliteStore {
-    pool: SqlitePool,
-    db: DbInstruments,
-}
 
 /// Opens the pool. Switching a new database file to WAL takes an exclusive lock that SQLite
 /// does not wait for (no busy handler yet), so two instances opening the same new file at
@@ -61,116 +54,93 @@ async fn connect(
     }
 }
 
-impl SqliteStore {
-    /// Opens (creating the file and its directory when the URL says `mode=rwc`) the database
-    /// of `config.database_url`, migrates it and seeds an empty catalog.
-    pub async fn open(config: &ShopConfig, telemetry: &Telemetry) -> Result<Self, OpenError> {
-        let options = SqliteConnectOptions::from_str(&config.database_url)
-            .map_err(|error| {
-                ConfigError::new(
-                    "DATABASE_URL",
-                    redact_url(&config.database_url),
-                    format!("a valid sqlite: URL, e.g. sqlite://data/shop.db?mode=rwc ({error})"),
-                )
-            })?
-            .journal_mode(SqliteJournalMode::Wal)
-            .synchronous(SqliteSynchronous::Normal)
-            .foreign_keys(true)
-            .busy_timeout(BUSY_TIMEOUT);
-        if let Some(directory) = options.get_filename().parent()
-            && !directory.as_os_str().is_empty()
-            && !directory.exists()
-        {
-            std::fs::create_dir_all(directory).map_err(|source| OpenError::CreateDir {
-                path: directory.to_owned(),
-                source,
-            })?;
-        }
-        let pool = connect(&options, config)
-            .await
-            .map_err(|source| OpenError::Connect {
-                target: options.get_filename().display().to_string(),
-                cause: None,
-                source,
-            })?;
-        let store = Self {
-            pool,
-            db: DbInstruments::new(telemetry, SYSTEM_NAME),
-        };
-        store.migrate().await?;
-        let seeded = store.seed().await.map_err(OpenError::Seed)?;
-        if seeded > 0 {
-            tracing::info!(shop.catalog.seeded_products = seeded, "catalog seeded");
-        }
-        Ok(store)
-    }
-
-    /// Closes every pooled connection.
-    pub async fn close(&self) {
-        self.pool.close().await;
-    }
-
-    /// The [`StoreError`] of a failed request-time operation.
-    fn failure(&self, error: sqlx::Error) -> StoreError {
-        StoreError::from_pool(error, &self.pool)
-    }
-
-    /// Applies the pending migrations. sqlx takes no lock on SQLite, so the whole run holds
-    /// the database's write lock (`BEGIN IMMEDIATE`; each migration is a savepoint inside it):
-    /// a second instance starting on the same file waits, then finds every migration applied.
-    async fn migrate(&self) -> Result<(), OpenError> {
-        let migrate = async {
-            let mut transaction = self.pool.begin_with("BEGIN IMMEDIATE").await?;
-            MIGRATOR.run(&mut transaction).await?;
-            transaction.commit().await?;
-            Ok(())
-        };
-        self.db
-            .operation("MIGRATE", "_sqlx_migrations")
-            .run(migrate, |_: &sqlx::migrate::MigrateError| "migrate")
-            .await
-            .map_err(OpenError::Migrate)
-    }
-
-    /// Inserts the seed catalog into an empty `products` table; returns how many rows it added.
-    /// Idempotent, also when two instances start at once (`ON CONFLICT (sku) DO NOTHING`).
-    async fn seed(&self) -> Result<u64, sqlx::Error> {
-        let existing: i64 = self
-            .db
-            .operation("SELECT", "products")
-            .run(
-                sqlx::query_scalar("SELECT COUNT(*) FROM products").fetch_one(&self.pool),
-                error_type,
+/// Opens (creating the file and its directory when the URL says `mode=rwc`) the database of
+/// `config.database_url`, migrates it and seeds an empty catalog.
+pub(super) async fn open(config: &ShopConfig, telemetry: &Telemetry) -> Result<Store, OpenError> {
+    let options = SqliteConnectOptions::from_str(&config.database_url)
+        .map_err(|error| {
+            ConfigError::new(
+                "DATABASE_URL",
+                redact_url(&config.database_url),
+                format!("a valid sqlite: URL, e.g. sqlite://data/shop.db?mode=rwc ({error})"),
             )
-            .await?;
-        if existing > 0 {
-            return Ok(0);
-        }
-        let mut insert = QueryBuilder::<Sqlite>::new(
-            "INSERT INTO products (sku, name, description, category, price_cents, stock) ",
-        );
-        insert.push_values(PRODUCTS, |mut row, product| {
-            row.push_bind(product.sku)
-                .push_bind(product.name)
-                .push_bind(product.description)
-                .push_bind(product.category)
-                .push_bind(product.price_cents)
-                .push_bind(product.stock);
-        });
-        insert.push(" ON CONFLICT (sku) DO NOTHING");
-        let done = self
-            .db
-            .operation("INSERT", "products")
-            .run(insert.build().execute(&self.pool), error_type)
-            .await?;
-        Ok(done.rows_affected())
+        })?
+        .journal_mode(SqliteJournalMode::Wal)
+        .synchronous(SqliteSynchronous::Normal)
+        .foreign_keys(true)
+        .busy_timeout(BUSY_TIMEOUT);
+    if let Some(directory) = options.get_filename().parent()
+        && !directory.as_os_str().is_empty()
+        && !directory.exists()
+    {
+        std::fs::create_dir_all(directory).map_err(|source| OpenError::CreateDir {
+            path: directory.to_owned(),
+            source,
+        })?;
     }
+    let pool = connect(&options, config)
+        .await
+        .map_err(|source| OpenError::Connect {
+            target: options.get_filename().display().to_string(),
+            cause: None,
+            source,
+        })?;
+    let db = DbInstruments::new(telemetry, SYSTEM_NAME);
+    migrate(&pool, &db).await?;
+    let seeded = seed(&pool, &db).await.map_err(OpenError::Seed)?;
+    if seeded > 0 {
+        tracing::info!(shop.catalog.seeded_products = seeded, "catalog seeded");
+    }
+    Ok(Store {
+        pool: Pool::Sqlite(pool),
+        db,
+    })
 }
 
-super::orders::order_helpers!(SqliteStore, Sqlite);
+/// Applies the pending migrations. sqlx takes no lock on SQLite, so the whole run holds the
+/// database's write lock (`BEGIN IMMEDIATE`; each migration is a savepoint inside it): a second
+/// instance starting on the same file waits, then finds every migration applied.
+async fn migrate(pool: &SqlitePool, db: &DbInstruments) -> Result<(), OpenError> {
+    let migrate = async {
+        let mut transaction = pool.begin_with("BEGIN IMMEDIATE").await?;
+        MIGRATOR.run(&mut transaction).await?;
+        transaction.commit().await?;
+        Ok(())
+    };
+    db.operation("MIGRATE", "_sqlx_migrations")
+        .run(migrate, |_: &sqlx::migrate::MigrateError| "migrate")
+        .await
+        .map_err(OpenError::Migrate)
+}
 
-/// Every query is shared with the other backend ([`super::queries`], [`super::orders`]).
-impl Store for SqliteStore {
-    super::queries::catalog_and_account_methods!(Sqlite, name_collation = "");
-    super::orders::order_methods!(Sqlite, "BEGIN IMMEDIATE");
+/// Inserts the seed catalog into an empty `products` table; returns how many rows it added.
+/// Idempotent, also when two instances start at once (`ON CONFLICT (sku) DO NOTHING`).
+async fn seed(pool: &SqlitePool, db: &DbInstruments) -> Result<u64, sqlx::Error> {
+    let existing: i64 = db
+        .operation("SELECT", "products")
+        .run(
+            sqlx::query_scalar("SELECT COUNT(*) FROM products").fetch_one(pool),
+            error_type,
+        )
+        .await?;
+    if existing > 0 {
+        return Ok(0);
+    }
+    let mut insert = QueryBuilder::<Sqlite>::new(
+        "INSERT INTO products (sku, name, description, category, price_cents, stock) ",
+    );
+    insert.push_values(PRODUCTS, |mut row, product| {
+        row.push_bind(product.sku)
+            .push_bind(product.name)
+            .push_bind(product.description)
+            .push_bind(product.category)
+            .push_bind(product.price_cents)
+            .push_bind(product.stock);
+    });
+    insert.push(" ON CONFLICT (sku) DO NOTHING");
+    let done = db
+        .operation("INSERT", "products")
+        .run(insert.build().execute(pool), error_type)
+        .await?;
+    Ok(done.rows_affected())
 }

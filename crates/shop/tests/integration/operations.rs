@@ -13,7 +13,7 @@ use crate::common::{
 use serde_json::{Value, json};
 use shop::app::router;
 use shop::state::AppState;
-use shop::store::{Backend, Store};
+use shop::store::Store;
 use telemetry::testkit::SpanKind;
 
 on_both_backends!(
@@ -52,7 +52,7 @@ async fn readyz_answers_503_db_unavailable_when_the_database_is_unreachable(db: 
     let (telemetry, _guard, _receiver) = test_telemetry(&[]).await;
     let database = TestDatabase::create(db).await;
     let config = shop_config(telemetry.config(), &database, &[]);
-    let store = Backend::open(&config, &telemetry).await.unwrap();
+    let store = Store::open(&config, &telemetry).await.unwrap();
     store.close().await;
     let (address, _stop) = serve(router(
         AppState::new(store, &config, &telemetry).unwrap(),
@@ -161,8 +161,8 @@ async fn two_instances_starting_at_once_seed_the_catalog_once(db: Db) {
     let database = TestDatabase::create(db).await;
     let config = shop_config(telemetry.config(), &database, &[]);
     let (first, second) = tokio::join!(
-        Backend::open(&config, &telemetry),
-        Backend::open(&config, &telemetry)
+        Store::open(&config, &telemetry),
+        Store::open(&config, &telemetry)
     );
     let (first, second) = (first.unwrap(), second.unwrap());
     assert_eq!(first.system_name(), db.system_name());
@@ -183,7 +183,7 @@ async fn two_instances_starting_at_once_seed_the_catalog_once(db: Db) {
     // A restart finds the catalog in place and adds nothing.
     first.close().await;
     second.close().await;
-    let third = Backend::open(&config, &telemetry).await.unwrap();
+    let third = Store::open(&config, &telemetry).await.unwrap();
     assert_eq!(third.list_products(&all).await.unwrap().1, total);
     third.close().await;
 }
