@@ -5,7 +5,7 @@
 //! migrations under `migrations/<backend>/`, applied on start, and seeds the same catalog
 //! (`sqlite.rs`, `postgres.rs`: connecting, migrating, seeding). The queries are methods of
 //! [`Store`], each written once for both backends (`queries.rs`, `orders.rs`): the SQL is the
-//! same and `$n` placeholders work on SQLite too; [`on_pool!`] runs a body with the backend's
+//! same and `$n` placeholders work on SQLite too; `on_pool!` runs a body with the backend's
 //! pool.
 //!
 //! Every statement runs through [`telemetry::db::DbInstruments`], so it gets a CLIENT span (a
@@ -377,7 +377,7 @@ impl StoreError {
 /// and the instruments every statement runs through. Cheap to clone (the pool is shared).
 ///
 /// Each query is one method (`queries.rs`, `orders.rs`) whose body is written once for both
-/// backends: [`on_pool!`] runs it with the backend's pool.
+/// backends: `on_pool!` runs it with the backend's pool.
 #[derive(Debug, Clone)]
 pub struct Store {
     pool: Pool,
