@@ -265,7 +265,7 @@ pub(crate) fn metric_exporter(
 }
 
 /// Target of the start-up line.
-const ANNOUNCE_TARGET: &str = "telemetry::export";
+const ANNOUNCE_TARGET: &str = "telemetry::startup";
 
 /// Writes the one start-up line (INFO, stdout only) saying whether OTLP export is on, and
 /// where each signal goes over which protocol and security. Never credentials: the endpoint

@@ -205,7 +205,7 @@ async fn startup_line(pairs: &[(&str, &str)]) -> (serde_json::Value, String) {
     let lines: Vec<serde_json::Value> = captured
         .lines()
         .map(|l| serde_json::from_str(l).unwrap())
-        .filter(|l: &serde_json::Value| l["target"] == "telemetry::export")
+        .filter(|l: &serde_json::Value| l["target"] == "telemetry::startup")
         .collect();
     assert_eq!(lines.len(), 1, "{captured}");
     guard.shutdown_within(Duration::from_millis(200)).await;
@@ -285,6 +285,6 @@ async fn the_start_up_line_follows_rust_log() {
         .log_sink(sink.clone())
         .build()
         .unwrap();
-    assert!(!sink.captured().contains("telemetry::export"), "{}", sink.captured());
+    assert!(!sink.captured().contains("telemetry::startup"), "{}", sink.captured());
     guard.shutdown_within(Duration::from_millis(200)).await;
 }
