@@ -281,11 +281,7 @@ impl TelemetryConfig {
         default_service_name: &str,
         default_version: &str,
     ) -> Result<Self, ConfigError> {
-        Self::from_reader(
-            default_service_name,
-            default_version,
-            &EnvReader::process(),
-        )
+        Self::from_reader(default_service_name, default_version, &EnvReader::process())
     }
 
     /// Reads configuration through `lookup` (a variable name → its value, if set).
@@ -669,8 +665,10 @@ fn read_tls(env: &EnvReader<'_>, endpoint: Option<&str>) -> Result<OtlpTlsBySign
     let client_keys = read(&TlsVars::CLIENT_KEY, PemKind::PrivateKey)?;
 
     let mut tls = Vec::with_capacity(3);
-    for ((certificate, client_certificate), client_key) in
-        certificates.into_iter().zip(client_certificates).zip(client_keys)
+    for ((certificate, client_certificate), client_key) in certificates
+        .into_iter()
+        .zip(client_certificates)
+        .zip(client_keys)
     {
         let client = match (client_certificate, client_key) {
             (None, None) => None,
@@ -801,11 +799,11 @@ fn parse_headers(raw: &str) -> Result<Vec<(String, Secret)>, ConfigError> {
 fn parse_sampler(env: &EnvReader<'_>) -> Result<SamplerConfig, ConfigError> {
     let ratio = || -> Result<f64, ConfigError> {
         Ok(env
-            .parse("OTEL_TRACES_SAMPLER_ARG", "a ratio between 0 and 1", |raw| {
-                raw.parse::<f64>()
-                    .ok()
-                    .filter(|r| (0.0..=1.0).contains(r))
-            })?
+            .parse(
+                "OTEL_TRACES_SAMPLER_ARG",
+                "a ratio between 0 and 1",
+                |raw| raw.parse::<f64>().ok().filter(|r| (0.0..=1.0).contains(r)),
+            )?
             .unwrap_or(1.0))
     };
     #[derive(Clone, Copy)]
@@ -955,7 +953,10 @@ mod tests {
             ("RUST_LOG", "info,hyper=loud"),
             ("RUST_LOG", "verbose"),
             ("OTEL_EXPORTER_OTLP_CERTIFICATE", "/nonexistent/ca.pem"),
-            ("OTEL_EXPORTER_OTLP_LOGS_CLIENT_KEY", "/nonexistent/client.key"),
+            (
+                "OTEL_EXPORTER_OTLP_LOGS_CLIENT_KEY",
+                "/nonexistent/client.key",
+            ),
         ];
         for (variable, value) in cases {
             let mut env = vec![(variable, value)];
@@ -984,24 +985,27 @@ mod tests {
     }
 
     fn fixture(name: &str) -> String {
-        format!(
-            "{}/src/testkit/certs/{name}",
-            env!("CARGO_MANIFEST_DIR")
-        )
+        format!("{}/src/testkit/certs/{name}", env!("CARGO_MANIFEST_DIR"))
     }
 
     #[test]
     fn default_endpoints_are_the_one_constant_per_protocol() {
         let key = ("APP_PII_KEY", "0123456789abcdef0123");
         let grpc = load(&[("APP_ENV", "cloud"), key]).unwrap();
-        assert_eq!(grpc.otlp_endpoint.as_deref(), Some(DEFAULT_OTLP_GRPC_ENDPOINT));
+        assert_eq!(
+            grpc.otlp_endpoint.as_deref(),
+            Some(DEFAULT_OTLP_GRPC_ENDPOINT)
+        );
         let http = load(&[
             ("APP_ENV", "cloud"),
             key,
             ("OTEL_EXPORTER_OTLP_PROTOCOL", "http/protobuf"),
         ])
         .unwrap();
-        assert_eq!(http.otlp_endpoint.as_deref(), Some(DEFAULT_OTLP_HTTP_ENDPOINT));
+        assert_eq!(
+            http.otlp_endpoint.as_deref(),
+            Some(DEFAULT_OTLP_HTTP_ENDPOINT)
+        );
         assert_eq!(
             http.otlp_target(OtlpSignal::Logs).as_deref(),
             Some("http://localhost:4318/v1/logs")
@@ -1013,8 +1017,14 @@ mod tests {
         let c = load(&[
             ("OTEL_EXPORTER_OTLP_ENDPOINT", "https://collector:4317"),
             ("OTEL_EXPORTER_OTLP_CERTIFICATE", &fixture("ca.pem")),
-            ("OTEL_EXPORTER_OTLP_LOGS_CERTIFICATE", &fixture("other-ca.pem")),
-            ("OTEL_EXPORTER_OTLP_CLIENT_CERTIFICATE", &fixture("client.pem")),
+            (
+                "OTEL_EXPORTER_OTLP_LOGS_CERTIFICATE",
+                &fixture("other-ca.pem"),
+            ),
+            (
+                "OTEL_EXPORTER_OTLP_CLIENT_CERTIFICATE",
+                &fixture("client.pem"),
+            ),
             ("OTEL_EXPORTER_OTLP_CLIENT_KEY", &fixture("client.key")),
         ])
         .unwrap();
@@ -1043,11 +1053,20 @@ mod tests {
         let cases: [(&[(&str, &str)], &str); 6] = [
             // Unreadable.
             (
-                &[https, ("OTEL_EXPORTER_OTLP_TRACES_CERTIFICATE", "/nonexistent/ca.pem")],
+                &[
+                    https,
+                    (
+                        "OTEL_EXPORTER_OTLP_TRACES_CERTIFICATE",
+                        "/nonexistent/ca.pem",
+                    ),
+                ],
                 "OTEL_EXPORTER_OTLP_TRACES_CERTIFICATE",
             ),
             // A key where certificates belong, and certificates where a key belongs.
-            (&[https, ("OTEL_EXPORTER_OTLP_CERTIFICATE", &key)], "OTEL_EXPORTER_OTLP_CERTIFICATE"),
+            (
+                &[https, ("OTEL_EXPORTER_OTLP_CERTIFICATE", &key)],
+                "OTEL_EXPORTER_OTLP_CERTIFICATE",
+            ),
             (
                 &[
                     https,
@@ -1057,8 +1076,14 @@ mod tests {
                 "OTEL_EXPORTER_OTLP_CLIENT_KEY",
             ),
             // Half a client identity.
-            (&[https, ("OTEL_EXPORTER_OTLP_CLIENT_CERTIFICATE", &ca)], "OTEL_EXPORTER_OTLP_CLIENT_KEY"),
-            (&[https, ("OTEL_EXPORTER_OTLP_CLIENT_KEY", &key)], "OTEL_EXPORTER_OTLP_CLIENT_CERTIFICATE"),
+            (
+                &[https, ("OTEL_EXPORTER_OTLP_CLIENT_CERTIFICATE", &ca)],
+                "OTEL_EXPORTER_OTLP_CLIENT_KEY",
+            ),
+            (
+                &[https, ("OTEL_EXPORTER_OTLP_CLIENT_KEY", &key)],
+                "OTEL_EXPORTER_OTLP_CLIENT_CERTIFICATE",
+            ),
             // TLS files with a plain-text endpoint would be ignored.
             (
                 &[
@@ -1084,7 +1109,10 @@ mod tests {
     #[test]
     fn the_export_target_never_shows_credentials() {
         let c = load(&[
-            ("OTEL_EXPORTER_OTLP_ENDPOINT", "https://user:pw@collector:4318/otlp?key=s"),
+            (
+                "OTEL_EXPORTER_OTLP_ENDPOINT",
+                "https://user:pw@collector:4318/otlp?key=s",
+            ),
             ("OTEL_EXPORTER_OTLP_PROTOCOL", "http/protobuf"),
             ("OTEL_EXPORTER_OTLP_HEADERS", "api-key=abc123"),
         ])

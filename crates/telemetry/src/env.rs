@@ -290,7 +290,12 @@ mod tests {
 
     #[test]
     fn choices_flags_and_secrets() {
-        let env = reader(&[("MODE", "b"), ("BAD", "c"), ("ON", "TRUE"), ("KEY", "short")]);
+        let env = reader(&[
+            ("MODE", "b"),
+            ("BAD", "c"),
+            ("ON", "TRUE"),
+            ("KEY", "short"),
+        ]);
         let options = [("a", 1), ("b", 2)];
         assert_eq!(env.choice("MODE", &options).unwrap(), Some(2));
         assert_eq!(env.choice("UNSET", &options).unwrap(), None);

@@ -123,7 +123,10 @@ mod tests {
     fn a_word_that_is_not_a_level_is_refused() {
         let err = LogFilter::parse("verbose").unwrap_err();
         assert!(err.contains("\"verbose\""), "{err}");
-        assert!(err.contains("off, error, warn, info, debug, trace"), "{err}");
+        assert!(
+            err.contains("off, error, warn, info, debug, trace"),
+            "{err}"
+        );
         assert!(LogFilter::parse("info,shop").is_err());
         assert!(LogFilter::parse("shop=trace").is_ok());
         assert!(LogFilter::parse("DEBUG").is_ok());

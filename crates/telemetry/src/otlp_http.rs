@@ -33,7 +33,8 @@ impl RuntimeHttpClient {
             .pool_max_idle_per_host(2);
         if let Some(ca) = &tls.certificate {
             // Only this CA: the specification's "trusted certificate" replaces the roots.
-            builder = builder.tls_certs_only(reqwest::Certificate::from_pem_bundle(&ca.pem).map_err(fail)?);
+            builder = builder
+                .tls_certs_only(reqwest::Certificate::from_pem_bundle(&ca.pem).map_err(fail)?);
         }
         if let Some(client) = &tls.client {
             let mut pem = client.certificate.pem.clone();

@@ -24,11 +24,11 @@ use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant, SystemTime};
 
+use crate::config::safe_endpoint;
 use crate::config::{BatchSettings, LogFormat, TelemetryConfig};
 use crate::log_format::{FieldValue, LogLine, write_line};
 use crate::log_sink::LogSink;
 use crate::otlp_encode::Writer;
-use crate::config::safe_endpoint;
 use crate::otlp_export::Transport;
 
 /// Which OTLP signal a queue carries.

@@ -552,4 +552,3 @@ fn sampler(config: SamplerConfig) -> Sampler {
         }
     }
 }
-

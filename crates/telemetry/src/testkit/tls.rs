@@ -85,7 +85,8 @@ impl ReceiverTls {
 
     /// The rustls configuration of a server with these files (ALPN `h2` and `http/1.1`).
     pub fn server_config(&self) -> io::Result<Arc<rustls::ServerConfig>> {
-        let invalid = |e: &dyn std::fmt::Display| io::Error::new(io::ErrorKind::InvalidInput, e.to_string());
+        let invalid =
+            |e: &dyn std::fmt::Display| io::Error::new(io::ErrorKind::InvalidInput, e.to_string());
         let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
         let certificates: Vec<CertificateDer<'static>> =
             CertificateDer::pem_slice_iter(&self.certificate)

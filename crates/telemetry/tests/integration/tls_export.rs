@@ -69,7 +69,9 @@ async fn assert_all_signals_arrived(receiver: &OtlpReceiver, protocol: &str) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_signal_reaches_a_tls_receiver_trusting_the_configured_ca() {
     for protocol in PROTOCOLS {
-        let receiver = OtlpReceiver::start_tls(ReceiverTls::test_pki()).await.unwrap();
+        let receiver = OtlpReceiver::start_tls(ReceiverTls::test_pki())
+            .await
+            .unwrap();
         assert!(endpoint(&receiver, protocol).starts_with("https://"));
         let ca = path("ca.pem");
         export_one_request(
@@ -161,11 +163,7 @@ async fn an_untrusted_certificate_fails_the_export_is_counted_and_never_fails_a_
                 assert!(failures >= 1.0, "{case}, {protocol}: {series}\n{metrics}");
             }
             // Nothing got through the failed handshakes.
-            assert_eq!(
-                receiver.export_requests().total(),
-                0,
-                "{case}, {protocol}"
-            );
+            assert_eq!(receiver.export_requests().total(), 0, "{case}, {protocol}");
             guard.shutdown_within(Duration::from_millis(500)).await;
         }
     }
@@ -221,7 +219,10 @@ async fn the_start_up_line_says_where_export_goes_and_never_a_credential() {
             "https://svc-user:hunter2@collector.example:4318/otlp?token=qs-secret",
         ),
         ("OTEL_EXPORTER_OTLP_PROTOCOL", "http/protobuf"),
-        ("OTEL_EXPORTER_OTLP_HEADERS", "x-api-key=hdr-secret,x-team=t1"),
+        (
+            "OTEL_EXPORTER_OTLP_HEADERS",
+            "x-api-key=hdr-secret,x-team=t1",
+        ),
         ("OTEL_EXPORTER_OTLP_CERTIFICATE", &ca),
     ])
     .await;
@@ -237,10 +238,23 @@ async fn the_start_up_line_says_where_export_goes_and_never_a_credential() {
         on["otlp.metrics"],
         "https://collector.example:4318/otlp/v1/metrics"
     );
-    assert_eq!(on["otlp.logs"], "https://collector.example:4318/otlp/v1/logs");
-    assert_eq!(on["otlp.logs.tls"], "CA from OTEL_EXPORTER_OTLP_CERTIFICATE");
+    assert_eq!(
+        on["otlp.logs"],
+        "https://collector.example:4318/otlp/v1/logs"
+    );
+    assert_eq!(
+        on["otlp.logs.tls"],
+        "CA from OTEL_EXPORTER_OTLP_CERTIFICATE"
+    );
     assert_eq!(on["otlp.headers"], 2);
-    for secret in ["hunter2", "svc-user", "qs-secret", "hdr-secret", "t1", "BEGIN"] {
+    for secret in [
+        "hunter2",
+        "svc-user",
+        "qs-secret",
+        "hdr-secret",
+        "t1",
+        "BEGIN",
+    ] {
         assert!(!raw.contains(secret), "{secret} in {raw}");
     }
 
@@ -285,6 +299,10 @@ async fn the_start_up_line_follows_rust_log() {
         .log_sink(sink.clone())
         .build()
         .unwrap();
-    assert!(!sink.captured().contains("telemetry::startup"), "{}", sink.captured());
+    assert!(
+        !sink.captured().contains("telemetry::startup"),
+        "{}",
+        sink.captured()
+    );
     guard.shutdown_within(Duration::from_millis(200)).await;
 }
