@@ -80,9 +80,12 @@ impl fmt::Debug for Secret {
     }
 }
 
+/// A variable name → its value, if set.
+type Lookup<'a> = Box<dyn Fn(&str) -> Option<String> + 'a>;
+
 /// Reads variables through a lookup function; see the [module documentation](self).
 pub struct EnvReader<'a> {
-    lookup: Box<dyn Fn(&str) -> Option<String> + 'a>,
+    lookup: Lookup<'a>,
 }
 
 impl fmt::Debug for EnvReader<'_> {

@@ -14,6 +14,9 @@ use telemetry::testkit::{OtlpReceiver, ReceiverTls, SpanKind, TestPki};
 
 const PROTOCOLS: [&str; 2] = ["grpc", "http/protobuf"];
 
+/// Variables of a test case.
+type Env<'a> = Vec<(&'a str, &'a str)>;
+
 fn endpoint(receiver: &OtlpReceiver, protocol: &str) -> String {
     if protocol == "grpc" {
         receiver.grpc_endpoint()
@@ -113,7 +116,7 @@ async fn an_untrusted_certificate_fails_the_export_is_counted_and_never_fails_a_
     let other_ca = path("other-ca.pem");
     let ca = path("ca.pem");
     // (why it must fail, what the exporter trusts, what the receiver requires)
-    let cases: [(&str, Vec<(&str, &str)>, ReceiverTls); 3] = [
+    let cases: [(&str, Env<'_>, ReceiverTls); 3] = [
         (
             "a CA that did not sign the server certificate",
             vec![("OTEL_EXPORTER_OTLP_CERTIFICATE", other_ca.as_str())],
