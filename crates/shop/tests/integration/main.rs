@@ -10,7 +10,7 @@ mod openapi;
 mod operations;
 mod orders;
 mod payments_simulator;
-mod payments_tls;
 mod privacy;
 mod shutdown;
+mod tls;
 mod w3c_conformance;

@@ -1,7 +1,8 @@
-//! The payment client over `https://`: the real `shop` binary checks out against a TLS stub
-//! of the provider whose certificate comes from the testkit's test CA, trusted through the
+//! TLS in the real `shop` binary. The payment client over `https://`: a checkout against a TLS
+//! stub of the provider whose certificate comes from the testkit's test CA, trusted through the
 //! platform mechanism (`SSL_CERT_FILE`); without that trust the same checkout fails (502) and
-//! the provider never sees a request.
+//! the provider never sees a request. OTLP TLS files that cannot be used stop start-up with
+//! exit code 2 and one line naming the variable, and the start-up line says where export goes.
 
 #![allow(clippy::unwrap_used)]
 
@@ -13,7 +14,11 @@ use axum::routing::post;
 use serde_json::{Value, json};
 use telemetry::testkit::{ReceiverTls, TestPki, TlsListener};
 
-use crate::common::process::{collect, free_port, shop_command, terminate, wait_healthy};
+use std::time::Duration;
+
+use crate::common::process::{
+    collect, exit_within, free_port, shop_command, terminate, wait_healthy,
+};
 use crate::common::{TempDatabase, parse_json_lines};
 
 /// A provider stub on `https://127.0.0.1:PORT` approving every charge; counts the charges it
@@ -116,4 +121,71 @@ async fn an_https_provider_with_an_untrusted_certificate_is_never_charged() {
     assert_eq!(status, 502, "{lines:?}");
     assert_eq!(charges.load(Ordering::SeqCst), 0);
     assert!(failed_handshakes.load(Ordering::SeqCst) >= 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn binary_refuses_an_unreadable_otlp_certificate_with_exit_code_2_naming_the_variable() {
+    let database = TempDatabase::new();
+    let mut child = shop_command()
+        .env(
+            "OTEL_EXPORTER_OTLP_ENDPOINT",
+            "https://collector.example:4317",
+        )
+        .env(
+            "OTEL_EXPORTER_OTLP_TRACES_CERTIFICATE",
+            "/nonexistent/ca.pem",
+        )
+        .env("PORT", free_port().to_string())
+        .env("DATABASE_URL", database.url())
+        .spawn()
+        .unwrap();
+    let stdout = collect(child.stdout.take().unwrap());
+    let stderr = collect(child.stderr.take().unwrap());
+    let status = exit_within(
+        &mut child,
+        Duration::from_secs(10),
+        "the shop with a bad certificate",
+    )
+    .await;
+    let stderr = stderr.join().unwrap();
+    assert_eq!(status.code(), Some(2), "stderr: {stderr}");
+    assert!(
+        stderr.contains("OTEL_EXPORTER_OTLP_TRACES_CERTIFICATE")
+            && stderr.contains("/nonexistent/ca.pem"),
+        "{stderr}"
+    );
+    assert_eq!(stderr.trim_end().lines().count(), 1, "one line: {stderr}");
+    assert!(stdout.join().unwrap().is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn binary_states_at_start_up_that_export_is_off() {
+    let database = TempDatabase::new();
+    let port = free_port();
+    let mut child = shop_command()
+        .env("PORT", port.to_string())
+        .env("DATABASE_URL", database.url())
+        .env("APP_LOG_FORMAT", "json")
+        .spawn()
+        .unwrap();
+    let stdout = collect(child.stdout.take().unwrap());
+    let stderr = collect(child.stderr.take().unwrap());
+    if let Err(status) = wait_healthy(&format!("http://127.0.0.1:{port}"), &mut child).await {
+        panic!(
+            "shop exited early with {status}: {}",
+            stderr.join().unwrap()
+        );
+    }
+    terminate(&mut child).await;
+    let lines = parse_json_lines(&stdout.join().unwrap());
+    let startup: Vec<&Value> = lines
+        .iter()
+        .filter(|l| l["target"] == "telemetry::startup")
+        .collect();
+    // The shop's own instance (and the in-process simulator's, when it has its own).
+    assert!(!startup.is_empty(), "{lines:?}");
+    for line in startup {
+        assert_eq!(line["level"], "INFO");
+        assert_eq!(line["otlp.export"], "off", "{line}");
+    }
 }
