@@ -166,7 +166,7 @@ async fn run(
         summary.to_text()
     };
     let _ = print(&output);
-    let breaches = summary.breaches(&thresholds);
+    let breaches = summary.breaches();
     let mut stderr = std::io::stderr().lock();
     for breach in &breaches {
         let _ = writeln!(stderr, "loadgen: {breach}");

@@ -102,6 +102,9 @@ pub(crate) struct ThresholdReport {
     /// was measured.
     pub(crate) actual: Option<f64>,
     pub(crate) passed: bool,
+    /// `actual` for people: `14.6ms`, `0.20%`, `120.0`.
+    #[serde(skip)]
+    pub(crate) actual_text: String,
 }
 
 fn millis(micros: f64) -> f64 {
@@ -210,6 +213,8 @@ impl Summary {
                 };
                 let actual = threshold.actual(measured);
                 let passed = threshold.passes(actual);
+                let actual_text =
+                    actual.map_or("nothing measured".to_owned(), |a| threshold.format_value(a));
                 let actual = actual.map(|value| match threshold.metric {
                     crate::threshold::Metric::Errors | crate::threshold::Metric::Rps => {
                         (value * 1e4).round() / 1e4
@@ -221,6 +226,7 @@ impl Summary {
                     route: threshold.route.clone(),
                     actual,
                     passed,
+                    actual_text,
                 }
             })
             .collect();
@@ -439,8 +445,7 @@ impl Summary {
                     "  {} {}  (actual {})",
                     if t.passed { "pass" } else { "FAIL" },
                     t.threshold,
-                    t.actual
-                        .map_or("nothing measured".to_owned(), |a| a.to_string())
+                    t.actual_text
                 );
             }
         }
@@ -448,20 +453,15 @@ impl Summary {
     }
 
     /// One line per breached threshold, for stderr.
-    pub(crate) fn breaches(&self, thresholds: &[Threshold]) -> Vec<String> {
+    pub(crate) fn breaches(&self) -> Vec<String> {
         self.thresholds
             .iter()
-            .zip(thresholds)
-            .filter(|(report, _)| !report.passed)
-            .map(|(report, threshold)| {
-                let actual = report.actual.map_or("nothing measured".to_owned(), |a| {
-                    let in_unit = match threshold.metric {
-                        crate::threshold::Metric::Errors | crate::threshold::Metric::Rps => a,
-                        _ => a * 1e3,
-                    };
-                    threshold.format_value(in_unit)
-                });
-                format!("threshold breached: {} (actual {actual})", report.threshold)
+            .filter(|report| !report.passed)
+            .map(|report| {
+                format!(
+                    "threshold breached: {} (actual {})",
+                    report.threshold, report.actual_text
+                )
             })
             .collect()
     }

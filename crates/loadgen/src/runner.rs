@@ -197,9 +197,6 @@ impl Run {
                 None => None,
             };
             let journey = self.plan.scenario.pick(&mut rng);
-            let lag =
-                due.map(|due| Instant::now().saturating_duration_since(due).as_micros() as u64);
-            self.stats.journey_started(journey, lag);
             self.journey(journey, due, &mut connection, &mut buffer, &mut rng)
                 .await;
         }
@@ -216,7 +213,8 @@ impl Run {
         let scenario = &self.plan.scenario;
         let journey = &scenario.journeys[index];
         let exporter = self.plan.exporter.as_ref();
-        let trace = JourneyTrace::start(exporter, &journey.name, rng);
+        // Started (counted, traced) when its first request is sent.
+        let mut trace: Option<JourneyTrace> = None;
         let mut state = JourneyState::default();
         let mut scheduled = due;
         for (position, step) in journey.steps.iter().enumerate() {
@@ -232,6 +230,16 @@ impl Run {
             if self.stopped() || !self.take_ticket() {
                 break;
             }
+            let trace = match &mut trace {
+                Some(trace) => &*trace,
+                None => {
+                    let lag = due.map(|due| {
+                        Instant::now().saturating_duration_since(due).as_micros() as u64
+                    });
+                    self.stats.journey_started(index, lag);
+                    &*trace.insert(JourneyTrace::start(exporter, &journey.name, rng))
+                }
+            };
             let planned = journey::plan(step.action, scenario, &mut state, &self.accounts, rng);
             let route = &scenario.routes[step.route];
             let template = route.split_once(' ').map_or(route.as_str(), |(_, t)| t);
@@ -294,7 +302,9 @@ impl Run {
                 break;
             }
         }
-        trace.end();
+        if let Some(trace) = trace {
+            trace.end();
+        }
     }
 }
 
