@@ -46,7 +46,7 @@ fn clean(command: &mut Command) -> &mut Command {
     command
 }
 
-pub fn free_port() -> u16 {
+pub(crate) fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
@@ -55,15 +55,15 @@ pub fn free_port() -> u16 {
 }
 
 /// A running shop; killed when dropped.
-pub struct Shop {
-    pub url: String,
+pub(crate) struct Shop {
+    pub(crate) url: String,
     child: Child,
     database: PathBuf,
 }
 
 impl Shop {
     /// Starts the shop with `env` on a free port and a fresh SQLite file; waits for `/readyz`.
-    pub async fn start(env: &[(&str, &str)]) -> Shop {
+    pub(crate) async fn start(env: &[(&str, &str)]) -> Shop {
         let port = free_port();
         let database =
             std::env::temp_dir().join(format!("loadgen-test-{}-{port}.db", std::process::id()));
@@ -110,7 +110,7 @@ impl Shop {
 
     /// The shop's own request counts (`http.server.request.duration` from `/metrics`), by
     /// `METHOD route`.
-    pub async fn served_by_route(&self) -> std::collections::BTreeMap<String, u64> {
+    pub(crate) async fn served_by_route(&self) -> std::collections::BTreeMap<String, u64> {
         let text = reqwest::get(format!("{}/metrics", self.url))
             .await
             .unwrap()
@@ -152,7 +152,7 @@ impl Drop for Shop {
 }
 
 /// `loadgen ARGS` with a clean environment plus `env`, run to completion.
-pub fn loadgen(args: &[&str], env: &[(&str, &str)]) -> Output {
+pub(crate) fn loadgen(args: &[&str], env: &[(&str, &str)]) -> Output {
     let mut command = Command::new(env!("CARGO_BIN_EXE_loadgen"));
     clean(&mut command)
         .args(args)
@@ -162,7 +162,7 @@ pub fn loadgen(args: &[&str], env: &[(&str, &str)]) -> Output {
 }
 
 /// The JSON summary of a successful `--json` run.
-pub fn json(output: &Output) -> serde_json::Value {
+pub(crate) fn json(output: &Output) -> serde_json::Value {
     let stdout = String::from_utf8_lossy(&output.stdout);
     serde_json::from_str(&stdout).unwrap_or_else(|error| {
         panic!(
@@ -172,12 +172,12 @@ pub fn json(output: &Output) -> serde_json::Value {
     })
 }
 
-pub fn stderr(output: &Output) -> String {
+pub(crate) fn stderr(output: &Output) -> String {
     String::from_utf8_lossy(&output.stderr).into_owned()
 }
 
 /// A scenario file in the temp directory.
-pub fn scenario_file(name: &str, text: &str) -> PathBuf {
+pub(crate) fn scenario_file(name: &str, text: &str) -> PathBuf {
     let path =
         std::env::temp_dir().join(format!("loadgen-test-{}-{name}.toml", std::process::id()));
     std::fs::write(&path, text).unwrap();
