@@ -429,11 +429,11 @@ impl Summary {
         let failed: Vec<(&str, &SampleReport)> = self
             .routes
             .iter()
-            .flat_map(|r| r.failed.iter().map(move |s| (r.route.as_str(), s)))
+            .flat_map(|r| r.failed.iter().take(3).map(move |s| (r.route.as_str(), s)))
             .collect();
         if !failed.is_empty() {
-            let _ = writeln!(out, "\nfailed requests (first of each route, trace ids):");
-            for (route, s) in failed.iter().take(10) {
+            let _ = writeln!(out, "\nfailed requests (the first 3 of each route, trace ids):");
+            for (route, s) in &failed {
                 sample_line(&mut out, route, s);
             }
         }
