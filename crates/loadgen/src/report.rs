@@ -432,7 +432,10 @@ impl Summary {
             .flat_map(|r| r.failed.iter().take(3).map(move |s| (r.route.as_str(), s)))
             .collect();
         if !failed.is_empty() {
-            let _ = writeln!(out, "\nfailed requests (the first 3 of each route, trace ids):");
+            let _ = writeln!(
+                out,
+                "\nfailed requests (the first 3 of each route, trace ids):"
+            );
             for (route, s) in &failed {
                 sample_line(&mut out, route, s);
             }

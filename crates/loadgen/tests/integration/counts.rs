@@ -49,13 +49,15 @@ async fn counts_per_route_add_up_and_match_what_the_shop_served() {
             .unwrap()
             > 0
     );
-    // Every retried checkout key was replayed, never a second order.
+    // Every retried checkout key was answered as a replay, never as a second order: each
+    // checkout has one retry, except for at most one journey per user cut short at the end.
     let replays = summary["idempotent_replays"].as_u64().unwrap();
-    assert_eq!(
-        replays,
-        summary["journeys"]["buy"].as_u64().unwrap().min(replays)
-    );
+    let orders = route("POST /v1/orders")["count"].as_u64().unwrap();
     assert!(replays > 0);
+    assert!(
+        2 * replays <= orders && orders - 2 * replays <= 4,
+        "{replays} replays of {orders}"
+    );
 
     // What the shop itself counted, route by route, is what the generator sent.
     let served = shop.served_by_route().await;
