@@ -106,7 +106,10 @@ async fn record_duration(
         &[
             KeyValue::new("http.request.method", method),
             KeyValue::new("http.route", route),
-            KeyValue::new("http.response.status_code", i64::from(response.status().as_u16())),
+            KeyValue::new(
+                "http.response.status_code",
+                i64::from(response.status().as_u16()),
+            ),
         ],
     );
     response
@@ -166,24 +169,31 @@ fn peer(db: Db) -> (Router, SdkTracerProvider, SdkMeterProvider) {
             let _ = span.set_parent(parent);
             span
         })
-        .on_response(|response: &Response, latency: Duration, span: &tracing::Span| {
-            span.record("http.response.status_code", response.status().as_u16());
-            tracing::info!(
-                status = response.status().as_u16(),
-                duration_ms = latency.as_secs_f64() * 1e3,
-                "request finished"
-            );
-        });
+        .on_response(
+            |response: &Response, latency: Duration, span: &tracing::Span| {
+                span.record("http.response.status_code", response.status().as_u16());
+                tracing::info!(
+                    status = response.status().as_u16(),
+                    duration_ms = latency.as_secs_f64() * 1e3,
+                    "request finished"
+                );
+            },
+        );
     let router = routes(db)
         .layer(trace)
-        .layer(axum::middleware::from_fn_with_state(histogram, record_duration));
+        .layer(axum::middleware::from_fn_with_state(
+            histogram,
+            record_duration,
+        ));
     (router, tracer_provider, meter_provider)
 }
 
 fn main() {
     let args: Vec<String> = std::env::args().collect();
     let Some(at) = args.iter().position(|a| a == "--serve") else {
-        println!("usage: stacks --serve bare|ours|peer PORT [--sqlite] (see scripts/bench-stacks.sh)");
+        println!(
+            "usage: stacks --serve bare|ours|peer PORT [--sqlite] (see scripts/bench-stacks.sh)"
+        );
         return;
     };
     let variant = args[at + 1].clone();
@@ -192,12 +202,17 @@ fn main() {
     let runtime = tokio::runtime::Runtime::new().unwrap();
     runtime.block_on(async move {
         let db = database(sqlite).await;
-        let listener = tokio::net::TcpListener::bind(("127.0.0.1", port)).await.unwrap();
+        let listener = tokio::net::TcpListener::bind(("127.0.0.1", port))
+            .await
+            .unwrap();
         let shutdown = async {
             let _ = tokio::signal::ctrl_c().await;
         };
         match variant.as_str() {
-            "bare" => axum::serve(listener, routes(db)).with_graceful_shutdown(shutdown).await.unwrap(),
+            "bare" => axum::serve(listener, routes(db))
+                .with_graceful_shutdown(shutdown)
+                .await
+                .unwrap(),
             "ours" => {
                 let config = telemetry::TelemetryConfig::from_env("ours", "0").unwrap();
                 let (telemetry, guard) = telemetry::Telemetry::init(config).unwrap();
@@ -213,7 +228,10 @@ fn main() {
             }
             "peer" => {
                 let (app, tracer_provider, meter_provider) = peer(db);
-                axum::serve(listener, app).with_graceful_shutdown(shutdown).await.unwrap();
+                axum::serve(listener, app)
+                    .with_graceful_shutdown(shutdown)
+                    .await
+                    .unwrap();
                 let _ = tracer_provider.shutdown();
                 let _ = meter_provider.shutdown();
             }
