@@ -9,16 +9,21 @@ use std::process::{Child, Command, Output, Stdio};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
-/// `target/debug/shop`, built once per test process (`cargo build -p shop`; a no-op when it is
-/// up to date). The loadgen speaks HTTP to it like any client: no dependency on its code.
+/// `target/debug/shop`. `cargo nextest run --workspace` builds it fresh with the shop's own
+/// tests; when it is missing (e.g. `cargo nextest run -p loadgen` on a clean tree) it is built
+/// here with `cargo build -p shop`. After changing the shop, build it (or run the workspace)
+/// before testing loadgen alone. It is not rebuilt unconditionally: `-p shop` alone resolves
+/// other dependency features than the workspace's test build, so it would relink the binary
+/// the shop's own tests are running. The loadgen speaks HTTP to it like any client: no
+/// dependency on its code.
 fn shop_binary() -> &'static PathBuf {
     static BINARY: OnceLock<PathBuf> = OnceLock::new();
     BINARY.get_or_init(|| {
         let loadgen = PathBuf::from(env!("CARGO_BIN_EXE_loadgen"));
-        let dir = loadgen
-            .parent()
-            .expect("the binary's directory")
-            .to_path_buf();
+        let shop = loadgen.with_file_name("shop");
+        if shop.exists() {
+            return shop;
+        }
         let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
         let status = Command::new(cargo)
             .args(["build", "--quiet", "-p", "shop", "--bin", "shop"])
@@ -26,7 +31,6 @@ fn shop_binary() -> &'static PathBuf {
             .status()
             .expect("cargo runs");
         assert!(status.success(), "cargo build -p shop failed");
-        let shop = dir.join("shop");
         assert!(shop.exists(), "{} was not built", shop.display());
         shop
     })
