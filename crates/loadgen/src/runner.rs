@@ -135,7 +135,12 @@ impl Run {
             .await;
             workers.abort_all();
         }
-        let elapsed = stopped_at.saturating_duration_since(self.started);
+        let mut elapsed = stopped_at.saturating_duration_since(self.started);
+        // The open model's last arrival is due just before the end: the run covered the whole
+        // duration even when its last answer came a little earlier.
+        if let (Limit::Duration(duration), false) = (self.plan.limit, interrupted) {
+            elapsed = elapsed.max(duration);
+        }
         let dropped = match (&self.arrivals, self.plan.limit) {
             (Some(arrivals), Limit::Duration(duration)) => {
                 let due = arrivals.due_before(elapsed.min(duration));
