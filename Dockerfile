@@ -1,5 +1,5 @@
 # syntax=docker/dockerfile:1
-# The shop (and its payment simulator, `shop payments-sim`) as a small runtime image.
+# The shop and the payment simulator (binaries `shop` and `payments-sim`) as one small runtime image.
 # Build: docker build -t shop:local .   (deploy/local/compose.yaml builds it for you)
 
 # --- build stage: the whole workspace, release profile, locked dependencies -------------
@@ -8,8 +8,8 @@ WORKDIR /src
 COPY Cargo.toml Cargo.lock ./
 COPY crates ./crates
 COPY migrations ./migrations
-RUN cargo build --release --locked --bin shop \
- && strip target/release/shop
+RUN cargo build --release --locked -p shop -p payments-sim \
+ && strip target/release/shop target/release/payments-sim
 
 # --- runtime stage: Debian slim, one binary, a non-root user -----------------------------
 FROM debian:12.11-slim AS runtime
@@ -20,7 +20,7 @@ RUN apt-get update \
  && apt-get install -y --no-install-recommends ca-certificates curl \
  && rm -rf /var/lib/apt/lists/* \
  && useradd --system --uid 10001 --home-dir /app --create-home shop
-COPY --from=build /src/target/release/shop /usr/local/bin/shop
+COPY --from=build /src/target/release/shop /src/target/release/payments-sim /usr/local/bin/
 USER 10001:10001
 WORKDIR /app
 # Listen on every interface inside the container; the SQLite file lives in /app/data
