@@ -5,7 +5,8 @@ of deploy/local must return data.
 Starts target/debug/shop (temporary SQLite, free port, OTLP export pointed at a closed port so
 the exporter-health counters exist, the in-process payment simulator declining some charges),
 starts Prometheus (`--enable-feature=exemplar-storage`, free port, 1 s scrapes, the rule files
-of deploy/local evaluated every second), drives scripts/stack-load.sh plus checkouts that fail
+of deploy/local evaluated every second; Alertmanager with the stack's routing and the development
+webhook receiver, PagerDuty's URL pointed at that receiver), drives scripts/stack-load.sh plus checkouts that fail
 with 5xx (simulator faults), then queries each expression. Expressions over the Collector's
 own metrics cannot return data here (no Collector runs) and are listed as skipped.
 Usage: check-promql-live.py [PATH_TO_SHOP_BINARY]; exits 1 on any expression without data.
@@ -74,6 +75,42 @@ def main():
         base = f"http://127.0.0.1:{shop_port}"
         wait_for(f"{base}/healthz", "the shop")
 
+        # Alertmanager with the stack's routing, delivering to the development webhook receiver;
+        # PagerDuty's URL points at the same receiver (path /pagerduty), waits shortened.
+        import yaml
+        hook_port, am_port = free_port(), free_port()
+        hook_out = os.path.join(tmp, "webhook.jsonl")
+        procs.append(subprocess.Popen([sys.executable, os.path.join(ROOT, "deploy", "local", "webhook", "receiver.py"),
+                                       "--host", "127.0.0.1", "--port", str(hook_port), "--out", hook_out],
+                                      stdout=subprocess.DEVNULL))
+        am = yaml.safe_load(open(os.path.join(ROOT, "deploy", "local", "alertmanager", "alertmanager.yml")))
+        am["route"]["group_wait"] = "1s"
+        for r in am["route"]["routes"]:
+            r["group_wait"] = "1s"
+        key_file = os.path.join(tmp, "routing_key")
+        open(key_file, "w").write("live-check-key")
+        for rcv in am["receivers"]:
+            for c in rcv.get("pagerduty_configs", []):
+                c["routing_key_file"], c["url"] = key_file, f"http://127.0.0.1:{hook_port}/pagerduty"
+            for c in rcv.get("webhook_configs", []):
+                c["url"] = f"http://127.0.0.1:{hook_port}/alerts"
+        am_config = os.path.join(tmp, "alertmanager.yml")
+        yaml.safe_dump(am, open(am_config, "w"))
+        alertmanager = shutil.which("prometheus-alertmanager") or shutil.which("alertmanager")
+        procs.append(subprocess.Popen([alertmanager, f"--config.file={am_config}", f"--storage.path={tmp}/am",
+                                       f"--web.listen-address=127.0.0.1:{am_port}", "--cluster.listen-address="],
+                                      stdout=open(os.path.join(tmp, "alertmanager.log"), "w"), stderr=subprocess.STDOUT))
+        wait_for(f"http://127.0.0.1:{am_port}/-/ready", "Alertmanager")
+        live_rule = os.path.join(tmp, "live-delivery.yml")
+        open(live_rule, "w").write("""groups:
+  - name: live-delivery
+    rules:
+      - alert: LiveCheckShopUp
+        expr: up{job="shop"} == 1
+        labels:
+          severity: page
+""")
+
         rules_dir = os.path.join(ROOT, "deploy", "local", "prometheus", "rules")
         config = os.path.join(tmp, "prometheus.yml")
         with open(config, "w") as f:
@@ -82,6 +119,11 @@ def main():
   evaluation_interval: 1s
 rule_files:
   - {rules_dir}/*.yml
+  - {live_rule}
+alerting:
+  alertmanagers:
+    - static_configs:
+        - targets: ["127.0.0.1:{am_port}"]
 scrape_configs:
   - job_name: shop
     static_configs:
@@ -107,7 +149,7 @@ scrape_configs:
         # Checkouts answered 502: the in-process simulator fails every charge for a moment.
         sim = None
         for _ in range(50):
-            m = re.search(r'"payment simulator started in-process".*?"url":"([^"]+)"', open(shop_log.name).read())
+            m = re.search(r'"payment simulator started in-process".*?"url(?:\.full)?":"([^"]+)"', open(shop_log.name).read())
             if m:
                 sim = m.group(1)
                 break
@@ -151,6 +193,20 @@ scrape_configs:
             values = [r["value"][1] for r in res["data"]["result"]] if res["status"] == "success" else []
             if not [v for v in values if v not in ("NaN", "+Inf", "-Inf")]:  # nothing, or only 0/0
                 empty.append(f"{os.path.relpath(path, ROOT)}: {what}: {q.strip()}")
+        # The alert went Prometheus → Alertmanager → both receivers of a page.
+        delivered = set()
+        deadline = time.time() + 30
+        while time.time() < deadline and delivered != {"/alerts", "/pagerduty"}:
+            if os.path.exists(hook_out):
+                for line in open(hook_out):
+                    n = json.loads(line)
+                    if n["path"] == "/pagerduty" or any(a["alertname"] == "LiveCheckShopUp" for a in n["alerts"]):
+                        delivered.add(n["path"])
+            time.sleep(0.5)
+        if delivered != {"/alerts", "/pagerduty"}:
+            empty.append(f"alert delivery: a severity=page alert reached only {sorted(delivered)} of the webhook and PagerDuty")
+        else:
+            print("ok: a severity=page alert went from Prometheus through Alertmanager to the webhook and to PagerDuty's (local) URL")
         for s in skipped:
             print(f"skipped (Collector metric, no Collector here): {s}")
         for e in empty:

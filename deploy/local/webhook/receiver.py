@@ -13,9 +13,10 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 MAX_BODY = 1 << 20  # Alertmanager batches stay far below this
 
 
-def summarize(payload):
+def summarize(path, payload):
     """One line per notification: what Alertmanager delivered, without annotations' prose."""
     return {
+        "path": path,
         "receiver": payload.get("receiver"),
         "status": payload.get("status"),
         "alerts": [
@@ -42,7 +43,7 @@ def make_handler(out):
             except ValueError:
                 self.send_error(400, "body is not JSON")
                 return
-            line = json.dumps(summarize(payload), sort_keys=True)
+            line = json.dumps(summarize(self.path, payload), sort_keys=True)
             print(line, file=out, flush=True)
             self.send_response(200)
             self.send_header("content-length", "0")
