@@ -72,6 +72,11 @@ log "promtool check config / check rules / test rules"
 sed "s|/etc/prometheus/rules/|$PWD/deploy/local/prometheus/rules/|" deploy/local/prometheus/prometheus.yml > "$WORK/prometheus.yml"
 promtool check config "$WORK/prometheus.yml"
 promtool check rules deploy/local/prometheus/rules/*.yml
+cp -r deploy/local/prometheus/tests "$WORK/rule-tests.committed"
+"$VENV/python" scripts/gen-slo-rule-tests.py
+if ! diff -r "$WORK/rule-tests.committed" deploy/local/prometheus/tests >/dev/null; then
+  echo "FAIL: the SLO rule tests differ from scripts/gen-slo-rule-tests.py's output (run it and commit)"; exit 1
+fi
 promtool test rules deploy/local/prometheus/tests/*.yml
 # every alert has at least one unit test that expects it to fire and one that expects silence
 "$VENV/python" - <<'PY'
