@@ -20,6 +20,7 @@
 pub mod config;
 pub mod context;
 pub mod db;
+pub mod env;
 pub mod error;
 pub mod layer;
 pub mod log_filter;

@@ -24,6 +24,7 @@ use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant, SystemTime};
 
+use crate::config::safe_endpoint;
 use crate::config::{BatchSettings, LogFormat, TelemetryConfig};
 use crate::log_format::{FieldValue, LogLine, write_line};
 use crate::log_sink::LogSink;
@@ -102,21 +103,6 @@ struct WarnState {
     last_error: Option<String>,
 }
 
-/// `scheme://host:port/path` of an endpoint: no user info, no query, no fragment.
-fn safe_endpoint(endpoint: &str) -> String {
-    let endpoint = endpoint.split(['?', '#']).next().unwrap_or("");
-    let (scheme, rest) = endpoint
-        .split_once("://")
-        .map_or(("", endpoint), |(s, r)| (s, r));
-    let (authority, path) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
-    let host = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
-    if scheme.is_empty() {
-        format!("{host}{path}")
-    } else {
-        format!("{scheme}://{host}{path}")
-    }
-}
-
 struct Shared {
     pending: Mutex<Pending>,
     wake: Condvar,
@@ -169,20 +155,12 @@ impl RecordQueue {
         let runtime = tokio::runtime::Handle::try_current().map_err(|e| e.to_string())?;
         let (transport, settings, thread) = match signal {
             Signal::Logs => (
-                Transport::new(
-                    config,
-                    "/opentelemetry.proto.collector.logs.v1.LogsService/Export",
-                    "/v1/logs",
-                )?,
+                Transport::new(config, crate::config::OtlpSignal::Logs)?,
                 config.log_batch,
                 "telemetry-otlp-logs",
             ),
             Signal::Spans => (
-                Transport::new(
-                    config,
-                    "/opentelemetry.proto.collector.trace.v1.TraceService/Export",
-                    "/v1/traces",
-                )?,
+                Transport::new(config, crate::config::OtlpSignal::Traces)?,
                 config.span_batch,
                 "telemetry-otlp-spans",
             ),

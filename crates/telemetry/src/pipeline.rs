@@ -2,7 +2,6 @@
 //! exporters on their own threads, the `/metrics` reader, the stdout log sink. And shutting it
 //! down in order without blocking the runtime.
 
-use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
@@ -10,19 +9,17 @@ use std::time::Duration;
 use opentelemetry::KeyValue;
 use opentelemetry::metrics::{Meter, MeterProvider as _};
 use opentelemetry::trace::TracerProvider as _;
-use opentelemetry_otlp::{WithExportConfig, WithHttpConfig, WithTonicConfig};
 use opentelemetry_sdk::Resource;
 use opentelemetry_sdk::metrics::{
     Instrument, ManualReader, PeriodicReader, SdkMeterProvider, Stream,
 };
 use opentelemetry_sdk::trace::{Sampler, SdkTracer, SdkTracerProvider};
 
-use crate::config::{OtlpProtocol, Persona, SamplerConfig, TelemetryConfig};
+use crate::config::{Persona, SamplerConfig, TelemetryConfig};
 use crate::log_filter::LogFilter;
 use crate::log_sink::LogSink;
 use crate::metrics::HttpServerInstruments;
 use crate::otlp_encode::resource_body;
-use crate::otlp_http::RuntimeHttpClient;
 use crate::otlp_queue::{ExportWarnings, RecordQueue, Signal};
 use crate::pii::PiiPolicy;
 use crate::prometheus::SharedReader;
@@ -339,10 +336,8 @@ impl TelemetryInner {
                 Stream::builder().with_cardinality_limit(limit).build().ok()
             });
         if export {
-            let exporter = metric_exporter(&config).map_err(|source| InitError::Exporter {
-                signal: "metrics",
-                source,
-            })?;
+            let exporter =
+                crate::otlp_export::metric_exporter(&config).map_err(InitError::Endpoint)?;
             let exporter = CountingMetricExporter {
                 inner: exporter,
                 failures: Arc::clone(&metric_failures),
@@ -371,6 +366,7 @@ impl TelemetryInner {
             // from_lookup validated it; a hand-built config with a bad filter falls back to info.
             LogFilter::parse("info").unwrap_or_else(|e| unreachable!("{e}"))
         });
+        crate::otlp_export::announce(&config, &log_filter, &sink);
         Ok(Self {
             http: HttpServerInstruments::new(&meter),
             sink,
@@ -554,42 +550,5 @@ fn sampler(config: SamplerConfig) -> Sampler {
         SamplerConfig::ParentBasedTraceIdRatio(r) => {
             Sampler::ParentBased(Box::new(Sampler::TraceIdRatioBased(r)))
         }
-    }
-}
-
-fn endpoint(config: &TelemetryConfig) -> &str {
-    config
-        .otlp_endpoint
-        .as_deref()
-        .unwrap_or("http://localhost:4317")
-}
-
-fn http_headers(config: &TelemetryConfig) -> HashMap<String, String> {
-    config
-        .otlp_headers
-        .iter()
-        .map(|(k, v)| (k.clone(), v.expose().to_owned()))
-        .collect()
-}
-
-/// The stock OTLP metric exporter (metrics leave once per interval, so its cost is not on the
-/// request path), on the same transport settings as the span and log queues.
-fn metric_exporter(
-    config: &TelemetryConfig,
-) -> Result<opentelemetry_otlp::MetricExporter, opentelemetry_otlp::ExporterBuildError> {
-    match config.otlp_protocol {
-        OtlpProtocol::Grpc => opentelemetry_otlp::MetricExporter::builder()
-            .with_tonic()
-            .with_endpoint(endpoint(config))
-            .with_timeout(config.otlp_timeout)
-            .with_metadata(crate::otlp_export::grpc_metadata(config))
-            .build(),
-        OtlpProtocol::HttpProtobuf => opentelemetry_otlp::MetricExporter::builder()
-            .with_http()
-            .with_endpoint(format!("{}/v1/metrics", endpoint(config)))
-            .with_timeout(config.otlp_timeout)
-            .with_headers(http_headers(config))
-            .with_http_client(RuntimeHttpClient::new(config.otlp_timeout))
-            .build(),
     }
 }

@@ -12,4 +12,5 @@ mod orders;
 mod payments_binary;
 mod privacy;
 mod shutdown;
+mod tls;
 mod w3c_conformance;
