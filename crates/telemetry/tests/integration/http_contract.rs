@@ -76,9 +76,10 @@ async fn one_request_produces_one_server_span_with_semconv_attributes() {
         !h.receiver.dump_all().contains("query-value"),
         "the query string never leaves"
     );
+    // A new root: sampled, and Level 2's `random` flag (our trace ids are random).
     assert_eq!(
         traceparent,
-        format!("00-{}-{}-01", span.trace_id, span.span_id)
+        format!("00-{}-{}-03", span.trace_id, span.span_id)
     );
     assert_eq!(
         span.resource.get("service.name").and_then(|v| v.as_str()),
