@@ -201,7 +201,8 @@ async fn run(
     payments: Payments,
 ) -> ExitCode {
     // Inside the runtime: the OTLP exporters need it.
-    let (telemetry, guard) = match Telemetry::init(telemetry_config) {
+    let (telemetry, guard) = match shop::observability::telemetry_builder(telemetry_config).build()
+    {
         Ok(instance) => instance,
         Err(error) => {
             eprintln!("shop: cannot start telemetry: {error}");

@@ -127,8 +127,9 @@ impl Visit for EventFields<'_> {
     fn record_str(&mut self, field: &Field, value: &str) {
         if field.name() == "message" {
             self.message = scrub(value).into_owned();
-        } else if field.name().contains("email") {
-            // Only the domain of an email, and only when the PII mode allows it.
+        } else if self.pii.is_email_field(field.name()) {
+            // A field the application named as an email: only the domain, when the PII mode
+            // allows it.
             let shown = match self.pii.email_domain(value) {
                 Some(domain) => format!("{REDACTED}@{}", scrub(domain)),
                 None => REDACTED.to_owned(),
