@@ -201,15 +201,16 @@ pub(crate) fn correlation(request: &RequestContext) -> Correlation<'_> {
 pub(crate) fn write(inner: &TelemetryInner, line: &LogLine<'_>) {
     let format = inner.config.log_format;
     let project = inner.config.gcp_project.as_deref();
+    let service = inner.config.service_name.as_str();
     LINE_BUFFER.with(|buffer| match buffer.try_borrow_mut() {
         Ok(mut buffer) => {
             buffer.clear();
-            write_line(&mut buffer, format, project, line);
+            write_line(&mut buffer, format, project, service, line);
             inner.sink.write(&buffer);
         }
         Err(_) => {
             let mut buffer = Vec::with_capacity(512);
-            write_line(&mut buffer, format, project, line);
+            write_line(&mut buffer, format, project, service, line);
             inner.sink.write(&buffer);
         }
     });

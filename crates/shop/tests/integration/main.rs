@@ -12,4 +12,5 @@ mod orders;
 mod payments_simulator;
 mod privacy;
 mod shutdown;
+mod stdout_service;
 mod w3c_conformance;
