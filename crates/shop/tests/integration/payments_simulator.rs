@@ -615,6 +615,10 @@ async fn the_payments_sim_binary_serves_charges_and_exits_0_on_sigterm() {
             .any(|l| l["target"] == "access" && l["route"] == "/v1/charges" && l["status"] == 402),
         "{stdout}"
     );
+    assert!(
+        lines.iter().all(|l| l["service"] == "payments-sim"),
+        "every line of the standalone simulator names it: {stdout}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
