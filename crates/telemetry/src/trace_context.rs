@@ -9,8 +9,8 @@
 //! # `tracestate`
 //!
 //! [`TracestateHeader::parse`] implements the rules itself (OpenTelemetry 0.33's `TraceState`
-//! follows an older key grammar and refuses valid keys such as `foo@`, `foo@@bar` or a key with
-//! `@` beyond the 14th-last character):
+//! follows an older key grammar and refuses valid keys such as `foo@@bar`, `foo@bar@baz`,
+//! `a@_b` or one with more than 14 characters after its `@`):
 //!
 //! - repeated `tracestate` fields are one list, in field order (RFC 9110 field combination);
 //! - spaces and tabs around members are optional whitespace, empty members are skipped;
@@ -615,6 +615,17 @@ mod tests {
             let carried = parsed.to_trace_state();
             assert_eq!(tracestate_header(&carried), header);
             assert_eq!(TracestateHeader::from_trace_state(&carried), parsed);
+        }
+        // What OpenTelemetry 0.33's `TraceState` refuses (kept as a test so an upgrade that
+        // fixes it shows) and this module accepts.
+        for refused in [
+            "foo@@bar=1",
+            "foo@bar@baz=1",
+            "a@_b=1",
+            "t@abcdefghijklmno=1",
+        ] {
+            assert!(refused.parse::<TraceState>().is_err(), "{refused}");
+            assert_eq!(parse_tracestate(refused.as_bytes()).as_str(), refused);
         }
         // Natively when the SDK accepts every key: its own `header()` agrees.
         let native = parse_tracestate(b"congo=t61rcWkgMzE,rojo=00f067aa0ba902b7").to_trace_state();
