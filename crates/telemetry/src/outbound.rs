@@ -19,6 +19,12 @@
 //! error for a 4xx/5xx answer or a transport failure (`error.type` is the status code, or
 //! `timeout` / `connect` / `_OTHER`). The metric carries only `http.request.method`,
 //! `server.address`, `server.port`, `http.response.status_code` and `error.type`.
+//!
+//! Propagation: the callee receives `traceparent` naming the CLIENT span, with the sampling
+//! decision and Level 2's `random` flag as the parent had it (set when the call starts a new
+//! trace), and the parent's `tracestate` byte for byte as
+//! [`TracestateHeader`](crate::trace_context::TracestateHeader) kept it. A `traceparent` or
+//! `tracestate` already on the request is replaced.
 
 use std::time::Instant;
 
