@@ -112,7 +112,7 @@ pub struct BatchSettings {
 pub struct TelemetryConfig {
     /// `APP_ENV`: `local` (default) or `cloud`.
     pub persona: Persona,
-    /// `OTEL_SERVICE_NAME` (default `shop`, or the name given to [`TelemetryConfig::from_lookup`]).
+    /// `OTEL_SERVICE_NAME` (default: the name the application gives to [`TelemetryConfig::from_lookup`]).
     pub service_name: String,
     /// `APP_VERSION`, default: the version compiled into the service.
     pub service_version: String,

@@ -46,7 +46,7 @@ pub mod testkit;
 
 pub use config::TelemetryConfig;
 pub use context::RequestContext;
-pub use error::{ErrorKind, ErrorObservation};
+pub use error::{AppErrorKind, ErrorKind, ErrorObservation};
 pub use layer::TelemetryLayer;
 pub use logs::TelemetryLogLayer;
 pub use pipeline::{

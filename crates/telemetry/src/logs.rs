@@ -127,8 +127,9 @@ impl Visit for EventFields<'_> {
     fn record_str(&mut self, field: &Field, value: &str) {
         if field.name() == "message" {
             self.message = scrub(value).into_owned();
-        } else if field.name().contains("email") {
-            // Only the domain of an email, and only when the PII mode allows it.
+        } else if self.pii.is_email_field(field.name()) {
+            // A field the application named as an email: only the domain, when the PII mode
+            // allows it.
             let shown = match self.pii.email_domain(value) {
                 Some(domain) => format!("{REDACTED}@{}", scrub(domain)),
                 None => REDACTED.to_owned(),
@@ -200,15 +201,16 @@ pub(crate) fn correlation(request: &RequestContext) -> Correlation<'_> {
 pub(crate) fn write(inner: &TelemetryInner, line: &LogLine<'_>) {
     let format = inner.config.log_format;
     let project = inner.config.gcp_project.as_deref();
+    let service = inner.config.service_name.as_str();
     LINE_BUFFER.with(|buffer| match buffer.try_borrow_mut() {
         Ok(mut buffer) => {
             buffer.clear();
-            write_line(&mut buffer, format, project, line);
+            write_line(&mut buffer, format, project, service, line);
             inner.sink.write(&buffer);
         }
         Err(_) => {
             let mut buffer = Vec::with_capacity(512);
-            write_line(&mut buffer, format, project, line);
+            write_line(&mut buffer, format, project, service, line);
             inner.sink.write(&buffer);
         }
     });

@@ -81,6 +81,7 @@ async fn user(headers: http::HeaderMap) -> &'static str {
     }
     tracing::info!(
         email = "carol@example.com",
+        contact_email = "dave@example.org",
         token = "tok_secret_value",
         "user seen"
     );
@@ -115,6 +116,8 @@ pub async fn serve_instrumented(
     telemetry::testkit::install_test_subscriber();
     let (telemetry, guard) = Telemetry::builder(config)
         .log_sink(LogSink::memory())
+        // The test app's vocabulary: its `email` log field holds an address.
+        .email_fields(&["email"])
         .build()
         .unwrap();
     let app = telemetry.instrument(router);
