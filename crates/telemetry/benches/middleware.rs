@@ -217,7 +217,7 @@ async fn serve(mode: &str, port: u16) {
     let app = match mode {
         "bare" => handler_router(),
         "instrumented" | "instrumented-http" | "instrumented-no-export" => {
-            telemetry.instrument(handler_router())
+            telemetry.observe_router(handler_router())
         }
         other => panic!("mode must be bare, instrumented or instrumented-no-export, not {other}"),
     };
@@ -256,11 +256,11 @@ async fn measure() {
         ("bare handler", handler_router().with_state(())),
         (
             "instrumented, OTLP export on",
-            telemetry.instrument(handler_router()).with_state(()),
+            telemetry.observe_router(handler_router()).with_state(()),
         ),
         (
             "instrumented, export off",
-            disabled.instrument(handler_router()).with_state(()),
+            disabled.observe_router(handler_router()).with_state(()),
         ),
     ];
     let flushes = [None, Some(&telemetry), Some(&disabled)];

@@ -61,6 +61,15 @@ pub enum IncomingTrace {
     Link,
 }
 
+/// What becomes of a `tracing` span started outside any request (`APP_SPANS_OUTSIDE_REQUESTS`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SpansOutsideRequests {
+    /// The span starts a new trace of its own (the default: background jobs get traced too).
+    Trace,
+    /// The span is not exported (log lines inside it carry no trace context).
+    Drop,
+}
+
 /// Trace sampler (`OTEL_TRACES_SAMPLER` and `OTEL_TRACES_SAMPLER_ARG`).
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub enum SamplerConfig {
@@ -153,6 +162,9 @@ pub struct TelemetryConfig {
     pub pii_key: Option<Secret>,
     /// `APP_TRACE_INCOMING`: `continue` (default) or `link`.
     pub incoming_trace: IncomingTrace,
+    /// `APP_SPANS_OUTSIDE_REQUESTS`: `trace` (default) or `drop`, for `tracing` spans started
+    /// outside any request (see [`crate::tracing_spans`]).
+    pub spans_outside_requests: SpansOutsideRequests,
     /// `APP_ACCESS_LOG_EXCLUDE`: comma-separated route templates without access-log line
     /// (default `/healthz,/readyz,/metrics`; empty string logs everything).
     pub access_log_exclude: Vec<String>,
@@ -371,6 +383,18 @@ impl TelemetryConfig {
             }
         };
 
+        let spans_outside_requests = match get("APP_SPANS_OUTSIDE_REQUESTS").as_deref() {
+            None | Some("trace") => SpansOutsideRequests::Trace,
+            Some("drop") => SpansOutsideRequests::Drop,
+            Some(other) => {
+                return Err(ConfigError::new(
+                    "APP_SPANS_OUTSIDE_REQUESTS",
+                    other,
+                    "one of: trace, drop",
+                ));
+            }
+        };
+
         let access_log_exclude = match lookup("APP_ACCESS_LOG_EXCLUDE") {
             None => vec!["/healthz".to_owned(), "/readyz".to_owned(), "/metrics".to_owned()],
             Some(raw) => raw
@@ -426,6 +450,7 @@ impl TelemetryConfig {
             pii_mode,
             pii_key,
             incoming_trace,
+            spans_outside_requests,
             access_log_exclude,
             metric_cardinality_limit,
             gcp_project,
@@ -694,6 +719,7 @@ mod tests {
             ("APP_PII_MODE", "all"),
             ("APP_PII_KEY", "short"),
             ("APP_TRACE_INCOMING", "trust"),
+            ("APP_SPANS_OUTSIDE_REQUESTS", "keep"),
             ("APP_METRIC_CARDINALITY_LIMIT", "5"),
             ("APP_ACCESS_LOG_EXCLUDE", "healthz"),
             ("RUST_LOG", "info,hyper=loud"),
