@@ -10,3 +10,4 @@ mod http_contract;
 mod outbound;
 mod prometheus_exposition;
 mod testkit_receiver;
+mod tracing_spans;
