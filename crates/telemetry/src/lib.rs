@@ -8,6 +8,8 @@
 //!   point ([`error`]), panics included;
 //! - log lines on stdout in `json`, `gcp` or `pretty` format, written by a background thread,
 //!   and the same records as OTLP logs;
+//! - `tracing` spans (`#[tracing::instrument]`, `info_span!`, `.instrument(span)` on spawned
+//!   tasks) exported as child spans of the request's SERVER span ([`tracing_spans`]);
 //! - non-blocking OTLP export (gRPC or HTTP/protobuf) of traces, metrics and logs;
 //! - `/metrics` in Prometheus text format from the same meter provider;
 //! - PII modes ([`pii`]) applied to every signal;
