@@ -181,6 +181,10 @@ pub(crate) fn on_new_span<S>(
         .with_kind(SpanKind::Internal)
         .start_with_context(tracer, &parent_cx);
     let context = otel.span_context().clone();
+    if !context.is_valid() {
+        // The instance was shut down: no span, and its events keep the request's ids.
+        return;
+    }
     let link = Arc::new(SpanLink {
         trace_id_hex: trace_id_hex(context.trace_id()),
         span_id_hex: span_id_hex(context.span_id()),
