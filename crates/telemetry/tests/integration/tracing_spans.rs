@@ -58,6 +58,16 @@ async fn spawned() -> String {
     )
     .await
     .unwrap();
+    // And onto a plain OS thread, entering a span created here.
+    let thread_span = tracing::info_span!("on_a_thread");
+    std::thread::spawn(move || {
+        thread_span.in_scope(|| {
+            let _step = tracing::info_span!("thread_step").entered();
+            tracing::info!("on another thread");
+        })
+    })
+    .join()
+    .unwrap();
     format!("{had_context}")
 }
 
@@ -217,6 +227,18 @@ async fn spawned_tasks_keep_their_parent_and_route_their_events() {
         .find(|l| l["message"] == "background step")
         .unwrap();
     assert_eq!(step_line["span_id"], step.span_id.as_str());
+    // The OS thread: same parentage, same routing.
+    let on_thread = internal(&spans, "on_a_thread");
+    let thread_step = internal(&spans, "thread_step");
+    assert_eq!(on_thread.parent_span_id, server.span_id);
+    assert_eq!(thread_step.parent_span_id, on_thread.span_id);
+    assert_eq!(thread_step.trace_id, server.trace_id);
+    let thread_line = lines
+        .iter()
+        .find(|l| l["message"] == "on another thread")
+        .unwrap();
+    assert_eq!(thread_line["span_id"], thread_step.span_id.as_str());
+    assert_eq!(thread_line["request_id"], request_id.as_str());
     let logs = h.receiver.logs();
     let record = logs
         .iter()
@@ -338,7 +360,15 @@ async fn two_instances_never_see_each_others_spans() {
         names(&a_spans),
         ["load_order", "load_order", "price", "price"]
     );
-    assert_eq!(names(&b_spans), ["background_job", "background_step"]);
+    assert_eq!(
+        names(&b_spans),
+        [
+            "background_job",
+            "background_step",
+            "on_a_thread",
+            "thread_step"
+        ]
+    );
     assert!(
         a_spans
             .iter()
