@@ -30,12 +30,14 @@
 //! A request in which no `tracing` span is created pays nothing here: the request path is
 //! untouched, and an event outside any span costs one look-up of the current span.
 
+use std::fmt::Write as _;
 use std::sync::Arc;
 
 use opentelemetry::trace::{
     Span as _, SpanContext, SpanKind, TraceContextExt as _, TraceFlags, Tracer as _,
 };
 use opentelemetry::{Context as OtelContext, Key, KeyValue, Value};
+use tracing::field::{Field, Visit};
 use tracing::span::{Attributes, Id, Record};
 use tracing::{Event, Subscriber};
 use tracing_subscriber::layer::Context;
@@ -275,14 +277,17 @@ fn link_of<'a, R: LookupSpan<'a>>(
     })
 }
 
-/// Visits fields with the log layer's PII rules and upserts them into `attributes`.
+/// Visits fields with the log layer's PII rules and upserts them into `attributes`. Text is
+/// cut to [`MAX_ATTRIBUTE_LEN`] before scrubbing (the scan and a `Debug` rendering stay
+/// bounded however large the value) and again after it (a redaction marker can be longer than
+/// what it replaces).
 fn record_fields(
     instance: &TelemetryInner,
     attributes: &mut Vec<KeyValue>,
-    record: impl FnOnce(&mut EventFields<'_>),
+    record: impl FnOnce(&mut dyn Visit),
 ) {
     let mut visitor = EventFields::new(&instance.pii);
-    record(&mut visitor);
+    record(&mut Bounded(&mut visitor));
     let EventFields {
         message, fields, ..
     } = visitor;
@@ -310,6 +315,51 @@ fn record_fields(
     }
 }
 
+/// Hands text to the PII visitor cut to [`MAX_ATTRIBUTE_LEN`]; `Debug` values are rendered
+/// only that far.
+struct Bounded<'v, 'p>(&'v mut EventFields<'p>);
+
+impl Visit for Bounded<'_, '_> {
+    fn record_debug(&mut self, field: &Field, value: &dyn std::fmt::Debug) {
+        let mut text = BoundedText(String::new());
+        // Stops with an error once the bound is reached; what was written is kept.
+        let _ = write!(text, "{value:?}");
+        self.0.record_str(field, &text.0);
+    }
+    fn record_str(&mut self, field: &Field, value: &str) {
+        self.0
+            .record_str(field, &value[..bounded_len(value, MAX_ATTRIBUTE_LEN)]);
+    }
+    fn record_i64(&mut self, field: &Field, value: i64) {
+        self.0.record_i64(field, value);
+    }
+    fn record_u64(&mut self, field: &Field, value: u64) {
+        self.0.record_u64(field, value);
+    }
+    fn record_f64(&mut self, field: &Field, value: f64) {
+        self.0.record_f64(field, value);
+    }
+    fn record_bool(&mut self, field: &Field, value: bool) {
+        self.0.record_bool(field, value);
+    }
+}
+
+/// A `fmt::Write` target that takes at most [`MAX_ATTRIBUTE_LEN`] bytes, then refuses more.
+struct BoundedText(String);
+
+impl std::fmt::Write for BoundedText {
+    fn write_str(&mut self, s: &str) -> std::fmt::Result {
+        let room = MAX_ATTRIBUTE_LEN - self.0.len();
+        if s.len() <= room {
+            self.0.push_str(s);
+            Ok(())
+        } else {
+            self.0.push_str(&s[..bounded_len(s, room)]);
+            Err(std::fmt::Error)
+        }
+    }
+}
+
 /// The longest prefix of `s` of at most `max` bytes ending at a character boundary.
 fn bounded_len(s: &str, max: usize) -> usize {
     if s.len() <= max {
@@ -331,5 +381,16 @@ mod tests {
         assert_eq!(bounded_len("short", 10), 5);
         assert_eq!(bounded_len("ééé", 3), 2);
         assert_eq!(bounded_len("abcdef", 4), 4);
+    }
+
+    #[test]
+    fn debug_text_is_rendered_only_up_to_the_bound() {
+        let mut text = BoundedText(String::new());
+        let huge = vec![1u8; 100_000];
+        assert!(write!(text, "{huge:?}").is_err());
+        assert_eq!(text.0.len(), MAX_ATTRIBUTE_LEN);
+        let mut small = BoundedText(String::new());
+        assert!(write!(small, "{:?}", "é").is_ok());
+        assert_eq!(small.0, "\"é\"");
     }
 }
