@@ -512,3 +512,54 @@ async fn spans_outside_requests_can_be_dropped() {
             .any(|l| l.body_str() == Some("job ran") && l.span_id.is_empty())
     );
 }
+
+/// A query inside an `#[instrument]` function.
+#[tracing::instrument(skip(db))]
+async fn reserve_stock(db: &telemetry::db::DbInstruments, product: u64) {
+    let _ = db
+        .operation("UPDATE", "products")
+        .run(async { Ok::<_, ()>(()) }, |_| "other")
+        .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn database_spans_nest_under_the_enclosing_tracing_span() {
+    telemetry::testkit::install_test_subscriber();
+    let receiver = OtlpReceiver::start().await.unwrap();
+    let (telemetry, guard) = standalone(&receiver, &[]);
+    let db = telemetry::db::DbInstruments::new(&telemetry, "sqlite");
+    let app = telemetry.observe_router(Router::new().route(
+        "/reserve",
+        get(move || {
+            let db = db.clone();
+            async move {
+                // One query in the span, one outside it.
+                reserve_stock(&db, 7).await;
+                let _ = db
+                    .statement("COMMIT")
+                    .run(async { Ok::<_, ()>(()) }, |_| "other")
+                    .await;
+                "ok"
+            }
+        }),
+    ));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    let response = reqwest::get(format!("{base}/reserve")).await.unwrap();
+    assert_eq!(response.status(), 200);
+    guard.shutdown().await;
+
+    let spans = receiver.spans();
+    let server = spans.iter().find(|s| s.kind == SpanKind::Server).unwrap();
+    let reserve = internal(&spans, "reserve_stock");
+    let update = spans.iter().find(|s| s.name == "UPDATE products").unwrap();
+    let commit = spans.iter().find(|s| s.name == "COMMIT").unwrap();
+    assert_eq!(reserve.parent_span_id, server.span_id);
+    assert_eq!(update.kind, SpanKind::Client);
+    assert_eq!(update.parent_span_id, reserve.span_id);
+    assert_eq!(update.trace_id, server.trace_id);
+    assert_eq!(commit.parent_span_id, server.span_id);
+    assert_eq!(reserve.attr("product").and_then(|v| v.as_i64()), Some(7));
+    assert!(reserve.attr("db").is_none());
+}
