@@ -209,14 +209,21 @@ where
     let Some(span) = ctx.span(id) else {
         return;
     };
-    let mut extensions = span.extensions_mut();
-    let Some(state) = extensions.get_mut::<TracingSpan>() else {
+    let instance = span
+        .extensions()
+        .get::<TracingSpan>()
+        .map(|state| Arc::clone(&state.link.instance));
+    let Some(instance) = instance else {
         return;
     };
-    let instance = Arc::clone(&state.link.instance);
-    record_fields(&instance, &mut state.attributes, |visitor| {
-        values.record(visitor)
-    });
+    // Rendered with no lock held: a field's `Debug` may itself log inside this span.
+    let mut recorded = Vec::new();
+    record_fields(&instance, &mut recorded, |visitor| values.record(visitor));
+    if let Some(state) = span.extensions_mut().get_mut::<TracingSpan>() {
+        for KeyValue { key, value, .. } in recorded {
+            upsert(&mut state.attributes, key, value);
+        }
+    }
 }
 
 /// The span closed: it ends now and goes to the export queue (when sampled and export is on).
@@ -307,11 +314,15 @@ fn record_fields(
             OwnedValue::F64(n) => Value::F64(n),
             OwnedValue::Bool(b) => Value::Bool(b),
         };
-        let key = Key::from_static_str(name);
-        match attributes.iter_mut().find(|kv| kv.key == key) {
-            Some(existing) => existing.value = value,
-            None => attributes.push(KeyValue::new(key, value)),
-        }
+        upsert(attributes, Key::from_static_str(name), value);
+    }
+}
+
+/// Sets `key` to `value`, replacing an earlier value of the same key.
+fn upsert(attributes: &mut Vec<KeyValue>, key: Key, value: Value) {
+    match attributes.iter_mut().find(|kv| kv.key == key) {
+        Some(existing) => existing.value = value,
+        None => attributes.push(KeyValue::new(key, value)),
     }
 }
 

@@ -24,6 +24,24 @@ fn span_routes() -> Router {
         .route("/secrets", get(secrets))
         .route("/many/{n}", get(many))
         .route("/parents", get(parents))
+        .route("/chatty", get(chatty))
+}
+
+/// A value whose `Debug` logs: rendering it for a span must not deadlock on the span.
+struct Chatty;
+
+impl std::fmt::Debug for Chatty {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        tracing::info!("rendering chatty");
+        f.write_str("chatty")
+    }
+}
+
+async fn chatty() -> &'static str {
+    let span = tracing::info_span!("chatty", created = ?Chatty, recorded = Empty);
+    let _entered = span.enter();
+    span.record("recorded", tracing::field::debug(Chatty));
+    "ok"
 }
 
 async fn nested(Path(id): Path<u64>) -> String {
@@ -275,6 +293,25 @@ async fn span_fields_follow_the_pii_rules() {
     for raw in ["hunter2", "verysecret", "carol@", "ann@example.com"] {
         assert!(!everything.contains(raw), "{raw} leaked");
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_field_whose_debug_logs_is_recorded_without_deadlock() {
+    let mut h = start().await;
+    assert_eq!(h.get("/chatty").await.status(), 200);
+    h.flush().await;
+    let spans = h.receiver.spans();
+    let span = internal(&spans, "chatty");
+    assert_eq!(span.str_attr("created"), Some("chatty"));
+    assert_eq!(span.str_attr("recorded"), Some("chatty"));
+    // The line logged while recording is inside the span.
+    let lines = h.log_lines();
+    assert!(
+        lines
+            .iter()
+            .any(|l| l["message"] == "rendering chatty" && l["span_id"] == span.span_id.as_str()),
+        "{lines:#?}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
