@@ -298,7 +298,11 @@ async fn span_fields_follow_the_pii_rules() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_field_whose_debug_logs_is_recorded_without_deadlock() {
     let mut h = start().await;
-    assert_eq!(h.get("/chatty").await.status(), 200);
+    // A deadlock would hang the request: fail clearly instead.
+    let response = tokio::time::timeout(std::time::Duration::from_secs(30), h.get("/chatty"))
+        .await
+        .expect("the request hung: recording the span deadlocked");
+    assert_eq!(response.status(), 200);
     h.flush().await;
     let spans = h.receiver.spans();
     let span = internal(&spans, "chatty");
