@@ -37,7 +37,9 @@ pub mod outbound;
 pub mod pii;
 mod pipeline;
 mod prometheus;
+pub mod serve;
 mod server_span;
+pub mod settings_help;
 pub mod trace_context;
 pub mod tracing_spans;
 
