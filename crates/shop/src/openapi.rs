@@ -163,7 +163,7 @@ async fn openapi_json(document: Rendered) -> Response {
     }
 }
 
-// `/metrics` is served by `telemetry::Telemetry::instrument`: this stub carries its
+// `/metrics` is served by `telemetry::Telemetry::observe_router`: this stub carries its
 // documentation only.
 /// The metrics of this instance, in Prometheus text format.
 #[utoipa::path(

@@ -36,7 +36,6 @@ use opentelemetry::trace::{
 use opentelemetry::{Context as OtelContext, KeyValue};
 
 use crate::Telemetry;
-use crate::context::RequestContext;
 use crate::metrics::HTTP_SERVER_DURATION_BOUNDARIES;
 use crate::trace_context::{
     RANDOM_FLAG, TRACEPARENT, TRACESTATE, format_traceparent, tracestate_header,
@@ -66,13 +65,14 @@ impl HttpClientInstruments {
         }
     }
 
-    /// Sends `request` inside a CLIENT span: a child of the current request's SERVER span
-    /// ([`RequestContext::current`]), or of `parent` given to [`Self::send_from`].
+    /// Sends `request` inside a CLIENT span: a child of the current `tracing` span or else of
+    /// the current request's SERVER span ([`crate::tracing_spans::current_span_context`]), or
+    /// of `parent` given to [`Self::send_from`].
     pub async fn send(
         &self,
         request: reqwest::RequestBuilder,
     ) -> Result<reqwest::Response, reqwest::Error> {
-        let parent = RequestContext::current().map(|request| request.span_context());
+        let parent = crate::tracing_spans::current_span_context();
         self.send_from(parent.as_ref(), request).await
     }
 
@@ -84,7 +84,7 @@ impl HttpClientInstruments {
         request: reqwest::RequestBuilder,
         resend_count: u32,
     ) -> Result<reqwest::Response, reqwest::Error> {
-        let parent = RequestContext::current().map(|request| request.span_context());
+        let parent = crate::tracing_spans::current_span_context();
         self.send_inner(parent.as_ref(), request, resend_count)
             .await
     }

@@ -227,8 +227,9 @@ impl Telemetry {
     }
 
     /// A `tracing` layer writing events as this instance's log lines (stdout and OTLP), with
-    /// the `RUST_LOG` filter of its configuration. Events inside a request go to the instance
-    /// serving that request; events outside any request go to this one.
+    /// the `RUST_LOG` filter of its configuration, and exporting `tracing` spans as
+    /// OpenTelemetry spans ([`crate::tracing_spans`]). Events and spans inside a request go to
+    /// the instance serving that request; outside any request, to this one.
     pub fn log_layer(&self) -> crate::logs::TelemetryLogLayer {
         crate::logs::TelemetryLogLayer::new(Some(Arc::clone(&self.inner)))
     }

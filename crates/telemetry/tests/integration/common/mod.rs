@@ -120,7 +120,7 @@ pub async fn serve_instrumented(
         .email_fields(&["email"])
         .build()
         .unwrap();
-    let app = telemetry.instrument(router);
+    let app = telemetry.observe_router(router);
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     tokio::spawn(async move {
