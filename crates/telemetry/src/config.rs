@@ -78,6 +78,15 @@ pub enum IncomingTrace {
     Link,
 }
 
+/// What becomes of a `tracing` span started outside any request (`APP_SPANS_OUTSIDE_REQUESTS`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SpansOutsideRequests {
+    /// The span starts a new trace of its own (the default: background jobs get traced too).
+    Trace,
+    /// The span is not exported (log lines inside it carry no trace context).
+    Drop,
+}
+
 /// Trace sampler (`OTEL_TRACES_SAMPLER` and `OTEL_TRACES_SAMPLER_ARG`).
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub enum SamplerConfig {
@@ -112,7 +121,7 @@ pub struct BatchSettings {
 pub struct TelemetryConfig {
     /// `APP_ENV`: `local` (default) or `cloud`.
     pub persona: Persona,
-    /// `OTEL_SERVICE_NAME` (default `shop`, or the name given to [`TelemetryConfig::from_lookup`]).
+    /// `OTEL_SERVICE_NAME` (default: the name the application gives to [`TelemetryConfig::from_lookup`]).
     pub service_name: String,
     /// `APP_VERSION`, default: the version compiled into the service.
     pub service_version: String,
@@ -153,6 +162,9 @@ pub struct TelemetryConfig {
     pub pii_key: Option<Secret>,
     /// `APP_TRACE_INCOMING`: `continue` (default) or `link`.
     pub incoming_trace: IncomingTrace,
+    /// `APP_SPANS_OUTSIDE_REQUESTS`: `trace` (default) or `drop`, for `tracing` spans started
+    /// outside any request (see [`crate::tracing_spans`]).
+    pub spans_outside_requests: SpansOutsideRequests,
     /// `APP_ACCESS_LOG_EXCLUDE`: comma-separated route templates without access-log line
     /// (default `/healthz,/readyz,/metrics`; empty string logs everything).
     pub access_log_exclude: Vec<String>,
@@ -450,6 +462,16 @@ impl TelemetryConfig {
             )?
             .unwrap_or(IncomingTrace::Continue);
 
+        let spans_outside_requests = env
+            .choice(
+                "APP_SPANS_OUTSIDE_REQUESTS",
+                &[
+                    ("trace", SpansOutsideRequests::Trace),
+                    ("drop", SpansOutsideRequests::Drop),
+                ],
+            )?
+            .unwrap_or(SpansOutsideRequests::Trace);
+
         // Not trimmed-to-unset: an empty value means "exclude nothing".
         let access_log_exclude = match env.raw("APP_ACCESS_LOG_EXCLUDE") {
             None => vec!["/healthz".to_owned(), "/readyz".to_owned(), "/metrics".to_owned()],
@@ -501,6 +523,7 @@ impl TelemetryConfig {
             pii_mode,
             pii_key,
             incoming_trace,
+            spans_outside_requests,
             access_log_exclude,
             metric_cardinality_limit,
             gcp_project,
@@ -948,6 +971,7 @@ mod tests {
             ("APP_PII_MODE", "all"),
             ("APP_PII_KEY", "short"),
             ("APP_TRACE_INCOMING", "trust"),
+            ("APP_SPANS_OUTSIDE_REQUESTS", "keep"),
             ("APP_METRIC_CARDINALITY_LIMIT", "5"),
             ("APP_ACCESS_LOG_EXCLUDE", "healthz"),
             ("RUST_LOG", "info,hyper=loud"),

@@ -12,7 +12,6 @@ use opentelemetry::trace::{Span as _, SpanKind, Status, TraceContextExt as _, Tr
 use opentelemetry::{Context as OtelContext, KeyValue};
 
 use crate::Telemetry;
-use crate::context::RequestContext;
 
 /// Bucket boundaries of `db.client.operation.duration` (semconv advice).
 pub const DB_DURATION_BOUNDARIES: [f64; 14] = [
@@ -73,7 +72,8 @@ pub struct DbOperation<'a> {
 }
 
 impl DbOperation<'_> {
-    /// Runs `query` inside a CLIENT span (child of the current request's span) and records its
+    /// Runs `query` inside a CLIENT span (child of the current `tracing` span, else of the
+    /// current request's span) and records its
     /// duration. An `Err` sets `error.type` (from `classify`) and the span status.
     pub async fn run<T, E, F>(self, query: F, classify: impl Fn(&E) -> &'static str) -> Result<T, E>
     where
@@ -97,8 +97,8 @@ impl DbOperation<'_> {
             attributes.push(KeyValue::new("db.collection.name", collection));
         }
         attributes.push(KeyValue::new("db.query.summary", summary.clone()));
-        let parent = match RequestContext::current() {
-            Some(request) => OtelContext::new().with_remote_span_context(request.span_context()),
+        let parent = match crate::tracing_spans::current_span_context() {
+            Some(parent) => OtelContext::new().with_remote_span_context(parent),
             None => OtelContext::new(),
         };
         let mut span = telemetry

@@ -7,14 +7,17 @@ use std::sync::Arc;
 use std::time::SystemTime;
 
 use tracing::field::{Field, Visit};
+use tracing::span::{Attributes, Id, Record};
 use tracing::{Event, Level, Metadata, Subscriber};
 use tracing_subscriber::layer::Context as LayerContext;
+use tracing_subscriber::registry::LookupSpan;
 
 use crate::context::RequestContext;
 use crate::log_format::{Correlation, FieldValue, LogLine, write_line};
 use crate::otlp_queue::LogRecordView;
 use crate::pii::{REDACTED, is_secret_key, scrub};
 use crate::pipeline::TelemetryInner;
+use crate::tracing_spans::{self, SpanLink};
 
 /// Targets whose events stay on stdout and never enter the OTLP log pipeline: the exporters'
 /// own transport would otherwise log about exporting logs about exporting, forever.
@@ -28,7 +31,7 @@ const LOCAL_ONLY_TARGETS: [&str; 7] = [
     "rustls",
 ];
 
-fn is_local_only(target: &str) -> bool {
+pub(crate) fn is_local_only(target: &str) -> bool {
     LOCAL_ONLY_TARGETS.iter().any(|t| target.starts_with(t))
 }
 
@@ -37,8 +40,8 @@ thread_local! {
 }
 
 /// A `tracing` layer that writes events as log lines of the telemetry instance serving the
-/// current request (or of its fallback instance outside requests). See
-/// [`crate::Telemetry::log_layer`].
+/// current request (or of its fallback instance outside requests), and exports `tracing` spans
+/// as OpenTelemetry spans ([`crate::tracing_spans`]). See [`crate::Telemetry::log_layer`].
 #[derive(Debug)]
 pub struct TelemetryLogLayer {
     fallback: Option<Arc<TelemetryInner>>,
@@ -56,7 +59,10 @@ impl TelemetryLogLayer {
     }
 }
 
-impl<S: Subscriber> tracing_subscriber::Layer<S> for TelemetryLogLayer {
+impl<S> tracing_subscriber::Layer<S> for TelemetryLogLayer
+where
+    S: Subscriber + for<'a> LookupSpan<'a>,
+{
     fn enabled(&self, metadata: &Metadata<'_>, _ctx: LayerContext<'_, S>) -> bool {
         match &self.fallback {
             Some(inner) => inner.log_filter.enabled_metadata(metadata),
@@ -71,34 +77,52 @@ impl<S: Subscriber> tracing_subscriber::Layer<S> for TelemetryLogLayer {
             .map(|inner| inner.log_filter.max_level())
     }
 
-    fn on_event(&self, event: &Event<'_>, _ctx: LayerContext<'_, S>) {
-        RequestContext::with_current(|request| {
-            let inner = match (request, &self.fallback) {
-                (Some(request), _) => &request.telemetry,
-                (None, Some(fallback)) => fallback,
-                (None, None) => return,
+    fn on_new_span(&self, attrs: &Attributes<'_>, id: &Id, ctx: LayerContext<'_, S>) {
+        tracing_spans::on_new_span(attrs, id, &ctx, self.fallback.as_ref());
+    }
+
+    fn on_record(&self, id: &Id, values: &Record<'_>, ctx: LayerContext<'_, S>) {
+        tracing_spans::on_record(id, values, &ctx);
+    }
+
+    fn on_close(&self, id: Id, ctx: LayerContext<'_, S>) {
+        tracing_spans::on_close(&id, &ctx);
+    }
+
+    fn on_event(&self, event: &Event<'_>, ctx: LayerContext<'_, S>) {
+        // Inside an exported `tracing` span the span decides (also on a spawned task, where no
+        // request context is current): its instance, its request, its ids.
+        let span = tracing_spans::event_span(event, &ctx);
+        RequestContext::with_current(|current| {
+            let request = match &span {
+                Some(span) => span.request(),
+                None => current,
+            };
+            let inner = match (&span, request, &self.fallback) {
+                (Some(span), _, _) => span.instance(),
+                (None, Some(request), _) => &request.telemetry,
+                (None, None, Some(fallback)) => fallback,
+                (None, None, None) => return,
             };
             if !inner.log_filter.enabled_metadata(event.metadata()) {
                 return;
             }
-            let mut visitor = EventFields {
-                pii: &inner.pii,
-                message: String::new(),
-                fields: Vec::new(),
-            };
+            let mut visitor = EventFields::new(&inner.pii);
             event.record(&mut visitor);
-            emit_event(inner, request, event.metadata(), &visitor);
+            emit_event(inner, request, span.as_deref(), event.metadata(), &visitor);
         });
     }
 }
 
-struct EventFields<'a> {
-    pii: &'a crate::pii::PiiPolicy,
-    message: String,
-    fields: Vec<(&'static str, OwnedValue)>,
+/// The fields of an event (or span), with the PII rules applied: secret keys redacted, email
+/// fields reduced to their domain (or redacted), free text scrubbed.
+pub(crate) struct EventFields<'a> {
+    pub(crate) pii: &'a crate::pii::PiiPolicy,
+    pub(crate) message: String,
+    pub(crate) fields: Vec<(&'static str, OwnedValue)>,
 }
 
-enum OwnedValue {
+pub(crate) enum OwnedValue {
     Str(String),
     I64(i64),
     U64(u64),
@@ -106,7 +130,15 @@ enum OwnedValue {
     Bool(bool),
 }
 
-impl EventFields<'_> {
+impl<'a> EventFields<'a> {
+    pub(crate) fn new(pii: &'a crate::pii::PiiPolicy) -> Self {
+        Self {
+            pii,
+            message: String::new(),
+            fields: Vec::new(),
+        }
+    }
+
     fn push(&mut self, field: &Field, value: OwnedValue) {
         let name = field.name();
         if is_secret_key(name) {
@@ -127,8 +159,9 @@ impl Visit for EventFields<'_> {
     fn record_str(&mut self, field: &Field, value: &str) {
         if field.name() == "message" {
             self.message = scrub(value).into_owned();
-        } else if field.name().contains("email") {
-            // Only the domain of an email, and only when the PII mode allows it.
+        } else if self.pii.is_email_field(field.name()) {
+            // A field the application named as an email: only the domain, when the PII mode
+            // allows it.
             let shown = match self.pii.email_domain(value) {
                 Some(domain) => format!("{REDACTED}@{}", scrub(domain)),
                 None => REDACTED.to_owned(),
@@ -155,6 +188,7 @@ impl Visit for EventFields<'_> {
 fn emit_event(
     inner: &TelemetryInner,
     request: Option<&RequestContext>,
+    span: Option<&SpanLink>,
     metadata: &'static Metadata<'static>,
     event: &EventFields<'_>,
 ) {
@@ -177,13 +211,16 @@ fn emit_event(
         level: *metadata.level(),
         target: metadata.target(),
         message: &event.message,
-        correlation: request.map(correlation),
+        correlation: match span {
+            Some(span) => Some(span.correlation()),
+            None => request.map(correlation),
+        },
         fields: &fields,
         http: None,
     };
     write(inner, &line);
     if !is_local_only(metadata.target()) {
-        export(inner, request, &line, None);
+        export(inner, request, span, &line, None);
     }
 }
 
@@ -200,15 +237,16 @@ pub(crate) fn correlation(request: &RequestContext) -> Correlation<'_> {
 pub(crate) fn write(inner: &TelemetryInner, line: &LogLine<'_>) {
     let format = inner.config.log_format;
     let project = inner.config.gcp_project.as_deref();
+    let service = inner.config.service_name.as_str();
     LINE_BUFFER.with(|buffer| match buffer.try_borrow_mut() {
         Ok(mut buffer) => {
             buffer.clear();
-            write_line(&mut buffer, format, project, line);
+            write_line(&mut buffer, format, project, service, line);
             inner.sink.write(&buffer);
         }
         Err(_) => {
             let mut buffer = Vec::with_capacity(512);
-            write_line(&mut buffer, format, project, line);
+            write_line(&mut buffer, format, project, service, line);
             inner.sink.write(&buffer);
         }
     });
@@ -218,6 +256,7 @@ pub(crate) fn write(inner: &TelemetryInner, line: &LogLine<'_>) {
 pub(crate) fn export(
     inner: &TelemetryInner,
     request: Option<&RequestContext>,
+    span: Option<&SpanLink>,
     line: &LogLine<'_>,
     event_name: Option<&'static str>,
 ) {
@@ -225,12 +264,14 @@ pub(crate) fn export(
         return;
     };
     let (severity_number, severity_text) = severity(line.level);
-    let trace_id = request.map(|r| r.trace_id.to_bytes());
-    let span_id = request.map(|r| r.span_id.to_bytes());
-    let trace = match (request, &trace_id, &span_id) {
-        (Some(r), Some(t), Some(s)) => Some((t, s, r.flags.to_u8())),
-        _ => None,
+    let ids = match (span, request) {
+        (Some(span), _) => Some(span.trace()),
+        (None, Some(r)) => Some((r.trace_id.to_bytes(), r.span_id.to_bytes(), r.flags)),
+        (None, None) => None,
     };
+    let trace = ids
+        .as_ref()
+        .map(|(trace_id, span_id, flags)| (trace_id, span_id, flags.to_u8()));
     queue.push_log(&LogRecordView {
         time: line.time,
         severity_number,
@@ -258,5 +299,11 @@ fn severity(level: Level) -> (u8, &'static str) {
 /// Writes an access line and exports it.
 pub(crate) fn emit_access(inner: &TelemetryInner, request: &RequestContext, line: &LogLine<'_>) {
     write(inner, line);
-    export(inner, Some(request), line, Some("http.server.request"));
+    export(
+        inner,
+        Some(request),
+        None,
+        line,
+        Some("http.server.request"),
+    );
 }

@@ -329,6 +329,7 @@ pub(crate) fn announce(config: &TelemetryConfig, filter: &LogFilter, sink: &LogS
         &mut out,
         config.log_format,
         config.gcp_project.as_deref(),
+        &config.service_name,
         &line,
     );
     sink.write(&out);

@@ -79,6 +79,8 @@ pub(crate) struct ExportWarnings {
     sink: LogSink,
     format: LogFormat,
     gcp_project: Option<String>,
+    /// `service.name`, named by every line.
+    service: String,
     /// The endpoint without user info or query (never the headers).
     endpoint: String,
 }
@@ -89,6 +91,7 @@ impl ExportWarnings {
             sink,
             format: config.log_format,
             gcp_project: config.gcp_project.clone(),
+            service: config.service_name.clone(),
             endpoint: safe_endpoint(config.otlp_endpoint.as_deref().unwrap_or("")),
         }
     }
@@ -484,6 +487,7 @@ impl Shared {
             &mut out,
             warnings.format,
             warnings.gcp_project.as_deref(),
+            &warnings.service,
             &line,
         );
         warnings.sink.write(&out);

@@ -62,6 +62,8 @@ pub(crate) struct TelemetryInner {
     pub(crate) pii: PiiPolicy,
     pub(crate) http: HttpServerInstruments,
     pub(crate) log_filter: LogFilter,
+    /// The application's forbidden metric attribute keys (`TelemetryBuilder`).
+    pub(crate) forbidden_metric_keys: &'static [&'static str],
     shut_down: AtomicBool,
 }
 
@@ -99,6 +101,8 @@ pub enum InitError {
 pub struct TelemetryBuilder {
     config: TelemetryConfig,
     sink: Option<LogSink>,
+    email_fields: &'static [&'static str],
+    forbidden_metric_keys: &'static [&'static str],
 }
 
 impl TelemetryBuilder {
@@ -108,9 +112,28 @@ impl TelemetryBuilder {
         self
     }
 
+    /// The application's log fields that hold email addresses: only their domain is recorded
+    /// (see [`PiiPolicy::with_email_fields`]). The library knows no field names.
+    pub fn email_fields(mut self, fields: &'static [&'static str]) -> Self {
+        self.email_fields = fields;
+        self
+    }
+
+    /// The application's attribute keys that must never appear on a metric (its domain's
+    /// identifiers, such as an order id), on top of the library's generic
+    /// [`FORBIDDEN_METRIC_ATTRIBUTE_KEYS`](crate::metrics::FORBIDDEN_METRIC_ATTRIBUTE_KEYS).
+    /// See [`Telemetry::retain_allowed_metric_attributes`].
+    pub fn forbidden_metric_attribute_keys(mut self, keys: &'static [&'static str]) -> Self {
+        self.forbidden_metric_keys = keys;
+        self
+    }
+
     /// Builds the instance. Call it inside the tokio runtime when OTLP export is on.
     pub fn build(self) -> Result<(Telemetry, TelemetryGuard), InitError> {
-        let inner = Arc::new(TelemetryInner::build(self.config, self.sink)?);
+        let mut inner = TelemetryInner::build(self.config, self.sink)?;
+        inner.pii = inner.pii.clone().with_email_fields(self.email_fields);
+        inner.forbidden_metric_keys = self.forbidden_metric_keys;
+        let inner = Arc::new(inner);
         Ok((
             Telemetry {
                 inner: Arc::clone(&inner),
@@ -128,7 +151,12 @@ impl Telemetry {
 
     /// Starts building an instance with non-default options.
     pub fn builder(config: TelemetryConfig) -> TelemetryBuilder {
-        TelemetryBuilder { config, sink: None }
+        TelemetryBuilder {
+            config,
+            sink: None,
+            email_fields: &[],
+            forbidden_metric_keys: &[],
+        }
     }
 
     /// The resolved configuration.
@@ -136,7 +164,27 @@ impl Telemetry {
         &self.inner.config
     }
 
-    /// A meter of this instance, for domain metrics (`shop.*`).
+    /// Attribute keys that must never appear on a metric: the library's generic
+    /// [`FORBIDDEN_METRIC_ATTRIBUTE_KEYS`](crate::metrics::FORBIDDEN_METRIC_ATTRIBUTE_KEYS)
+    /// and the application's (`TelemetryBuilder::forbidden_metric_attribute_keys`).
+    pub fn forbidden_metric_attribute_keys(&self) -> impl Iterator<Item = &'static str> + '_ {
+        crate::metrics::FORBIDDEN_METRIC_ATTRIBUTE_KEYS
+            .iter()
+            .chain(self.inner.forbidden_metric_keys)
+            .copied()
+    }
+
+    /// Drops every forbidden key ([`Self::forbidden_metric_attribute_keys`]) from attributes
+    /// about to be recorded on a domain metric.
+    pub fn retain_allowed_metric_attributes(&self, attributes: &mut Vec<KeyValue>) {
+        attributes.retain(|kv| {
+            !self
+                .forbidden_metric_attribute_keys()
+                .any(|key| key == kv.key.as_str())
+        });
+    }
+
+    /// A meter of this instance, for the application's domain metrics.
     pub fn meter(&self) -> &Meter {
         &self.inner.meter
     }
@@ -179,8 +227,9 @@ impl Telemetry {
     }
 
     /// A `tracing` layer writing events as this instance's log lines (stdout and OTLP), with
-    /// the `RUST_LOG` filter of its configuration. Events inside a request go to the instance
-    /// serving that request; events outside any request go to this one.
+    /// the `RUST_LOG` filter of its configuration, and exporting `tracing` spans as
+    /// OpenTelemetry spans ([`crate::tracing_spans`]). Events and spans inside a request go to
+    /// the instance serving that request; outside any request, to this one.
     pub fn log_layer(&self) -> crate::logs::TelemetryLogLayer {
         crate::logs::TelemetryLogLayer::new(Some(Arc::clone(&self.inner)))
     }
@@ -380,6 +429,7 @@ impl TelemetryInner {
             span_queue,
             pii,
             log_filter,
+            forbidden_metric_keys: &[],
             shut_down: AtomicBool::new(false),
         })
     }

@@ -50,9 +50,9 @@ impl ServerSpan {
         };
         let span_id = SpanId::from(non_zero(|| random_u128() as u64));
         let sampled = should_sample(sampler, parent, trace_id);
-        // A continued trace keeps the caller's Level 2 `random` flag (a MUST); new roots do not
-        // claim it.
-        let random = parent.map_or(0, |p| {
+        // A continued trace keeps the caller's Level 2 `random` flag (a MUST); a new root sets
+        // it, since its trace id is random.
+        let random = parent.map_or(crate::trace_context::RANDOM_FLAG, |p| {
             p.trace_flags().to_u8() & crate::trace_context::RANDOM_FLAG
         });
         let sampled_bit = if sampled {
@@ -84,7 +84,7 @@ impl ServerSpan {
         let context = &self.context;
         w.bytes(1, &context.trace_id().to_bytes());
         w.bytes(2, &context.span_id().to_bytes());
-        let trace_state = context.trace_state().header();
+        let trace_state = crate::trace_context::tracestate_header(context.trace_state());
         w.string(3, &trace_state);
         if let Some(parent) = self.parent_span_id {
             w.bytes(4, &parent.to_bytes());
@@ -109,7 +109,10 @@ impl ServerSpan {
             w.message(13, |w| {
                 w.bytes(1, &link.trace_id().to_bytes());
                 w.bytes(2, &link.span_id().to_bytes());
-                w.string(3, &link.trace_state().header());
+                w.string(
+                    3,
+                    &crate::trace_context::tracestate_header(link.trace_state()),
+                );
                 w.fixed32(6, span_flags(link.is_remote(), link.trace_flags().to_u8()));
             });
         }

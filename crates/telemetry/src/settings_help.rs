@@ -37,6 +37,7 @@ Telemetry (the telemetry library):
   APP_PII_MODE                    pseudonym | off | full                       [default: pseudonym]
   APP_PII_KEY                     pseudonym key, >= 16 bytes (secret)          [default: a random key per process; cloud: required]
   APP_TRACE_INCOMING              continue | link (start a new trace)          [default: continue]
+  APP_SPANS_OUTSIDE_REQUESTS      trace | drop (tracing spans outside requests) [default: trace]
   APP_ACCESS_LOG_EXCLUDE          routes without an access line, comma-separated [default: /healthz,/readyz,/metrics]
   APP_METRIC_CARDINALITY_LIMIT    label sets per instrument, 10..10000         [default: 200]
   APP_GCP_PROJECT                 project of Cloud Logging trace ids           [default: GOOGLE_CLOUD_PROJECT]

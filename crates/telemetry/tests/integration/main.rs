@@ -11,3 +11,4 @@ mod outbound;
 mod prometheus_exposition;
 mod testkit_receiver;
 mod tls_export;
+mod tracing_spans;
