@@ -35,7 +35,7 @@ pub mod outbound;
 pub mod pii;
 mod pipeline;
 mod prometheus;
-mod server_span;
+pub mod semconv;
 pub mod trace_context;
 
 #[cfg(feature = "testkit")]

@@ -17,6 +17,7 @@ use opentelemetry::metrics::{
 };
 
 use crate::error::ErrorKind;
+use crate::semconv::METHODS;
 
 /// Bucket boundaries of `http.server.request.duration`: semconv's advice plus 0.2 s (the SLO).
 pub const HTTP_SERVER_DURATION_BOUNDARIES: [f64; 15] = [
@@ -51,11 +52,6 @@ pub(crate) struct HttpServerInstruments {
     /// the attribute lookup: one atomic add per request).
     active_by_method: [OnceLock<BoundUpDownCounter<i64>>; METHODS.len()],
 }
-
-/// The request methods the conventions name; anything else is `_OTHER`.
-pub(crate) const METHODS: [&str; 10] = [
-    "GET", "POST", "PUT", "DELETE", "PATCH", "HEAD", "OPTIONS", "CONNECT", "TRACE", "_OTHER",
-];
 
 impl HttpServerInstruments {
     pub(crate) fn new(meter: &Meter) -> Self {

@@ -63,7 +63,7 @@ pub(crate) struct TelemetryInner {
     pub(crate) span_queue: Option<RecordQueue>,
     pub(crate) sink: LogSink,
     pub(crate) pii: PiiPolicy,
-    pub(crate) http: HttpServerInstruments,
+    pub(crate) http: Arc<HttpServerInstruments>,
     pub(crate) log_filter: LogFilter,
     shut_down: AtomicBool,
 }
@@ -372,7 +372,7 @@ impl TelemetryInner {
             LogFilter::parse("info").unwrap_or_else(|e| unreachable!("{e}"))
         });
         Ok(Self {
-            http: HttpServerInstruments::new(&meter),
+            http: Arc::new(HttpServerInstruments::new(&meter)),
             sink,
             config,
             tracer,
