@@ -12,7 +12,7 @@ use tracing_subscriber::layer::Context as LayerContext;
 
 use crate::context::RequestContext;
 use crate::log_format::{Correlation, FieldValue, LogLine, write_line};
-use crate::otlp_queue::LogRecordView;
+use crate::otlp::log_record::LogRecordView;
 use crate::pii::{REDACTED, is_secret_key, scrub};
 use crate::pipeline::TelemetryInner;
 
@@ -231,6 +231,7 @@ pub(crate) fn export(
         (Some(r), Some(t), Some(s)) => Some((t, s, r.flags.to_u8())),
         _ => None,
     };
+    let request_id = request.map(|r| ("request_id", FieldValue::Shared(&r.request_id)));
     queue.push_log(&LogRecordView {
         time: line.time,
         severity_number,
@@ -239,7 +240,10 @@ pub(crate) fn export(
         target: line.target,
         event_name,
         trace,
-        request_id: request.map(|r| r.request_id.as_ref()),
+        leading: match &request_id {
+            Some(id) => std::slice::from_ref(id),
+            None => &[],
+        },
         fields: line.fields,
     });
 }

@@ -1,4 +1,4 @@
-//! The transport of the record queues (spans and logs): sends [`crate::otlp_encode`]'s bytes
+//! The transport of the record queues (spans and logs): sends [`crate::otlp`]'s bytes
 //! over OTLP/gRPC (a tonic channel with a pass-through codec) or OTLP/HTTP protobuf
 //! ([`RuntimeHttpClient`]).
 //! Metrics keep the stock `opentelemetry-otlp` exporter: they leave once per interval, not once

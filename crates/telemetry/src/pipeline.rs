@@ -21,9 +21,10 @@ use crate::config::{OtlpProtocol, Persona, SamplerConfig, TelemetryConfig};
 use crate::log_filter::LogFilter;
 use crate::log_sink::LogSink;
 use crate::metrics::HttpServerInstruments;
-use crate::otlp_encode::resource_body;
+use crate::otlp::queue::{RecordQueue, Signal};
+use crate::otlp::resource::resource_body;
+use crate::otlp::warnings::ExportWarnings;
 use crate::otlp_http::RuntimeHttpClient;
-use crate::otlp_queue::{ExportWarnings, RecordQueue, Signal};
 use crate::pii::PiiPolicy;
 use crate::prometheus::SharedReader;
 
@@ -393,7 +394,7 @@ impl TelemetryInner {
 /// bounded queue as SERVER spans: encoded when they end, dropped and counted when the queue is
 /// full, exported by the same thread, reported by the same WARN line.
 #[derive(Debug)]
-struct QueueSpanProcessor(crate::otlp_queue::RecordPusher);
+struct QueueSpanProcessor(crate::otlp::queue::RecordPusher);
 
 impl opentelemetry_sdk::trace::SpanProcessor for QueueSpanProcessor {
     fn on_start(&self, _span: &mut opentelemetry_sdk::trace::Span, _cx: &opentelemetry::Context) {}
@@ -401,8 +402,9 @@ impl opentelemetry_sdk::trace::SpanProcessor for QueueSpanProcessor {
     fn on_end(&self, span: opentelemetry_sdk::trace::SpanData) {
         if span.span_context.is_sampled() {
             // Every span of this instance comes from its one tracer, whose scope is SCOPE_NAME.
-            self.0
-                .push(SCOPE_NAME, |w| crate::otlp_encode::encode_span(w, &span));
+            self.0.push(SCOPE_NAME, |w| {
+                crate::otlp::span::encode_span(w, &(&span).into())
+            });
         }
     }
 
@@ -453,11 +455,11 @@ impl opentelemetry_sdk::metrics::exporter::PushMetricExporter for CountingMetric
 fn register_health_metrics(
     meter: &Meter,
     sink: &LogSink,
-    spans: Option<crate::otlp_queue::QueueStats>,
-    logs: Option<crate::otlp_queue::QueueStats>,
+    spans: Option<crate::otlp::queue::QueueStats>,
+    logs: Option<crate::otlp::queue::QueueStats>,
     metric_failures: &Arc<AtomicU64>,
 ) {
-    let queues: Vec<(&'static str, crate::otlp_queue::QueueStats)> = spans
+    let queues: Vec<(&'static str, crate::otlp::queue::QueueStats)> = spans
         .map(|s| ("spans", s))
         .into_iter()
         .chain(logs.map(|l| ("logs", l)))

@@ -16,7 +16,7 @@
 
 mod access_log;
 mod error_observation;
-mod facts;
+pub(crate) mod facts;
 mod fallback;
 pub mod request_id;
 mod request_metrics;

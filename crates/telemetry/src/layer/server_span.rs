@@ -18,10 +18,13 @@ use std::sync::Arc;
 use std::time::SystemTime;
 
 use opentelemetry::KeyValue;
-use opentelemetry::trace::{SpanContext, SpanId, TraceFlags, TraceId, TraceState};
+use opentelemetry::trace::{
+    Event, Link, SpanContext, SpanId, SpanKind, Status, TraceFlags, TraceId, TraceState,
+};
 
 use crate::config::{IncomingTrace, SamplerConfig};
-use crate::otlp_encode::{Writer, key_value, nanos, span_flags};
+use crate::otlp::protobuf::Writer;
+use crate::otlp::span::{SpanRecord, encode_span};
 use crate::semconv::{
     APP_ERROR_CODE, CLIENT_ADDRESS, ERROR_TYPE, ERROR_TYPE_CANCELLED, EXCEPTION_MESSAGE,
     EXCEPTION_TYPE, HTTP_REQUEST_HEADER_X_REQUEST_ID, HTTP_REQUEST_METHOD,
@@ -39,11 +42,11 @@ pub(crate) struct ServerSpan {
     name: String,
     start: SystemTime,
     attributes: Vec<KeyValue>,
-    link: Option<SpanContext>,
-    /// `(time, attributes)` of the `exception` event, for 5xx and panics.
-    exception: Option<(SystemTime, Vec<KeyValue>)>,
-    /// Error description when the span status is error.
-    error: Option<String>,
+    link: Option<Link>,
+    /// The `exception` event, for 5xx and panics.
+    exception: Option<Event>,
+    /// `Error` (description = `app.error.code`) for 5xx and panics, else unset.
+    status: Status,
 }
 
 impl ServerSpan {
@@ -135,9 +138,9 @@ impl ServerSpan {
             name,
             start,
             attributes,
-            link,
+            link: link.map(Link::with_context),
             exception: None,
-            error: None,
+            status: Status::Unset,
         }
     }
 
@@ -169,14 +172,16 @@ impl ServerSpan {
             self.attributes
                 .push(KeyValue::new(APP_ERROR_CODE, observation.code.clone()));
             if outcome.status.is_server_error() {
-                self.exception = Some((
+                self.exception = Some(Event::new(
+                    "exception",
                     SystemTime::now(),
                     vec![
                         KeyValue::new(EXCEPTION_TYPE, observation.code.clone()),
                         KeyValue::new(EXCEPTION_MESSAGE, failure.detail.clone()),
                     ],
+                    0,
                 ));
-                self.error = Some(observation.code.to_string());
+                self.status = Status::error(observation.code.clone());
             }
         }
     }
@@ -197,48 +202,28 @@ impl ServerSpan {
 
     /// The body of an OTLP `Span` message for this span, ended at `end`.
     pub(crate) fn encode(&self, w: &mut Writer, end: SystemTime) {
-        let context = &self.context;
-        w.bytes(1, &context.trace_id().to_bytes());
-        w.bytes(2, &context.span_id().to_bytes());
-        let trace_state = context.trace_state().header();
-        w.string(3, &trace_state);
-        if let Some(parent) = self.parent_span_id {
-            w.bytes(4, &parent.to_bytes());
+        encode_span(w, &self.record(end));
+    }
+
+    /// The span as the one span encoder reads it.
+    pub(crate) fn record(&self, end: SystemTime) -> SpanRecord<'_> {
+        SpanRecord {
+            context: &self.context,
+            parent_span_id: self.parent_span_id.unwrap_or(SpanId::INVALID),
+            // A SERVER span's parent is always the caller's: remote.
+            parent_is_remote: self.parent_span_id.is_some(),
+            name: &self.name,
+            kind: SpanKind::Server,
+            start: self.start,
+            end,
+            attributes: &self.attributes,
+            dropped_attributes: 0,
+            events: self.exception.as_slice(),
+            dropped_events: 0,
+            links: self.link.as_slice(),
+            dropped_links: 0,
+            status: &self.status,
         }
-        w.string(5, &self.name);
-        w.uint(6, 2); // SPAN_KIND_SERVER
-        w.fixed64(7, nanos(self.start));
-        w.fixed64(8, nanos(end));
-        for kv in &self.attributes {
-            key_value(w, 9, kv.key.as_str(), &kv.value);
-        }
-        if let Some((time, attributes)) = &self.exception {
-            w.message(11, |w| {
-                w.fixed64(1, nanos(*time));
-                w.string(2, "exception");
-                for kv in attributes {
-                    key_value(w, 3, kv.key.as_str(), &kv.value);
-                }
-            });
-        }
-        if let Some(link) = &self.link {
-            w.message(13, |w| {
-                w.bytes(1, &link.trace_id().to_bytes());
-                w.bytes(2, &link.span_id().to_bytes());
-                w.string(3, &link.trace_state().header());
-                w.fixed32(6, span_flags(link.is_remote(), link.trace_flags().to_u8()));
-            });
-        }
-        w.message(15, |w| {
-            if let Some(description) = &self.error {
-                w.string(2, description);
-                w.uint(3, 2); // STATUS_CODE_ERROR
-            }
-        });
-        w.fixed32(
-            16,
-            span_flags(self.parent_span_id.is_some(), context.trace_flags().to_u8()),
-        );
     }
 }
 
@@ -468,7 +453,7 @@ mod tests {
         assert_ne!(span.context.trace_id(), remote(true).trace_id());
         assert!(span.parent_span_id.is_none());
         assert_eq!(
-            span.link.as_ref().map(SpanContext::span_id),
+            span.link.as_ref().map(|l| l.span_context.span_id()),
             Some(remote(true).span_id())
         );
     }
@@ -503,7 +488,7 @@ mod tests {
             Some(&opentelemetry::Value::I64(200))
         );
         assert_eq!(string(&ok, "enduser.pseudo.id").as_deref(), Some("abc"));
-        assert!(ok.attribute("error.type").is_none() && ok.error.is_none());
+        assert!(ok.attribute("error.type").is_none() && ok.status == Status::Unset);
 
         let mut conflict = start();
         let observation =
@@ -515,7 +500,7 @@ mod tests {
             Some("order.out_of_stock")
         );
         assert!(
-            conflict.exception.is_none() && conflict.error.is_none(),
+            conflict.exception.is_none() && conflict.status == Status::Unset,
             "4xx: status unset"
         );
 
@@ -523,9 +508,10 @@ mod tests {
         let observation =
             ErrorObservation::new(ErrorKind::Internal, "db.unexpected", "at ann@example.com");
         failed.end_with(&outcome(500, Some(Failure::new(observation))), None);
-        assert_eq!(failed.error.as_deref(), Some("db.unexpected"));
-        let (_, event) = failed.exception.as_ref().unwrap_or_else(|| unreachable!());
+        assert_eq!(failed.status, Status::error("db.unexpected"));
+        let event = failed.exception.as_ref().unwrap_or_else(|| unreachable!());
         let message = event
+            .attributes
             .iter()
             .find(|kv| kv.key.as_str() == "exception.message");
         assert!(message.is_some_and(|kv| !kv.value.as_str().contains("ann@example.com")));
