@@ -21,7 +21,9 @@ pub mod config;
 pub mod context;
 pub mod db;
 pub mod error;
+mod instance;
 pub mod layer;
+mod log_emitter;
 pub mod log_filter;
 mod log_format;
 pub mod log_sink;
@@ -32,7 +34,6 @@ mod otlp_export;
 mod otlp_http;
 pub mod outbound;
 pub mod pii;
-mod pipeline;
 mod prometheus;
 pub mod semconv;
 pub mod trace_context;
@@ -43,22 +44,16 @@ pub mod testkit;
 pub use config::TelemetryConfig;
 pub use context::RequestContext;
 pub use error::{ErrorKind, ErrorObservation};
-pub use layer::TelemetryLayer;
-pub use logs::TelemetryLogLayer;
-pub use pipeline::{
+pub use instance::{
     InitError, SCOPE_NAME, SHUTDOWN_TIMEOUT, Telemetry, TelemetryBuilder, TelemetryGuard,
 };
+pub use layer::TelemetryLayer;
+pub use logs::TelemetryLogLayer;
 
 use axum::Router;
 use axum::routing::get;
 
 impl Telemetry {
-    /// The middleware layer of this instance. Apply it with `Router::layer` (after the routes,
-    /// so `http.route` is known), or use [`Telemetry::instrument`].
-    pub fn layer(&self) -> TelemetryLayer {
-        TelemetryLayer::new(std::sync::Arc::clone(&self.inner))
-    }
-
     /// Adds `GET /metrics` (Prometheus text) to `router` and applies [`Telemetry::layer`] to
     /// every route and the fallback: one call instruments a whole app.
     pub fn instrument<S: Clone + Send + Sync + 'static>(&self, router: Router<S>) -> Router<S> {

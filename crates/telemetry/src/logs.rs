@@ -1,20 +1,18 @@
 //! Log records: `tracing` events and access lines, written once to stdout and, when export is
 //! on, sent as OTLP log records carrying the same trace context.
 
-use std::cell::RefCell;
 use std::fmt::Write as _;
 use std::sync::Arc;
 use std::time::SystemTime;
 
 use tracing::field::{Field, Visit};
-use tracing::{Event, Level, Metadata, Subscriber};
+use tracing::{Event, Metadata, Subscriber};
 use tracing_subscriber::layer::Context as LayerContext;
 
 use crate::context::RequestContext;
-use crate::log_format::{Correlation, FieldValue, LogLine, write_line};
-use crate::otlp::log_record::LogRecordView;
+use crate::log_emitter::{LogEmitter, OtlpRecord};
+use crate::log_format::{FieldValue, LogLine};
 use crate::pii::{REDACTED, is_secret_key, scrub};
-use crate::pipeline::TelemetryInner;
 
 /// Targets whose events stay on stdout and never enter the OTLP log pipeline: the exporters'
 /// own transport would otherwise log about exporting logs about exporting, forever.
@@ -32,20 +30,16 @@ fn is_local_only(target: &str) -> bool {
     LOCAL_ONLY_TARGETS.iter().any(|t| target.starts_with(t))
 }
 
-thread_local! {
-    static LINE_BUFFER: RefCell<Vec<u8>> = RefCell::new(Vec::with_capacity(1024));
-}
-
 /// A `tracing` layer that writes events as log lines of the telemetry instance serving the
 /// current request (or of its fallback instance outside requests). See
 /// [`crate::Telemetry::log_layer`].
 #[derive(Debug)]
 pub struct TelemetryLogLayer {
-    fallback: Option<Arc<TelemetryInner>>,
+    fallback: Option<Arc<LogEmitter>>,
 }
 
 impl TelemetryLogLayer {
-    pub(crate) fn new(fallback: Option<Arc<TelemetryInner>>) -> Self {
+    pub(crate) fn new(fallback: Option<Arc<LogEmitter>>) -> Self {
         Self { fallback }
     }
 
@@ -59,35 +53,33 @@ impl TelemetryLogLayer {
 impl<S: Subscriber> tracing_subscriber::Layer<S> for TelemetryLogLayer {
     fn enabled(&self, metadata: &Metadata<'_>, _ctx: LayerContext<'_, S>) -> bool {
         match &self.fallback {
-            Some(inner) => inner.log_filter.enabled_metadata(metadata),
+            Some(logs) => logs.filter().enabled_metadata(metadata),
             // Each instance applies its own filter in `on_event`.
             None => true,
         }
     }
 
     fn max_level_hint(&self) -> Option<tracing::level_filters::LevelFilter> {
-        self.fallback
-            .as_ref()
-            .map(|inner| inner.log_filter.max_level())
+        self.fallback.as_ref().map(|logs| logs.filter().max_level())
     }
 
     fn on_event(&self, event: &Event<'_>, _ctx: LayerContext<'_, S>) {
         RequestContext::with_current(|request| {
-            let inner = match (request, &self.fallback) {
-                (Some(request), _) => &request.telemetry,
+            let logs = match (request, &self.fallback) {
+                (Some(request), _) => &request.logs,
                 (None, Some(fallback)) => fallback,
                 (None, None) => return,
             };
-            if !inner.log_filter.enabled_metadata(event.metadata()) {
+            if !logs.filter().enabled_metadata(event.metadata()) {
                 return;
             }
             let mut visitor = EventFields {
-                pii: &inner.pii,
+                pii: logs.pii(),
                 message: String::new(),
                 fields: Vec::new(),
             };
             event.record(&mut visitor);
-            emit_event(inner, request, event.metadata(), &visitor);
+            emit_event(logs, request, event.metadata(), &visitor);
         });
     }
 }
@@ -153,7 +145,7 @@ impl Visit for EventFields<'_> {
 }
 
 fn emit_event(
-    inner: &TelemetryInner,
+    logs: &LogEmitter,
     request: Option<&RequestContext>,
     metadata: &'static Metadata<'static>,
     event: &EventFields<'_>,
@@ -177,90 +169,16 @@ fn emit_event(
         level: *metadata.level(),
         target: metadata.target(),
         message: &event.message,
-        correlation: request.map(correlation),
+        correlation: request.map(RequestContext::correlation),
         fields: &fields,
         http: None,
     };
-    write(inner, &line);
+    logs.write(&line);
     if !is_local_only(metadata.target()) {
-        export(inner, request, &line, None);
+        logs.export(
+            &line,
+            request.map(RequestContext::record_trace),
+            OtlpRecord::default(),
+        );
     }
-}
-
-pub(crate) fn correlation(request: &RequestContext) -> Correlation<'_> {
-    Correlation {
-        trace_id: &request.trace_id_hex,
-        span_id: &request.span_id_hex,
-        sampled: request.flags.is_sampled(),
-        request_id: &request.request_id,
-    }
-}
-
-/// Writes one line to the instance's sink, formatting into a per-thread buffer.
-pub(crate) fn write(inner: &TelemetryInner, line: &LogLine<'_>) {
-    let format = inner.config.log_format;
-    let project = inner.config.gcp_project.as_deref();
-    LINE_BUFFER.with(|buffer| match buffer.try_borrow_mut() {
-        Ok(mut buffer) => {
-            buffer.clear();
-            write_line(&mut buffer, format, project, line);
-            inner.sink.write(&buffer);
-        }
-        Err(_) => {
-            let mut buffer = Vec::with_capacity(512);
-            write_line(&mut buffer, format, project, line);
-            inner.sink.write(&buffer);
-        }
-    });
-}
-
-/// Sends the same record as an OTLP log record (when export is on).
-pub(crate) fn export(
-    inner: &TelemetryInner,
-    request: Option<&RequestContext>,
-    line: &LogLine<'_>,
-    event_name: Option<&'static str>,
-) {
-    let Some(queue) = &inner.log_queue else {
-        return;
-    };
-    let (severity_number, severity_text) = severity(line.level);
-    let trace_id = request.map(|r| r.trace_id.to_bytes());
-    let span_id = request.map(|r| r.span_id.to_bytes());
-    let trace = match (request, &trace_id, &span_id) {
-        (Some(r), Some(t), Some(s)) => Some((t, s, r.flags.to_u8())),
-        _ => None,
-    };
-    let request_id = request.map(|r| ("request_id", FieldValue::Shared(&r.request_id)));
-    queue.push_log(&LogRecordView {
-        time: line.time,
-        severity_number,
-        severity_text,
-        body: line.message,
-        target: line.target,
-        event_name,
-        trace,
-        leading: match &request_id {
-            Some(id) => std::slice::from_ref(id),
-            None => &[],
-        },
-        fields: line.fields,
-    });
-}
-
-/// OTLP severity number and text of a level.
-fn severity(level: Level) -> (u8, &'static str) {
-    match level {
-        Level::ERROR => (17, "ERROR"),
-        Level::WARN => (13, "WARN"),
-        Level::INFO => (9, "INFO"),
-        Level::DEBUG => (5, "DEBUG"),
-        Level::TRACE => (1, "TRACE"),
-    }
-}
-
-/// Writes an access line and exports it.
-pub(crate) fn emit_access(inner: &TelemetryInner, request: &RequestContext, line: &LogLine<'_>) {
-    write(inner, line);
-    export(inner, Some(request), line, Some("http.server.request"));
 }

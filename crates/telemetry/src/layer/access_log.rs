@@ -4,6 +4,7 @@
 use std::borrow::Cow;
 
 use crate::context::RequestContext;
+use crate::log_emitter::OtlpRecord;
 use crate::log_format::{FieldValue, HttpRequestLog, LogLine};
 use crate::semconv::{CLIENT_ADDRESS, ERROR_TYPE, USER_AGENT_ORIGINAL};
 
@@ -103,7 +104,6 @@ pub(crate) fn message(facts: &RequestFacts, outcome: &Outcome) -> String {
 
 /// Writes the request's one access line (stdout and OTLP).
 pub(crate) fn write(context: &RequestContext, facts: &RequestFacts, outcome: &Outcome) {
-    let telemetry = &context.telemetry;
     let user = context.user.get();
     let fields = AccessFields::new(facts, outcome, user);
     let message = message(facts, outcome);
@@ -112,7 +112,7 @@ pub(crate) fn write(context: &RequestContext, facts: &RequestFacts, outcome: &Ou
         level: level(outcome.status),
         target: ACCESS_TARGET,
         message: &message,
-        correlation: Some(crate::logs::correlation(context)),
+        correlation: Some(context.correlation()),
         fields: fields.as_slice(),
         http: Some(HttpRequestLog {
             method: facts.method,
@@ -124,7 +124,15 @@ pub(crate) fn write(context: &RequestContext, facts: &RequestFacts, outcome: &Ou
             latency_secs: outcome.elapsed.as_secs_f64(),
         }),
     };
-    crate::logs::emit_access(telemetry, context, &line);
+    context.logs.write(&line);
+    context.logs.export(
+        &line,
+        Some(context.record_trace()),
+        OtlpRecord {
+            event_name: Some("http.server.request"),
+            fields: None,
+        },
+    );
 }
 
 /// Whether a request gets no access line: a success on an excluded route.

@@ -36,9 +36,11 @@ use futures_util::future::CatchUnwind;
 use http::{HeaderName, HeaderValue, Request};
 use http_body::Body as _;
 
+use crate::config::{IncomingTrace, SamplerConfig, TelemetryConfig};
 use crate::context::{RequestContext, Scoped, enter, scope};
-use crate::metrics::RouteInstruments;
-use crate::pipeline::TelemetryInner;
+use crate::log_emitter::LogEmitter;
+use crate::metrics::{HttpServerInstruments, RouteInstruments};
+use crate::otlp::queue::RecordPusher;
 use crate::trace_context::{TRACEPARENT, extract_headers, format_traceparent};
 use facts::{Outcome, RequestFacts, Started};
 use request_id::REQUEST_ID_HEADER;
@@ -48,16 +50,47 @@ use server_span::ServerSpan;
 pub use facts::{MAX_HOST_LEN, MAX_METHOD_LEN, MAX_PATH_LEN, MAX_USER_AGENT_LEN};
 pub use fallback::{ErrorBody, error_body, method_not_allowed_fallback, not_found_fallback};
 
+/// What the middleware needs of its telemetry instance, and nothing else.
+#[derive(Debug)]
+pub(crate) struct LayerHandles {
+    sampler: SamplerConfig,
+    incoming_trace: IncomingTrace,
+    access_log_exclude: Vec<String>,
+    http: Arc<HttpServerInstruments>,
+    /// The span queue (SERVER spans), when export is on.
+    spans: Option<RecordPusher>,
+    /// Where access lines and the request's events go.
+    logs: Arc<LogEmitter>,
+}
+
+impl LayerHandles {
+    pub(crate) fn new(
+        config: &TelemetryConfig,
+        http: Arc<HttpServerInstruments>,
+        spans: Option<RecordPusher>,
+        logs: Arc<LogEmitter>,
+    ) -> Self {
+        Self {
+            sampler: config.sampler,
+            incoming_trace: config.incoming_trace,
+            access_log_exclude: config.access_log_exclude.clone(),
+            http,
+            spans,
+            logs,
+        }
+    }
+}
+
 /// Applies the telemetry middleware (see the module docs). Build it with
 /// [`crate::Telemetry::layer`] or use [`crate::Telemetry::instrument`].
 #[derive(Debug, Clone)]
 pub struct TelemetryLayer {
-    inner: Arc<TelemetryInner>,
+    handles: Arc<LayerHandles>,
 }
 
 impl TelemetryLayer {
-    pub(crate) fn new(inner: Arc<TelemetryInner>) -> Self {
-        Self { inner }
+    pub(crate) fn new(handles: Arc<LayerHandles>) -> Self {
+        Self { handles }
     }
 }
 
@@ -67,7 +100,7 @@ impl<S> tower::Layer<S> for TelemetryLayer {
     fn layer(&self, service: S) -> Self::Service {
         TelemetryService {
             service,
-            telemetry: Arc::clone(&self.inner),
+            handles: Arc::clone(&self.handles),
             routes: Arc::default(),
         }
     }
@@ -77,7 +110,7 @@ impl<S> tower::Layer<S> for TelemetryLayer {
 #[derive(Debug, Clone)]
 pub struct TelemetryService<S> {
     service: S,
-    telemetry: Arc<TelemetryInner>,
+    handles: Arc<LayerHandles>,
     routes: Arc<RouteInstruments>,
 }
 
@@ -95,24 +128,24 @@ where
 
     fn call(&mut self, mut request: Request<Body>) -> Self::Future {
         let started = Started::now();
-        let telemetry = &self.telemetry;
-        let facts = RequestFacts::gather(&request, &telemetry.pii, &self.routes);
+        let handles = &self.handles;
+        let facts = RequestFacts::gather(&request, handles.logs.pii(), &self.routes);
         let span = ServerSpan::for_request(
-            telemetry.config.sampler,
-            telemetry.config.incoming_trace,
+            handles.sampler,
+            handles.incoming_trace,
             extract_headers(request.headers()),
             &facts,
             started.time,
         );
         let context = Arc::new(RequestContext::new(
-            Arc::clone(telemetry),
+            Arc::clone(&handles.logs),
             span.context(),
             Arc::clone(&facts.request_id),
         ));
         request.extensions_mut().insert(Arc::clone(&context));
         // Created before the inner call so the gauge comes back down however the request ends
         // (completion, client disconnect dropping the future, or a panic inside `call`).
-        let active = ActiveRequest::start(&telemetry.http, facts.method);
+        let active = ActiveRequest::start(&handles.http, facts.method);
 
         // EAGER: the context is current before any inner code runs, including `call`.
         let future = {
@@ -124,7 +157,7 @@ where
             state: Some(InFlight {
                 span: SpanGuard {
                     span: Some(span),
-                    telemetry: Arc::clone(telemetry),
+                    handles: Arc::clone(handles),
                 },
                 context,
                 started,
@@ -192,7 +225,7 @@ struct InFlight {
 /// client went away) still exports its span, marked `error.type=cancelled`.
 struct SpanGuard {
     span: Option<ServerSpan>,
-    telemetry: Arc<TelemetryInner>,
+    handles: Arc<LayerHandles>,
 }
 
 impl SpanGuard {
@@ -208,14 +241,14 @@ impl Drop for SpanGuard {
     fn drop(&mut self) {
         if let Some(mut span) = self.span.take() {
             span.cancel();
-            export_span(&self.telemetry, &span, std::time::SystemTime::now());
+            export_span(&self.handles, &span, std::time::SystemTime::now());
         }
     }
 }
 
 /// Encodes a finished SERVER span into the export queue (when sampled and export is on).
-fn export_span(telemetry: &TelemetryInner, span: &ServerSpan, end: std::time::SystemTime) {
-    if let (true, Some(queue)) = (span.is_sampled(), &telemetry.span_queue) {
+fn export_span(handles: &LayerHandles, span: &ServerSpan, end: std::time::SystemTime) {
+    if let (true, Some(queue)) = (span.is_sampled(), &handles.spans) {
         queue.push(crate::SCOPE_NAME, |w| span.encode(w, end));
     }
 }
@@ -234,7 +267,8 @@ impl InFlight {
             active,
             routes,
         } = self;
-        let telemetry = &context.telemetry;
+        let mut span = span_guard.take();
+        let handles = &*span_guard.handles;
         let failure = error_observation::observe(response, panic, facts.route.is_some());
 
         let headers = response.headers_mut();
@@ -254,15 +288,14 @@ impl InFlight {
             failure,
         };
 
-        request_metrics::record(&telemetry.http, &routes, &facts, &outcome);
+        request_metrics::record(&handles.http, &routes, &facts, &outcome);
         drop(active);
 
-        let mut span = span_guard.take();
         span.end_with(&outcome, context.user.get());
-        export_span(telemetry, &span, outcome.end);
+        export_span(handles, &span, outcome.end);
 
         // Exactly one access line (successful requests on excluded routes are skipped).
-        if !access_log::excluded(&telemetry.config.access_log_exclude, &facts, &outcome) {
+        if !access_log::excluded(&handles.access_log_exclude, &facts, &outcome) {
             access_log::write(&context, &facts, &outcome);
         }
     }

@@ -157,17 +157,6 @@ impl RecordQueue {
         })
     }
 
-    /// Encodes a log record and queues it; drops (and counts) it when the queue is full.
-    pub(crate) fn push_log(&self, record: &LogRecordView<'_>) {
-        self.push(record.target, |w| encode_log_record(w, record));
-    }
-
-    /// Encodes one record with `encode` (the body of a `LogRecord` or `Span` message) under
-    /// scope `scope` and queues it.
-    pub(crate) fn push(&self, scope: &'static str, encode: impl FnOnce(&mut Writer)) {
-        push_into(&self.shared, scope, encode);
-    }
-
     /// A cheap handle that queues records here (for the SDK span processor of child spans).
     pub(crate) fn pusher(&self) -> RecordPusher {
         RecordPusher(Arc::clone(&self.shared))
@@ -236,9 +225,16 @@ impl std::fmt::Debug for RecordPusher {
 }
 
 impl RecordPusher {
-    /// As [`RecordQueue::push`].
+    /// Encodes one record with `encode` (the body of a `LogRecord` or `Span` message) under
+    /// scope `scope` and queues it; drops (and counts) it when the queue is full.
     pub(crate) fn push(&self, scope: &'static str, encode: impl FnOnce(&mut Writer)) {
         push_into(&self.0, scope, encode);
+    }
+
+    /// Encodes a log record and queues it under its target; drops (and counts) it when the
+    /// queue is full.
+    pub(crate) fn push_log(&self, record: &LogRecordView<'_>) {
+        self.push(record.target, |w| encode_log_record(w, record));
     }
 }
 

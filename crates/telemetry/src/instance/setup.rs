@@ -1,6 +1,6 @@
-//! Building one telemetry instance: resource, tracer, meter and logger providers, OTLP
-//! exporters on their own threads, the `/metrics` reader, the stdout log sink. And shutting it
-//! down in order without blocking the runtime.
+//! Building one telemetry instance: resource, tracer and meter providers, the OTLP export
+//! queues and the metric exporter, the `/metrics` reader, the stdout log sink, the exporter
+//! health metrics — and the narrow handles the middleware and the log layer get.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -15,9 +15,11 @@ use opentelemetry_sdk::Resource;
 use opentelemetry_sdk::metrics::{
     Instrument, ManualReader, PeriodicReader, SdkMeterProvider, Stream,
 };
-use opentelemetry_sdk::trace::{Sampler, SdkTracer, SdkTracerProvider};
+use opentelemetry_sdk::trace::{Sampler, SdkTracerProvider};
 
 use crate::config::{OtlpProtocol, Persona, SamplerConfig, TelemetryConfig};
+use crate::layer::LayerHandles;
+use crate::log_emitter::LogEmitter;
 use crate::log_filter::LogFilter;
 use crate::log_sink::LogSink;
 use crate::metrics::HttpServerInstruments;
@@ -28,55 +30,7 @@ use crate::otlp_http::RuntimeHttpClient;
 use crate::pii::PiiPolicy;
 use crate::prometheus::SharedReader;
 
-/// Instrumentation scope name of everything this library records.
-pub const SCOPE_NAME: &str = "telemetry";
-
-/// How long [`TelemetryGuard::shutdown`] waits for the exporters before giving up (Cloud Run
-/// allows 10 s from SIGTERM to exit, for draining requests and flushing telemetry together).
-pub const SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(4);
-
-/// One telemetry instance: the handle an app passes to its layers, handlers and helpers.
-///
-/// Cheap to clone. Nothing here is process-global: two instances in one process (two tests,
-/// or an app and an in-process dependency) never see each other's signals.
-#[derive(Clone, Debug)]
-pub struct Telemetry {
-    pub(crate) inner: Arc<TelemetryInner>,
-}
-
-/// Flushes and stops the exporters of the instance it came with. Call
-/// [`TelemetryGuard::shutdown`] after the server stopped; dropping it without that only stops
-/// the stdout writer.
-#[derive(Debug)]
-#[must_use = "call `shutdown().await` after the server stops, or buffered telemetry is lost"]
-pub struct TelemetryGuard {
-    inner: Arc<TelemetryInner>,
-}
-
-pub(crate) struct TelemetryInner {
-    pub(crate) config: TelemetryConfig,
-    pub(crate) tracer: SdkTracer,
-    pub(crate) tracer_provider: SdkTracerProvider,
-    pub(crate) meter_provider: SdkMeterProvider,
-    pub(crate) meter: Meter,
-    pub(crate) prometheus: Arc<ManualReader>,
-    pub(crate) log_queue: Option<RecordQueue>,
-    pub(crate) span_queue: Option<RecordQueue>,
-    pub(crate) sink: LogSink,
-    pub(crate) pii: PiiPolicy,
-    pub(crate) http: Arc<HttpServerInstruments>,
-    pub(crate) log_filter: LogFilter,
-    shut_down: AtomicBool,
-}
-
-impl std::fmt::Debug for TelemetryInner {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Telemetry")
-            .field("service", &self.config.service_name)
-            .field("otlp", &self.config.otlp_endpoint)
-            .finish_non_exhaustive()
-    }
-}
+use super::{Instance, SCOPE_NAME, Telemetry, TelemetryGuard};
 
 /// Why a telemetry instance could not be built.
 #[derive(Debug, thiserror::Error)]
@@ -114,7 +68,7 @@ impl TelemetryBuilder {
 
     /// Builds the instance. Call it inside the tokio runtime when OTLP export is on.
     pub fn build(self) -> Result<(Telemetry, TelemetryGuard), InitError> {
-        let inner = Arc::new(TelemetryInner::build(self.config, self.sink)?);
+        let inner = Arc::new(Instance::build(self.config, self.sink)?);
         Ok((
             Telemetry {
                 inner: Arc::clone(&inner),
@@ -134,166 +88,9 @@ impl Telemetry {
     pub fn builder(config: TelemetryConfig) -> TelemetryBuilder {
         TelemetryBuilder { config, sink: None }
     }
-
-    /// The resolved configuration.
-    pub fn config(&self) -> &TelemetryConfig {
-        &self.inner.config
-    }
-
-    /// A meter of this instance, for domain metrics (`shop.*`).
-    pub fn meter(&self) -> &Meter {
-        &self.inner.meter
-    }
-
-    /// The tracer of this instance, for custom spans.
-    pub fn tracer(&self) -> &SdkTracer {
-        &self.inner.tracer
-    }
-
-    /// The PII policy of this instance.
-    pub fn pii(&self) -> &PiiPolicy {
-        &self.inner.pii
-    }
-
-    /// The log sink of this instance.
-    pub fn log_sink(&self) -> &LogSink {
-        &self.inner.sink
-    }
-
-    /// Exports everything queued so far (spans, logs, then metrics) and waits for it, on a
-    /// blocking thread. For tests and benchmarks; services rely on the batch schedule.
-    pub async fn force_flush(&self) {
-        let inner = Arc::clone(&self.inner);
-        let _ = tokio::task::spawn_blocking(move || {
-            let _ = inner.tracer_provider.force_flush();
-            if let Some(spans) = &inner.span_queue {
-                spans.flush(inner.config.otlp_timeout);
-            }
-            if let Some(logs) = &inner.log_queue {
-                logs.flush(inner.config.otlp_timeout);
-            }
-            let _ = inner.meter_provider.force_flush();
-        })
-        .await;
-    }
-
-    /// The Prometheus text exposition of this instance's metrics (what `/metrics` serves).
-    pub fn prometheus_text(&self) -> String {
-        crate::prometheus::render(&self.inner.prometheus)
-    }
-
-    /// A `tracing` layer writing events as this instance's log lines (stdout and OTLP), with
-    /// the `RUST_LOG` filter of its configuration. Events inside a request go to the instance
-    /// serving that request; events outside any request go to this one.
-    pub fn log_layer(&self) -> crate::logs::TelemetryLogLayer {
-        crate::logs::TelemetryLogLayer::new(Some(Arc::clone(&self.inner)))
-    }
-
-    /// Installs [`Telemetry::log_layer`] as the process's global `tracing` subscriber.
-    /// Returns `false` when one was already installed (the existing one is kept).
-    pub fn install_global_subscriber(&self) -> bool {
-        use tracing_subscriber::layer::SubscriberExt;
-        let subscriber = tracing_subscriber::registry().with(self.log_layer());
-        tracing::subscriber::set_global_default(subscriber).is_ok()
-    }
 }
 
-impl TelemetryGuard {
-    /// Flushes and stops the exporters within [`SHUTDOWN_TIMEOUT`]; see
-    /// [`TelemetryGuard::shutdown_within`].
-    pub async fn shutdown(self) {
-        self.shutdown_within(SHUTDOWN_TIMEOUT).await;
-    }
-
-    /// Flushes and stops traces and logs (in parallel), then metrics (so the last export
-    /// counts every request), each on a blocking thread so the runtime keeps serving, and
-    /// returns within `budget` even when the collector is down; then writes out the stdout
-    /// buffer. If this future is dropped early, the stdout buffer is still written out.
-    /// Idempotent.
-    pub async fn shutdown_within(self, budget: Duration) {
-        shutdown_inner(&self.inner, budget).await;
-    }
-}
-
-/// Writes out the stdout buffer when dropped: also when a shutdown is cancelled midway.
-struct CloseSinkOnDrop<'a>(&'a LogSink);
-
-impl Drop for CloseSinkOnDrop<'_> {
-    fn drop(&mut self) {
-        self.0.close();
-    }
-}
-
-pub(crate) async fn shutdown_inner(inner: &Arc<TelemetryInner>, budget: Duration) {
-    if inner.shut_down.swap(true, Ordering::SeqCst) {
-        return;
-    }
-    let _close_sink = CloseSinkOnDrop(&inner.sink);
-    let started = tokio::time::Instant::now();
-    let deadline = started + budget;
-    let traces = {
-        let worker = Arc::clone(inner);
-        tokio::task::spawn_blocking(move || {
-            if let Some(spans) = &worker.span_queue {
-                spans.shutdown(budget);
-            }
-            worker.tracer_provider.shutdown_with_timeout(budget)
-        })
-    };
-    let logs = {
-        let worker = Arc::clone(inner);
-        tokio::task::spawn_blocking(move || {
-            if let Some(logs) = &worker.log_queue {
-                logs.shutdown(budget);
-            }
-        })
-    };
-    let _ = tokio::time::timeout_at(deadline, async {
-        let _ = traces.await;
-        let _ = logs.await;
-    })
-    .await;
-    let remaining = deadline.saturating_duration_since(tokio::time::Instant::now());
-    let metrics = {
-        let worker = Arc::clone(inner);
-        tokio::task::spawn_blocking(move || worker.meter_provider.shutdown_with_timeout(remaining))
-    };
-    let _ = tokio::time::timeout_at(
-        deadline.max(tokio::time::Instant::now() + Duration::from_millis(200)),
-        metrics,
-    )
-    .await;
-}
-
-impl Drop for TelemetryGuard {
-    fn drop(&mut self) {
-        if !self.inner.shut_down.load(Ordering::SeqCst) {
-            self.inner.sink.close();
-        }
-    }
-}
-
-/// An instance dropped without [`TelemetryGuard::shutdown`] (a test, a server task ending):
-/// the meter provider's own drop flushes synchronously, waiting for the exporter up to its
-/// timeout (5 s against a collector that went away), and the last reference is usually dropped
-/// on an async worker thread — which that wait would stall, with every request queued on it.
-/// The provider is shut down on a thread of its own instead.
-impl Drop for TelemetryInner {
-    fn drop(&mut self) {
-        if self.shut_down.load(Ordering::SeqCst) {
-            return;
-        }
-        let provider = self.meter_provider.clone();
-        // Without a thread to spare, the provider's drop flushes here, as it would have.
-        let _ = std::thread::Builder::new()
-            .name("telemetry-drop".to_owned())
-            .spawn(move || {
-                let _ = provider.shutdown_with_timeout(SHUTDOWN_TIMEOUT);
-            });
-    }
-}
-
-impl TelemetryInner {
+impl Instance {
     fn build(config: TelemetryConfig, sink: Option<LogSink>) -> Result<Self, InitError> {
         let export = config.otlp_enabled();
         if export && tokio::runtime::Handle::try_current().is_err() {
@@ -372,8 +169,20 @@ impl TelemetryInner {
             // from_lookup validated it; a hand-built config with a bad filter falls back to info.
             LogFilter::parse("info").unwrap_or_else(|e| unreachable!("{e}"))
         });
+        let logs = Arc::new(LogEmitter::new(
+            &config,
+            log_filter,
+            pii,
+            sink.clone(),
+            log_queue.as_ref().map(RecordQueue::pusher),
+        ));
+        let layer = Arc::new(LayerHandles::new(
+            &config,
+            Arc::new(HttpServerInstruments::new(&meter)),
+            span_queue.as_ref().map(RecordQueue::pusher),
+            Arc::clone(&logs),
+        ));
         Ok(Self {
-            http: Arc::new(HttpServerInstruments::new(&meter)),
             sink,
             config,
             tracer,
@@ -383,8 +192,8 @@ impl TelemetryInner {
             prometheus,
             log_queue,
             span_queue,
-            pii,
-            log_filter,
+            logs,
+            layer,
             shut_down: AtomicBool::new(false),
         })
     }
