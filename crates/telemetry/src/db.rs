@@ -11,8 +11,12 @@ use opentelemetry::metrics::Histogram;
 use opentelemetry::trace::{Span as _, SpanKind, Status, TraceContextExt as _, Tracer as _};
 use opentelemetry::{Context as OtelContext, KeyValue};
 
-use crate::Telemetry;
 use crate::context::RequestContext;
+use crate::instance::Telemetry;
+use crate::semconv::{
+    DB_CLIENT_OPERATION_DURATION, DB_COLLECTION_NAME, DB_OPERATION_NAME, DB_QUERY_SUMMARY,
+    DB_SYSTEM_NAME, ERROR_TYPE,
+};
 
 /// Bucket boundaries of `db.client.operation.duration` (semconv advice).
 pub const DB_DURATION_BOUNDARIES: [f64; 14] = [
@@ -32,7 +36,7 @@ impl DbInstruments {
     pub fn new(telemetry: &Telemetry, system: &'static str) -> Self {
         let duration = telemetry
             .meter()
-            .f64_histogram("db.client.operation.duration")
+            .f64_histogram(DB_CLIENT_OPERATION_DURATION)
             .with_unit("s")
             .with_description("Duration of database client operations.")
             .with_boundaries(DB_DURATION_BOUNDARIES.to_vec())
@@ -91,12 +95,12 @@ impl DbOperation<'_> {
             None => self.operation.into(),
         };
         let mut attributes = Vec::with_capacity(4);
-        attributes.push(KeyValue::new("db.system.name", self.instruments.system));
-        attributes.push(KeyValue::new("db.operation.name", self.operation));
+        attributes.push(KeyValue::new(DB_SYSTEM_NAME, self.instruments.system));
+        attributes.push(KeyValue::new(DB_OPERATION_NAME, self.operation));
         if let Some(collection) = self.collection {
-            attributes.push(KeyValue::new("db.collection.name", collection));
+            attributes.push(KeyValue::new(DB_COLLECTION_NAME, collection));
         }
-        attributes.push(KeyValue::new("db.query.summary", summary.clone()));
+        attributes.push(KeyValue::new(DB_QUERY_SUMMARY, summary.clone()));
         let parent = match RequestContext::current() {
             Some(request) => OtelContext::new().with_remote_span_context(request.span_context()),
             None => OtelContext::new(),
@@ -111,15 +115,15 @@ impl DbOperation<'_> {
         let result = query.await;
         let seconds = started.elapsed().as_secs_f64();
         let mut metric_attributes = Vec::with_capacity(4);
-        metric_attributes.push(KeyValue::new("db.system.name", self.instruments.system));
-        metric_attributes.push(KeyValue::new("db.operation.name", self.operation));
+        metric_attributes.push(KeyValue::new(DB_SYSTEM_NAME, self.instruments.system));
+        metric_attributes.push(KeyValue::new(DB_OPERATION_NAME, self.operation));
         if let Some(collection) = self.collection {
-            metric_attributes.push(KeyValue::new("db.collection.name", collection));
+            metric_attributes.push(KeyValue::new(DB_COLLECTION_NAME, collection));
         }
         if let Err(error) = &result {
             let kind = classify(error);
-            metric_attributes.push(KeyValue::new("error.type", kind));
-            span.set_attribute(KeyValue::new("error.type", kind));
+            metric_attributes.push(KeyValue::new(ERROR_TYPE, kind));
+            span.set_attribute(KeyValue::new(ERROR_TYPE, kind));
             span.set_status(Status::error(kind));
         }
         self.instruments

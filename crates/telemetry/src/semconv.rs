@@ -7,16 +7,26 @@
 //! a typo cannot ship. Keys of the library's own (`app.*`) are the constants below. Domain keys
 //! (`shop.*`) belong to the app.
 
-#[allow(unused_imports)] // until every key is taken from here
 pub(crate) use opentelemetry_semantic_conventions::attribute::{
     CLIENT_ADDRESS, CLOUD_ACCOUNT_ID, CLOUD_PLATFORM, CLOUD_PROVIDER, DB_COLLECTION_NAME,
-    DB_OPERATION_NAME, DB_QUERY_SUMMARY, DB_SYSTEM_NAME, DEPLOYMENT_ENVIRONMENT_NAME, ENDUSER_ID,
-    ENDUSER_PSEUDO_ID, ERROR_TYPE, EXCEPTION_MESSAGE, EXCEPTION_TYPE, FAAS_NAME, FAAS_VERSION,
-    HTTP_REQUEST_METHOD, HTTP_REQUEST_METHOD_ORIGINAL, HTTP_RESPONSE_BODY_SIZE,
-    HTTP_RESPONSE_STATUS_CODE, HTTP_ROUTE, NETWORK_PROTOCOL_VERSION, SERVER_ADDRESS, SERVER_PORT,
-    SERVICE_INSTANCE_ID, SERVICE_NAME, SERVICE_VERSION, TELEMETRY_SDK_LANGUAGE, TELEMETRY_SDK_NAME,
-    TELEMETRY_SDK_VERSION, URL_PATH, URL_SCHEME, USER_AGENT_ORIGINAL,
+    DB_OPERATION_NAME, DB_QUERY_SUMMARY, DB_SYSTEM_NAME, DEPLOYMENT_ENVIRONMENT_NAME, ERROR_TYPE,
+    EXCEPTION_MESSAGE, EXCEPTION_TYPE, FAAS_NAME, FAAS_VERSION, HTTP_REQUEST_METHOD,
+    HTTP_REQUEST_METHOD_ORIGINAL, HTTP_RESPONSE_STATUS_CODE, HTTP_ROUTE, SERVER_ADDRESS,
+    SERVICE_INSTANCE_ID, SERVICE_NAME, SERVICE_VERSION, URL_PATH, URL_SCHEME, USER_AGENT_ORIGINAL,
 };
+
+pub(crate) use opentelemetry_semantic_conventions::metric::{
+    DB_CLIENT_OPERATION_DURATION, HTTP_SERVER_ACTIVE_REQUESTS, HTTP_SERVER_REQUEST_DURATION,
+};
+
+/// `app.errors`: one increment per failed request.
+pub const APP_ERRORS: &str = "app.errors";
+/// `app.telemetry.dropped`: records dropped before export (full queue).
+pub const APP_TELEMETRY_DROPPED: &str = "app.telemetry.dropped";
+/// `app.telemetry.export.failures`: OTLP export requests that failed.
+pub const APP_TELEMETRY_EXPORT_FAILURES: &str = "app.telemetry.export.failures";
+/// `app.telemetry.log_lines.dropped`: stdout lines dropped (the writer could not keep up).
+pub const APP_TELEMETRY_LOG_LINES_DROPPED: &str = "app.telemetry.log_lines.dropped";
 
 /// `http.request.header.x-request-id`: the request id on the SERVER span, a string array as
 /// the convention for `http.request.header.<key>` requires.

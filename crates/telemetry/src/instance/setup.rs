@@ -15,6 +15,7 @@ use opentelemetry_sdk::Resource;
 use opentelemetry_sdk::metrics::{
     Instrument, ManualReader, PeriodicReader, SdkMeterProvider, Stream,
 };
+use opentelemetry_sdk::resource::TelemetryResourceDetector;
 use opentelemetry_sdk::trace::{Sampler, SdkTracerProvider};
 
 use crate::config::{OtlpProtocol, Persona, SamplerConfig, TelemetryConfig};
@@ -29,6 +30,12 @@ use crate::otlp::warnings::ExportWarnings;
 use crate::otlp_http::RuntimeHttpClient;
 use crate::pii::PiiPolicy;
 use crate::prometheus::SharedReader;
+use crate::semconv::{
+    APP_TELEMETRY_DROPPED, APP_TELEMETRY_EXPORT_FAILURES, APP_TELEMETRY_LOG_LINES_DROPPED,
+    APP_TELEMETRY_SIGNAL, CLOUD_ACCOUNT_ID, CLOUD_PLATFORM, CLOUD_PROVIDER,
+    DEPLOYMENT_ENVIRONMENT_NAME, FAAS_NAME, FAAS_VERSION, SERVICE_INSTANCE_ID, SERVICE_NAME,
+    SERVICE_VERSION,
+};
 
 use super::{Instance, SCOPE_NAME, Telemetry, TelemetryGuard};
 
@@ -276,38 +283,44 @@ fn register_health_metrics(
     if !queues.is_empty() {
         let dropped = queues.clone();
         meter
-            .u64_observable_counter("app.telemetry.dropped")
+            .u64_observable_counter(APP_TELEMETRY_DROPPED)
             .with_unit("{record}")
             .with_description(
                 "Spans and log records dropped before export because the export queue was full.",
             )
             .with_callback(move |observer| {
                 for (signal, stats) in &dropped {
-                    observer.observe(stats.dropped(), &[KeyValue::new("signal", *signal)]);
+                    observer.observe(
+                        stats.dropped(),
+                        &[KeyValue::new(APP_TELEMETRY_SIGNAL, *signal)],
+                    );
                 }
             })
             .build();
         let metrics = Arc::clone(metric_failures);
         meter
-            .u64_observable_counter("app.telemetry.export.failures")
+            .u64_observable_counter(APP_TELEMETRY_EXPORT_FAILURES)
             .with_unit("{request}")
             .with_description(
                 "OTLP export requests that failed or timed out (their records are lost).",
             )
             .with_callback(move |observer| {
                 for (signal, stats) in &queues {
-                    observer.observe(stats.failed_exports(), &[KeyValue::new("signal", *signal)]);
+                    observer.observe(
+                        stats.failed_exports(),
+                        &[KeyValue::new(APP_TELEMETRY_SIGNAL, *signal)],
+                    );
                 }
                 observer.observe(
                     metrics.load(Ordering::Relaxed),
-                    &[KeyValue::new("signal", "metrics")],
+                    &[KeyValue::new(APP_TELEMETRY_SIGNAL, "metrics")],
                 );
             })
             .build();
     }
     let sink = sink.clone();
     meter
-        .u64_observable_counter("app.telemetry.log_lines.dropped")
+        .u64_observable_counter(APP_TELEMETRY_LOG_LINES_DROPPED)
         .with_unit("{line}")
         .with_description("Log lines dropped because stdout could not keep up.")
         .with_callback(move |observer| observer.observe(sink.dropped_lines(), &[]))
@@ -326,31 +339,32 @@ fn build_resource(config: &TelemetryConfig) -> Resource {
         bytes.iter().map(|b| format!("{b:02x}")).collect::<String>()
     };
     let mut attributes = vec![
-        KeyValue::new("service.name", config.service_name.clone()),
-        KeyValue::new("service.version", config.service_version.clone()),
-        KeyValue::new("service.instance.id", instance_id),
+        KeyValue::new(SERVICE_NAME, config.service_name.clone()),
+        KeyValue::new(SERVICE_VERSION, config.service_version.clone()),
+        KeyValue::new(SERVICE_INSTANCE_ID, instance_id),
         KeyValue::new(
-            "deployment.environment.name",
+            DEPLOYMENT_ENVIRONMENT_NAME,
             config.deployment_environment.clone(),
         ),
-        KeyValue::new("telemetry.sdk.name", "opentelemetry"),
-        KeyValue::new("telemetry.sdk.language", "rust"),
-        KeyValue::new("telemetry.sdk.version", "0.33.1"),
     ];
     if config.persona == Persona::Cloud || config.cloud_run_service.is_some() {
-        attributes.push(KeyValue::new("cloud.provider", "gcp"));
-        attributes.push(KeyValue::new("cloud.platform", "gcp_cloud_run"));
+        attributes.push(KeyValue::new(CLOUD_PROVIDER, "gcp"));
+        attributes.push(KeyValue::new(CLOUD_PLATFORM, "gcp_cloud_run"));
         if let Some(project) = &config.gcp_project {
-            attributes.push(KeyValue::new("cloud.account.id", project.clone()));
+            attributes.push(KeyValue::new(CLOUD_ACCOUNT_ID, project.clone()));
         }
         if let Some(service) = &config.cloud_run_service {
-            attributes.push(KeyValue::new("faas.name", service.clone()));
+            attributes.push(KeyValue::new(FAAS_NAME, service.clone()));
         }
         if let Some(revision) = &config.cloud_run_revision {
-            attributes.push(KeyValue::new("faas.version", revision.clone()));
+            attributes.push(KeyValue::new(FAAS_VERSION, revision.clone()));
         }
     }
+    // `telemetry.sdk.{name,language,version}` from the SDK itself: its detector carries the
+    // version of the `opentelemetry_sdk` crate this library was built against, so the value can
+    // never go stale when the dependency moves.
     Resource::builder_empty()
+        .with_detector(Box::new(TelemetryResourceDetector))
         .with_attributes(attributes)
         .build()
 }
@@ -402,5 +416,45 @@ fn metric_exporter(
             .with_headers(http_headers(config))
             .with_http_client(RuntimeHttpClient::new(config.otlp_timeout))
             .build(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    #[test]
+    fn the_sdk_version_is_the_opentelemetry_sdk_we_are_built_with() {
+        let config = TelemetryConfig::from_lookup("svc", "1.2.3", |_| None).unwrap();
+        let resource = build_resource(&config);
+        let get = |key: &str| {
+            resource
+                .get(&opentelemetry::Key::from_static_str(match key {
+                    "name" => "telemetry.sdk.name",
+                    "language" => "telemetry.sdk.language",
+                    _ => "telemetry.sdk.version",
+                }))
+                .map(|v| v.as_str().into_owned())
+        };
+        assert_eq!(get("name").as_deref(), Some("opentelemetry"));
+        assert_eq!(get("language").as_deref(), Some("rust"));
+        // The lock file names the opentelemetry_sdk this build used.
+        let lock =
+            std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../../Cargo.lock"))
+                .unwrap();
+        let locked = lock
+            .split("[[package]]")
+            .find(|p| p.contains("name = \"opentelemetry_sdk\""))
+            .and_then(|p| p.lines().find_map(|l| l.strip_prefix("version = ")))
+            .map(|v| v.trim_matches('"').to_owned());
+        assert_eq!(get("version"), locked);
+        assert_eq!(
+            resource
+                .get(&opentelemetry::Key::from_static_str("service.version"))
+                .map(|v| v.as_str().into_owned())
+                .as_deref(),
+            Some("1.2.3")
+        );
     }
 }
