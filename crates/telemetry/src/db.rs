@@ -15,7 +15,7 @@ use crate::context::RequestContext;
 use crate::instance::Telemetry;
 use crate::semconv::{
     DB_CLIENT_OPERATION_DURATION, DB_COLLECTION_NAME, DB_OPERATION_NAME, DB_QUERY_SUMMARY,
-    DB_SYSTEM_NAME, ERROR_TYPE,
+    DB_SYSTEM_NAME, ERROR_TYPE, SERVER_ADDRESS, SERVER_PORT,
 };
 
 /// Bucket boundaries of `db.client.operation.duration` (semconv advice).
@@ -28,6 +28,8 @@ pub const DB_DURATION_BOUNDARIES: [f64; 14] = [
 pub struct DbInstruments {
     telemetry: Telemetry,
     system: &'static str,
+    /// `server.address` and `server.port` of the database, when it has a server.
+    server: Option<(std::sync::Arc<str>, Option<u16>)>,
     duration: Histogram<f64>,
 }
 
@@ -44,8 +46,17 @@ impl DbInstruments {
         Self {
             telemetry: telemetry.clone(),
             system,
+            server: None,
             duration,
         }
+    }
+
+    /// The database server's host (`server.address`) and port (`server.port`, recommended
+    /// when it is not the system's default), recorded on every span; for a client/server
+    /// database such as PostgreSQL (an embedded SQLite has none).
+    pub fn with_server(mut self, address: &str, port: Option<u16>) -> Self {
+        self.server = Some((std::sync::Arc::from(address), port));
+        self
     }
 
     /// Describes one operation: `operation` (`SELECT`, `INSERT`, …) on `collection` (a table).
@@ -94,13 +105,22 @@ impl DbOperation<'_> {
             }
             None => self.operation.into(),
         };
-        let mut attributes = Vec::with_capacity(4);
+        let mut attributes = Vec::with_capacity(6);
         attributes.push(KeyValue::new(DB_SYSTEM_NAME, self.instruments.system));
         attributes.push(KeyValue::new(DB_OPERATION_NAME, self.operation));
         if let Some(collection) = self.collection {
             attributes.push(KeyValue::new(DB_COLLECTION_NAME, collection));
         }
         attributes.push(KeyValue::new(DB_QUERY_SUMMARY, summary.clone()));
+        if let Some((address, port)) = &self.instruments.server {
+            attributes.push(KeyValue::new(
+                SERVER_ADDRESS,
+                std::sync::Arc::clone(address),
+            ));
+            if let Some(port) = port {
+                attributes.push(KeyValue::new(SERVER_PORT, i64::from(*port)));
+            }
+        }
         let parent = match RequestContext::current() {
             Some(request) => OtelContext::new().with_remote_span_context(request.span_context()),
             None => OtelContext::new(),

@@ -114,7 +114,12 @@ impl LogEmitter {
             return;
         };
         let (severity_number, severity_text) = severity(line.level);
-        let request_id = trace.map(|t| ("request_id", FieldValue::Shared(t.request_id)));
+        let request_id = trace.map(|t| {
+            (
+                crate::semconv::APP_REQUEST_ID,
+                FieldValue::Shared(t.request_id),
+            )
+        });
         queue.push_log(&LogRecordView {
             time: line.time,
             severity_number,

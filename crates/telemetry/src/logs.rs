@@ -13,6 +13,7 @@ use crate::context::RequestContext;
 use crate::log_emitter::{LogEmitter, OtlpRecord};
 use crate::log_format::{FieldValue, LogLine};
 use crate::pii::{REDACTED, is_secret_key, scrub};
+use crate::semconv::EVENT_NAME_FIELD;
 
 /// Targets whose events stay on stdout and never enter the OTLP log pipeline: the exporters'
 /// own transport would otherwise log about exporting logs about exporting, forever.
@@ -175,10 +176,27 @@ fn emit_event(
     };
     logs.write(&line);
     if !is_local_only(metadata.target()) {
-        logs.export(
-            &line,
-            request.map(RequestContext::record_trace),
-            OtlpRecord::default(),
-        );
+        // A field `event.name` names the event: in OTLP it is the LogRecord's `event_name`,
+        // not an attribute (deprecated there); the stdout line keeps it as a field.
+        let event_name = fields.iter().find_map(|(key, value)| match (key, value) {
+            (&EVENT_NAME_FIELD, FieldValue::Str(name)) => Some(*name),
+            _ => None,
+        });
+        let attributes: Vec<(&'static str, FieldValue<'_>)>;
+        let otlp = match event_name {
+            Some(_) => {
+                attributes = fields
+                    .iter()
+                    .filter(|(key, _)| *key != EVENT_NAME_FIELD)
+                    .copied()
+                    .collect();
+                OtlpRecord {
+                    event_name,
+                    fields: Some(&attributes),
+                }
+            }
+            None => OtlpRecord::default(),
+        };
+        logs.export(&line, request.map(RequestContext::record_trace), otlp);
     }
 }

@@ -11,8 +11,9 @@ pub(crate) use opentelemetry_semantic_conventions::attribute::{
     CLIENT_ADDRESS, CLOUD_ACCOUNT_ID, CLOUD_PLATFORM, CLOUD_PROVIDER, DB_COLLECTION_NAME,
     DB_OPERATION_NAME, DB_QUERY_SUMMARY, DB_SYSTEM_NAME, DEPLOYMENT_ENVIRONMENT_NAME, ERROR_TYPE,
     EXCEPTION_MESSAGE, EXCEPTION_TYPE, FAAS_NAME, FAAS_VERSION, HTTP_REQUEST_METHOD,
-    HTTP_REQUEST_METHOD_ORIGINAL, HTTP_RESPONSE_STATUS_CODE, HTTP_ROUTE, SERVER_ADDRESS,
-    SERVICE_INSTANCE_ID, SERVICE_NAME, SERVICE_VERSION, URL_PATH, URL_SCHEME, USER_AGENT_ORIGINAL,
+    HTTP_REQUEST_METHOD_ORIGINAL, HTTP_RESPONSE_BODY_SIZE, HTTP_RESPONSE_STATUS_CODE, HTTP_ROUTE,
+    NETWORK_PROTOCOL_VERSION, SERVER_ADDRESS, SERVER_PORT, SERVICE_INSTANCE_ID, SERVICE_NAME,
+    SERVICE_VERSION, URL_PATH, URL_SCHEME, USER_AGENT_ORIGINAL,
 };
 
 pub(crate) use opentelemetry_semantic_conventions::metric::{
@@ -45,6 +46,10 @@ pub const APP_TELEMETRY_SIGNAL: &str = "signal";
 
 /// Event name of the access log record (the OTLP LogRecord's `event_name`).
 pub const ACCESS_EVENT_NAME: &str = "app.http.access";
+
+/// The `tracing` field whose value becomes an OTLP log record's `event_name` (and not an
+/// attribute: `event.name` as an attribute is deprecated). Stdout lines keep it as a field.
+pub const EVENT_NAME_FIELD: &str = "event.name";
 
 /// The value of `error.type` on a SERVER span whose client went away before the response.
 pub const ERROR_TYPE_CANCELLED: &str = "cancelled";

@@ -53,16 +53,16 @@ impl PostgresStore {
         if options.get_application_name().is_none() {
             options = options.application_name(APPLICATION_NAME);
         }
+        // DB spans name the server (`server.address`, `server.port`).
+        let db = DbInstruments::new(telemetry, SYSTEM_NAME)
+            .with_server(options.get_host(), Some(options.get_port()));
         let pool = PgPoolOptions::new()
             .max_connections(config.db_max_connections)
             .acquire_timeout(config.db_acquire_timeout)
             .connect_with(options)
             .await
             .map_err(OpenError::Connect)?;
-        let store = Self {
-            pool,
-            db: DbInstruments::new(telemetry, SYSTEM_NAME),
-        };
+        let store = Self { pool, db };
         store.migrate().await?;
         let seeded = store.seed().await.map_err(OpenError::Seed)?;
         if seeded > 0 {

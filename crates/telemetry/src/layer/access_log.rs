@@ -6,7 +6,11 @@ use std::borrow::Cow;
 use crate::context::RequestContext;
 use crate::log_emitter::OtlpRecord;
 use crate::log_format::{FieldValue, HttpRequestLog, LogLine};
-use crate::semconv::{CLIENT_ADDRESS, ERROR_TYPE, USER_AGENT_ORIGINAL};
+use crate::semconv::{
+    ACCESS_EVENT_NAME, APP_ERROR_CODE, APP_ERROR_MESSAGE, APP_REQUEST_DURATION_MS, CLIENT_ADDRESS,
+    ERROR_TYPE, HTTP_REQUEST_METHOD, HTTP_RESPONSE_BODY_SIZE, HTTP_RESPONSE_STATUS_CODE,
+    HTTP_ROUTE, URL_PATH, USER_AGENT_ORIGINAL,
+};
 
 use super::error_observation::level;
 use super::facts::{Outcome, RequestFacts};
@@ -17,14 +21,18 @@ pub(crate) const ACCESS_TARGET: &str = "access";
 /// Most fields one access line carries.
 const MAX_FIELDS: usize = 14;
 
-/// The fields of an access line, borrowed from the facts and the outcome.
+/// The fields of an access line, borrowed from the facts and the outcome: under the stdout
+/// line's short names, and under the OTLP record's keys (semantic conventions, or `app.*`;
+/// docs/telemetry.md lists the mapping).
 pub(crate) struct AccessFields<'a> {
     fields: [(&'static str, FieldValue<'a>); MAX_FIELDS],
+    otlp: [(&'static str, FieldValue<'a>); MAX_FIELDS],
     count: usize,
+    otlp_count: usize,
 }
 
 impl<'a> AccessFields<'a> {
-    /// The stdout line's fields (short names; docs/telemetry.md maps them to the OTLP keys).
+    /// The fields of the access line of a request with `facts` and `outcome`.
     pub(crate) fn new(
         facts: &'a RequestFacts,
         outcome: &'a Outcome,
@@ -32,57 +40,89 @@ impl<'a> AccessFields<'a> {
     ) -> Self {
         let mut this = Self {
             fields: [("", FieldValue::Bool(false)); MAX_FIELDS],
+            otlp: [("", FieldValue::Bool(false)); MAX_FIELDS],
             count: 0,
+            otlp_count: 0,
         };
-        this.push("method", FieldValue::Static(facts.method));
+        this.push(
+            "method",
+            HTTP_REQUEST_METHOD,
+            FieldValue::Static(facts.method),
+        );
         match &facts.route {
-            Some(route) => this.push("route", FieldValue::Shared(route)),
-            None => this.push("route", FieldValue::Static("")),
+            Some(route) => this.push("route", HTTP_ROUTE, FieldValue::Shared(route)),
+            // The stdout line says "no route" with ""; the OTLP record leaves the key out.
+            None => this.push_stdout("route", FieldValue::Static("")),
         }
-        this.push("path", FieldValue::Shared(&facts.path));
+        this.push("path", URL_PATH, FieldValue::Shared(&facts.path));
         this.push(
             "status",
+            HTTP_RESPONSE_STATUS_CODE,
             FieldValue::U64(u64::from(outcome.status.as_u16())),
         );
         this.push(
             "duration_ms",
+            APP_REQUEST_DURATION_MS,
             FieldValue::F64(outcome.elapsed.as_secs_f64() * 1000.0),
         );
         if let Some(size) = outcome.response_size {
-            this.push("response_size", FieldValue::U64(size));
+            this.push(
+                "response_size",
+                HTTP_RESPONSE_BODY_SIZE,
+                FieldValue::U64(size),
+            );
         }
         if let Some(address) = &facts.client_address {
-            this.push(CLIENT_ADDRESS, FieldValue::Shared(address));
+            this.push(CLIENT_ADDRESS, CLIENT_ADDRESS, FieldValue::Shared(address));
         }
         if let Some(ua) = &facts.user_agent {
-            this.push(USER_AGENT_ORIGINAL, FieldValue::Shared(ua));
+            this.push(
+                USER_AGENT_ORIGINAL,
+                USER_AGENT_ORIGINAL,
+                FieldValue::Shared(ua),
+            );
         }
         if let Some((key, value)) = user {
-            this.push(key, FieldValue::Str(value));
+            this.push(key, key, FieldValue::Str(value));
         }
         if let Some(failure) = &outcome.failure {
             let observation = &failure.observation;
-            this.push(ERROR_TYPE, FieldValue::Static(observation.kind.as_str()));
+            let kind = FieldValue::Static(observation.kind.as_str());
+            this.push(ERROR_TYPE, ERROR_TYPE, kind);
+            let code = match &observation.code {
+                Cow::Borrowed(code) => FieldValue::Static(code),
+                Cow::Owned(code) => FieldValue::Str(code),
+            };
+            this.push("error.code", APP_ERROR_CODE, code);
+            // `error.message` is deprecated in the conventions: OTLP carries `app.error.message`.
             this.push(
-                "error.code",
-                match &observation.code {
-                    Cow::Borrowed(code) => FieldValue::Static(code),
-                    Cow::Owned(code) => FieldValue::Str(code),
-                },
+                "error.message",
+                APP_ERROR_MESSAGE,
+                FieldValue::Str(&failure.detail),
             );
-            this.push("error.message", FieldValue::Str(&failure.detail));
         }
         this
     }
 
-    fn push(&mut self, key: &'static str, value: FieldValue<'a>) {
+    fn push(&mut self, stdout: &'static str, otlp: &'static str, value: FieldValue<'a>) {
+        self.push_stdout(stdout, value);
+        self.otlp[self.otlp_count] = (otlp, value);
+        self.otlp_count += 1;
+    }
+
+    fn push_stdout(&mut self, key: &'static str, value: FieldValue<'a>) {
         self.fields[self.count] = (key, value);
         self.count += 1;
     }
 
-    /// The fields, in order.
+    /// The stdout line's fields, in order.
     pub(crate) fn as_slice(&self) -> &[(&'static str, FieldValue<'a>)] {
         &self.fields[..self.count]
+    }
+
+    /// The OTLP record's attributes, in order.
+    pub(crate) fn otlp(&self) -> &[(&'static str, FieldValue<'a>)] {
+        &self.otlp[..self.otlp_count]
     }
 }
 
@@ -129,8 +169,8 @@ pub(crate) fn write(context: &RequestContext, facts: &RequestFacts, outcome: &Ou
         &line,
         Some(context.record_trace()),
         OtlpRecord {
-            event_name: Some("http.server.request"),
-            fields: None,
+            event_name: Some(ACCESS_EVENT_NAME),
+            fields: Some(fields.otlp()),
         },
     );
 }
@@ -192,6 +232,19 @@ mod tests {
             ]
         );
         assert_eq!(message(&facts, &outcome), "GET /v1/nothing 200");
+        let otlp: Vec<&str> = fields.otlp().iter().map(|(k, _)| *k).collect();
+        assert_eq!(
+            otlp,
+            [
+                "http.request.method",
+                "url.path",
+                "http.response.status_code",
+                "app.request.duration_ms",
+                "http.response.body.size",
+                "user_agent.original"
+            ],
+            "semantic-convention or app.* keys; no route matched, so no http.route"
+        );
         assert!(
             !excluded(&["/healthz".into()], &facts, &outcome),
             "no route matched"
@@ -224,5 +277,25 @@ mod tests {
             Some(FieldValue::Str(detail)) => assert!(!detail.contains("ann@example.com")),
             other => panic!("{other:?}"),
         }
+        let otlp = fields.otlp();
+        let otlp_value = |key: &str| otlp.iter().find(|(k, _)| *k == key).map(|(_, v)| *v);
+        assert!(otlp_value("error.message").is_none(), "deprecated in OTLP");
+        assert!(otlp_value("error.code").is_none());
+        assert!(matches!(
+            otlp_value("app.error.code"),
+            Some(FieldValue::Static("thing.not_found"))
+        ));
+        assert!(matches!(
+            otlp_value("app.error.message"),
+            Some(FieldValue::Str(_))
+        ));
+        assert!(matches!(
+            otlp_value("error.type"),
+            Some(FieldValue::Static("not_found"))
+        ));
+        assert!(matches!(
+            otlp_value("enduser.id"),
+            Some(FieldValue::Str("u1"))
+        ));
     }
 }

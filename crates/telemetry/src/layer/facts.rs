@@ -42,7 +42,6 @@ pub(crate) struct RequestFacts {
     /// `url.scheme`.
     pub(crate) scheme: &'static str,
     /// `network.protocol.version`: `1.0`, `1.1`, `2`, `3`.
-    #[allow(dead_code)] // recorded from the semantic-conventions step on
     pub(crate) protocol_version: &'static str,
     /// `server.address`: the `Host` header without its port, ≤ [`MAX_HOST_LEN`].
     pub(crate) server_address: Option<Arc<str>>,

@@ -17,10 +17,10 @@
 use std::sync::Arc;
 use std::time::SystemTime;
 
-use opentelemetry::KeyValue;
 use opentelemetry::trace::{
     Event, Link, SpanContext, SpanId, SpanKind, Status, TraceFlags, TraceId, TraceState,
 };
+use opentelemetry::{Array, KeyValue, StringValue};
 
 use crate::config::{IncomingTrace, SamplerConfig};
 use crate::otlp::protobuf::Writer;
@@ -28,8 +28,8 @@ use crate::otlp::span::{SpanRecord, encode_span};
 use crate::semconv::{
     APP_ERROR_CODE, CLIENT_ADDRESS, ERROR_TYPE, ERROR_TYPE_CANCELLED, EXCEPTION_MESSAGE,
     EXCEPTION_TYPE, HTTP_REQUEST_HEADER_X_REQUEST_ID, HTTP_REQUEST_METHOD,
-    HTTP_REQUEST_METHOD_ORIGINAL, HTTP_RESPONSE_STATUS_CODE, HTTP_ROUTE, SERVER_ADDRESS, URL_PATH,
-    URL_SCHEME, USER_AGENT_ORIGINAL, span_method,
+    HTTP_REQUEST_METHOD_ORIGINAL, HTTP_RESPONSE_STATUS_CODE, HTTP_ROUTE, NETWORK_PROTOCOL_VERSION,
+    SERVER_ADDRESS, URL_PATH, URL_SCHEME, USER_AGENT_ORIGINAL, span_method,
 };
 
 use super::facts::{Outcome, RequestFacts};
@@ -89,6 +89,10 @@ impl ServerSpan {
         }
         attributes.push(KeyValue::new(URL_PATH, Arc::clone(&facts.path)));
         attributes.push(KeyValue::new(URL_SCHEME, facts.scheme));
+        attributes.push(KeyValue::new(
+            NETWORK_PROTOCOL_VERSION,
+            facts.protocol_version,
+        ));
         if let Some(host) = &facts.server_address {
             attributes.push(KeyValue::new(SERVER_ADDRESS, Arc::clone(host)));
         }
@@ -98,9 +102,12 @@ impl ServerSpan {
         if let Some(ua) = &facts.user_agent {
             attributes.push(KeyValue::new(USER_AGENT_ORIGINAL, Arc::clone(ua)));
         }
+        // `http.request.header.<key>` is a string array (one element per header value).
         attributes.push(KeyValue::new(
             HTTP_REQUEST_HEADER_X_REQUEST_ID,
-            Arc::clone(&facts.request_id),
+            opentelemetry::Value::Array(Array::String(vec![StringValue::from(Arc::clone(
+                &facts.request_id,
+            ))])),
         ));
         Self::start(sampler, parent.as_ref(), link, name, start, attributes)
     }

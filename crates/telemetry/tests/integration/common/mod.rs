@@ -29,6 +29,17 @@ pub fn routes() -> Router {
         .route("/boom", get(boom))
         .route("/healthz", get(|| async { "ok" }))
         .route("/user", get(user))
+        .route(
+            "/event",
+            get(|| async {
+                tracing::info!(
+                    event.name = "app.test.happened",
+                    test.count = 3,
+                    "it happened"
+                );
+                "ok"
+            }),
+        )
         .fallback(telemetry::layer::not_found_fallback)
 }
 
