@@ -17,6 +17,8 @@
 //! Nothing is process-global: two instances in one process never see each other's signals.
 //! See `examples/basic.rs` for a complete service.
 
+#![warn(missing_docs)]
+
 pub mod config;
 pub mod context;
 pub mod db;
