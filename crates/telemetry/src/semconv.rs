@@ -29,6 +29,9 @@ pub const APP_TELEMETRY_EXPORT_FAILURES: &str = "app.telemetry.export.failures";
 /// `app.telemetry.log_lines.dropped`: stdout lines dropped (the writer could not keep up).
 pub const APP_TELEMETRY_LOG_LINES_DROPPED: &str = "app.telemetry.log_lines.dropped";
 
+/// Instrumentation scope name of everything this library records.
+pub const SCOPE_NAME: &str = "telemetry";
+
 /// `http.request.header.x-request-id`: the request id on the SERVER span, a string array as
 /// the convention for `http.request.header.<key>` requires.
 pub const HTTP_REQUEST_HEADER_X_REQUEST_ID: &str = "http.request.header.x-request-id";

@@ -26,8 +26,7 @@ use crate::pii::PiiPolicy;
 pub use setup::{InitError, TelemetryBuilder};
 pub use shutdown::{SHUTDOWN_TIMEOUT, TelemetryGuard};
 
-/// Instrumentation scope name of everything this library records.
-pub const SCOPE_NAME: &str = "telemetry";
+pub use crate::semconv::SCOPE_NAME;
 
 /// One telemetry instance: the handle an app passes to its layers, handlers and helpers.
 ///

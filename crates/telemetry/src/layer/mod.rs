@@ -249,7 +249,7 @@ impl Drop for SpanGuard {
 /// Encodes a finished SERVER span into the export queue (when sampled and export is on).
 fn export_span(handles: &LayerHandles, span: &ServerSpan, end: std::time::SystemTime) {
     if let (true, Some(queue)) = (span.is_sampled(), &handles.spans) {
-        queue.push(crate::SCOPE_NAME, |w| span.encode(w, end));
+        queue.push(crate::semconv::SCOPE_NAME, |w| span.encode(w, end));
     }
 }
 
