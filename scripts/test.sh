@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The one test command: what CI runs (.ci/run) and what a newcomer runs on a fresh machine.
-# Installs what the tests need, then: format check, clippy -D warnings, every test, and a
+# Installs what the tests need, then: the docs' links (scripts/check-doc-links.py), format check, clippy -D warnings, every test, and a
 # bounded schemathesis run against the real binary (scripts/api-fuzz.sh).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -36,6 +36,9 @@ if ! python3 -c 'import ensurepip, venv' >/dev/null 2>&1; then
   log "installing python3-venv"
   apt_install python3-venv
 fi
+
+log "docs: every relative link and file path in README.md and docs/ exists"
+python3 scripts/check-doc-links.py
 
 log "rustfmt"
 cargo fmt --all -- --check

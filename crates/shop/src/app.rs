@@ -1,5 +1,6 @@
-//! Composes the service: opens the store, mounts each domain's router and the operational
-//! routes, and instruments the whole thing with telemetry.
+//! Composes the service: opens the store, builds the [`AppState`] the handlers share, mounts
+//! each domain's router and the operational routes, and instruments the whole thing with
+//! telemetry. Handlers import the state from [`crate::state`], never this module.
 
 use axum::Router;
 use axum::routing::get;
@@ -7,47 +8,9 @@ use telemetry::Telemetry;
 use telemetry::config::ConfigError;
 
 use crate::config::{Conformance, ShopConfig};
-use crate::events::ShopMetrics;
-use crate::payments::PaymentClient;
+use crate::state::AppState;
 use crate::store::{Backend, OpenError};
 use crate::{accounts, catalog, conformance, health, openapi, orders};
-
-/// What every handler can reach.
-#[derive(Debug, Clone)]
-pub struct AppState {
-    /// The database.
-    pub store: Backend,
-    /// The payment provider.
-    pub payments: PaymentClient,
-    /// The domain instruments (`shop.*`).
-    pub metrics: ShopMetrics,
-}
-
-impl AppState {
-    /// The state of a shop over `store`, paying through the provider of `config.payments`
-    /// (`PAYMENTS_URL`, which must be set: the binary sets it to its in-process simulator).
-    pub fn new(
-        store: Backend,
-        config: &ShopConfig,
-        telemetry: &Telemetry,
-    ) -> Result<Self, ConfigError> {
-        let url = config.payments.url.as_deref().ok_or_else(|| {
-            ConfigError::new(
-                "PAYMENTS_URL",
-                "",
-                "the payment provider's base URL (the shop binary starts its simulator and \
-                 sets it when the variable is unset)",
-            )
-        })?;
-        let metrics = ShopMetrics::new(telemetry);
-        let payments = PaymentClient::new(url, &config.payments, telemetry, metrics.clone());
-        Ok(Self {
-            store,
-            payments,
-            metrics,
-        })
-    }
-}
 
 /// Why the service could not start.
 #[derive(Debug, thiserror::Error)]

@@ -8,7 +8,7 @@
 //! | [`OrderPlaced`] | `shop.order.placed`, INFO | `shop.orders.placed`, `shop.checkout.duration{shop.checkout.outcome=placed}` |
 //! | [`OrderFailed`] | `shop.order.failed`, INFO | `shop.orders.failed{shop.order.failure_reason}`, `shop.checkout.duration{shop.checkout.outcome=<reason>}` |
 //! | [`OrderTakenOver`] | `shop.order.taken_over`, WARN | `shop.orders.taken_over` |
-//! | [`PaymentSettled`] | `shop.payment.settled`, INFO | `shop.payments{shop.payment.outcome}` |
+//! | [`PaymentSettled`] | `shop.payment.settled`, INFO: `payment approved`, `payment declined`, `payment failed: …` (unavailable, timeout), `payment not attempted: …` (circuit open) | `shop.payments{shop.payment.outcome}` |
 //! | [`PaymentCircuitOpened`] | `shop.payment.circuit_opened`, WARN | `shop.payment.circuit.opened` |
 //! | [`PaymentCircuitClosed`] | `shop.payment.circuit_closed`, INFO | — |
 //!
@@ -157,10 +157,10 @@ impl DomainEvent for OrderPlaced {
     fn emit(&self, metrics: &ShopMetrics) {
         tracing::info!(
             event.name = "shop.order.placed",
-            order.id = self.order_id,
-            order.total_cents = self.total_cents,
-            order.item_count = self.item_count,
-            duration_ms = self.duration.as_secs_f64() * 1000.0,
+            shop.order.id = self.order_id,
+            shop.order.total_cents = self.total_cents,
+            shop.order.item_count = self.item_count,
+            shop.checkout.duration_ms = self.duration.as_secs_f64() * 1000.0,
             "order placed"
         );
         metrics.orders_placed.add(1, &[]);
@@ -187,9 +187,9 @@ impl DomainEvent for OrderFailed {
     fn emit(&self, metrics: &ShopMetrics) {
         tracing::info!(
             event.name = "shop.order.failed",
-            order.id = self.order_id,
-            order.failure_reason = self.reason.as_str(),
-            duration_ms = self.duration.as_secs_f64() * 1000.0,
+            shop.order.id = self.order_id,
+            shop.order.failure_reason = self.reason.as_str(),
+            shop.checkout.duration_ms = self.duration.as_secs_f64() * 1000.0,
             "order failed"
         );
         metrics.orders_failed.add(
@@ -219,7 +219,7 @@ impl DomainEvent for OrderTakenOver {
     fn emit(&self, metrics: &ShopMetrics) {
         tracing::warn!(
             event.name = "shop.order.taken_over",
-            order.id = self.order_id,
+            shop.order.id = self.order_id,
             "abandoned pending order taken over by a retry with its idempotency key"
         );
         metrics.orders_taken_over.add(1, &[]);
@@ -237,12 +237,43 @@ pub struct PaymentSettled {
 
 impl DomainEvent for PaymentSettled {
     fn emit(&self, metrics: &ShopMetrics) {
-        tracing::info!(
-            event.name = "shop.payment.settled",
-            payment.outcome = self.outcome.as_str(),
-            payment.attempts = self.attempts,
-            "payment settled"
-        );
+        // One event, its message by outcome. Always INFO: a failed charge fails the checkout,
+        // which the access line observes once as the error (WARN/ERROR, `error.type`); this is
+        // the business fact, like `shop.order.failed`, never a second error report.
+        let outcome = self.outcome.as_str();
+        let attempts = self.attempts;
+        match self.outcome {
+            PaymentOutcome::Approved => tracing::info!(
+                event.name = "shop.payment.settled",
+                shop.payment.outcome = outcome,
+                shop.payment.attempts = attempts,
+                "payment approved"
+            ),
+            PaymentOutcome::Declined => tracing::info!(
+                event.name = "shop.payment.settled",
+                shop.payment.outcome = outcome,
+                shop.payment.attempts = attempts,
+                "payment declined"
+            ),
+            PaymentOutcome::Unavailable => tracing::info!(
+                event.name = "shop.payment.settled",
+                shop.payment.outcome = outcome,
+                shop.payment.attempts = attempts,
+                "payment failed: the provider is unavailable"
+            ),
+            PaymentOutcome::Timeout => tracing::info!(
+                event.name = "shop.payment.settled",
+                shop.payment.outcome = outcome,
+                shop.payment.attempts = attempts,
+                "payment failed: the provider did not answer in time"
+            ),
+            PaymentOutcome::CircuitOpen => tracing::info!(
+                event.name = "shop.payment.settled",
+                shop.payment.outcome = outcome,
+                shop.payment.attempts = attempts,
+                "payment not attempted: the provider's circuit is open"
+            ),
+        }
         metrics.payments.add(
             1,
             &[KeyValue::new("shop.payment.outcome", self.outcome.as_str())],
@@ -263,8 +294,8 @@ impl DomainEvent for PaymentCircuitOpened {
     fn emit(&self, metrics: &ShopMetrics) {
         tracing::warn!(
             event.name = "shop.payment.circuit_opened",
-            payment.breaker.threshold = self.threshold,
-            payment.breaker.cooldown_ms = self.cooldown.as_millis() as u64,
+            shop.payment.breaker.threshold = self.threshold,
+            shop.payment.breaker.cooldown_ms = self.cooldown.as_millis() as u64,
             "payment provider circuit opened: checkouts fail fast until a trial call succeeds"
         );
         metrics.circuit_opened.add(1, &[]);

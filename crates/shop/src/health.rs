@@ -5,8 +5,8 @@ use axum::extract::State;
 use serde::Serialize;
 use utoipa::ToSchema;
 
-use crate::app::AppState;
 use crate::error::{ApiError, ErrorResponse};
+use crate::state::AppState;
 use crate::store::Store;
 
 /// Body of `/healthz` and `/readyz` when the answer is yes: `{"status":"ok"}`.

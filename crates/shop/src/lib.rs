@@ -1,12 +1,14 @@
 //! The shop: a small monolith API (accounts, catalog, orders with an outbound payment call)
 //! observed end to end by the `telemetry` crate.
 //!
-//! `main.rs` only reads configuration, starts telemetry and calls [`app::build`] and
-//! [`serve`]; tests do the same with their own telemetry instance and database.
+//! `main.rs` only parses the command line ([`cli`]) and calls [`run`], which starts telemetry,
+//! builds the app ([`app::build`]) and serves it; tests do the same in-process, or build the
+//! app with their own telemetry instance and database and [`serve`] it.
 
 pub mod accounts;
 pub mod app;
 pub mod catalog;
+pub mod cli;
 pub mod config;
 pub mod conformance;
 pub mod error;
@@ -15,23 +17,8 @@ mod health;
 pub mod openapi;
 pub mod orders;
 pub mod payments;
+pub mod run;
+pub mod state;
 pub mod store;
 
-use std::future::Future;
-use std::net::SocketAddr;
-
-/// Serves `app` on `listener` until `shutdown` completes, then stops accepting and waits for
-/// the in-flight requests. Handlers see the peer address (`ConnectInfo<SocketAddr>`), which the
-/// telemetry layer records as `client.address` (as the PII mode allows).
-pub async fn serve(
-    listener: tokio::net::TcpListener,
-    app: axum::Router,
-    shutdown: impl Future<Output = ()> + Send + 'static,
-) -> std::io::Result<()> {
-    axum::serve(
-        listener,
-        app.into_make_service_with_connect_info::<SocketAddr>(),
-    )
-    .with_graceful_shutdown(shutdown)
-    .await
-}
+pub use telemetry::serve::serve;

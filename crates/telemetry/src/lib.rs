@@ -38,6 +38,8 @@ pub mod outbound;
 pub mod pii;
 mod prometheus;
 pub mod semconv;
+pub mod serve;
+pub mod settings_help;
 pub mod trace_context;
 
 #[cfg(feature = "testkit")]

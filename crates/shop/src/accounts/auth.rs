@@ -8,8 +8,8 @@ use axum::http::{HeaderMap, header};
 use telemetry::RequestContext;
 
 use super::token::ApiToken;
-use crate::app::AppState;
 use crate::error::ApiError;
+use crate::state::AppState;
 use crate::store::{Store, User};
 
 /// The user a request is authenticated as, from `Authorization: Bearer <token>`.

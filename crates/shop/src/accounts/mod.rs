@@ -29,8 +29,8 @@ pub use email::{InvalidEmail, UserEmail};
 pub use name::{InvalidName, MAX_NAME_CHARS, UserName};
 pub use token::{ApiToken, TOKEN_PREFIX, TokenHash};
 
-use crate::app::AppState;
 use crate::error::{ApiError, ErrorResponse, FieldError};
+use crate::state::AppState;
 use crate::store::{CreateUserError, NewUser, Store, User};
 
 /// The account routes.

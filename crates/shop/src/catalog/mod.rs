@@ -11,8 +11,8 @@ use axum::{Json, Router};
 use serde::Serialize;
 use utoipa::ToSchema;
 
-use crate::app::AppState;
 use crate::error::{ApiError, ErrorResponse};
+use crate::state::AppState;
 use crate::store::{Product, Store};
 pub use category::{CATEGORY_PATTERN, Category, InvalidCategory, MAX_CATEGORY_CHARS};
 pub use params::{DEFAULT_PAGE, DEFAULT_PER_PAGE, MAX_PAGE, MAX_PER_PAGE, ProductListParams};

@@ -17,11 +17,11 @@
 
 use std::time::{Duration, Instant};
 
-use crate::app::AppState;
 use crate::error::{ApiError, FieldError};
 use crate::events::{DomainEvent, FailureReason, OrderFailed, OrderPlaced, OrderTakenOver};
 use crate::orders::request::CheckoutRequest;
 use crate::payments::{ChargeOutcome, ChargeRequest, PaymentError};
+use crate::state::AppState;
 use crate::store::{
     NewOrder, Order, OrderFailure, OrderStatus, ReserveError, Store, StoreError, now_ms,
 };

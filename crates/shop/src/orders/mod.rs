@@ -21,9 +21,9 @@ use serde_json::Value;
 use utoipa::{IntoParams, ToSchema};
 
 use crate::accounts::AuthUser;
-use crate::app::AppState;
 use crate::error::{ApiError, ErrorResponse};
 use crate::payments::CURRENCY;
+use crate::state::AppState;
 use crate::store::{Order, OrderFailure, OrderItem, OrderStatus, Store};
 
 /// Response header marking an answer replayed for a retried `Idempotency-Key`.

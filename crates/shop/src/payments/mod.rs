@@ -8,6 +8,7 @@
 
 pub mod breaker;
 pub mod client;
-pub mod simulator;
+/// The payment simulator, its own crate (`payments-sim`): re-exported for the in-process mode.
+pub use payments_sim as simulator;
 
 pub use client::{CURRENCY, ChargeOutcome, ChargeRequest, PaymentClient, PaymentError};

@@ -643,8 +643,16 @@ pub enum OpenError {
         source: std::io::Error,
     },
     /// The first connection failed.
-    #[error("cannot connect to the database: {0}")]
-    Connect(#[source] sqlx::Error),
+    #[error("cannot connect to the database at {target}: {source}{}", cause.as_deref().map(|c| format!(" (a direct attempt: {c})")).unwrap_or_default())]
+    Connect {
+        /// Where: `host:port` (PostgreSQL; never the user or password) or the SQLite file.
+        target: String,
+        /// What a direct connection attempt said when the pool only reported its timeout.
+        cause: Option<String>,
+        /// The pool's error.
+        #[source]
+        source: sqlx::Error,
+    },
     /// A migration failed (or the database holds migrations this build does not know).
     #[error("cannot migrate the database: {0}")]
     Migrate(#[source] sqlx::migrate::MigrateError),

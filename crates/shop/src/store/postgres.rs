@@ -35,6 +35,43 @@ pub struct PostgresStore {
     db: DbInstruments,
 }
 
+/// The start-up error of a failed first connection, naming `host:port` (never the user or the
+/// password). The pool reports only its acquire timeout when every attempt failed ("pool timed
+/// out while waiting for an open connection"); one direct attempt then says why (refused,
+/// unknown host, authentication failed).
+async fn connect_error(
+    options: &PgConnectOptions,
+    config: &ShopConfig,
+    source: sqlx::Error,
+) -> OpenError {
+    let cause = if matches!(source, sqlx::Error::PoolTimedOut) {
+        use sqlx::Connection;
+        match tokio::time::timeout(
+            config.db_acquire_timeout,
+            sqlx::PgConnection::connect_with(options),
+        )
+        .await
+        {
+            Ok(Err(error)) => Some(error.to_string()),
+            Ok(Ok(connection)) => {
+                let _ = connection.close().await;
+                None
+            }
+            Err(_) => Some(format!(
+                "no answer within {} ms",
+                config.db_acquire_timeout.as_millis()
+            )),
+        }
+    } else {
+        None
+    };
+    OpenError::Connect {
+        target: format!("{}:{}", options.get_host(), options.get_port()),
+        cause,
+        source,
+    }
+}
+
 impl PostgresStore {
     /// Connects to `config.database_url` with a pool of `config.db_max_connections` (a request
     /// waits at most `config.db_acquire_timeout` for one, then fails with
@@ -56,17 +93,20 @@ impl PostgresStore {
         // DB spans name the server (`server.address`, `server.port`).
         let db = DbInstruments::new(telemetry, SYSTEM_NAME)
             .with_server(options.get_host(), Some(options.get_port()));
-        let pool = PgPoolOptions::new()
+        let pool = match PgPoolOptions::new()
             .max_connections(config.db_max_connections)
             .acquire_timeout(config.db_acquire_timeout)
-            .connect_with(options)
+            .connect_with(options.clone())
             .await
-            .map_err(OpenError::Connect)?;
+        {
+            Ok(pool) => pool,
+            Err(source) => return Err(connect_error(&options, config, source).await),
+        };
         let store = Self { pool, db };
         store.migrate().await?;
         let seeded = store.seed().await.map_err(OpenError::Seed)?;
         if seeded > 0 {
-            tracing::info!(products = seeded, "catalog seeded");
+            tracing::info!(shop.catalog.seeded_products = seeded, "catalog seeded");
         }
         Ok(store)
     }

@@ -88,7 +88,11 @@ impl SqliteStore {
         }
         let pool = connect(&options, config)
             .await
-            .map_err(OpenError::Connect)?;
+            .map_err(|source| OpenError::Connect {
+                target: options.get_filename().display().to_string(),
+                cause: None,
+                source,
+            })?;
         let store = Self {
             pool,
             db: DbInstruments::new(telemetry, SYSTEM_NAME),
@@ -96,7 +100,7 @@ impl SqliteStore {
         store.migrate().await?;
         let seeded = store.seed().await.map_err(OpenError::Seed)?;
         if seeded > 0 {
-            tracing::info!(products = seeded, "catalog seeded");
+            tracing::info!(shop.catalog.seeded_products = seeded, "catalog seeded");
         }
         Ok(store)
     }

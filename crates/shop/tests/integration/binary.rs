@@ -53,9 +53,9 @@ async fn binary_serves_logs_a_json_access_line_and_exits_0_within_10s_of_sigterm
 
     let lines = parse_json_lines(&stdout);
     assert!(
-        lines
-            .iter()
-            .any(|l| l["message"] == "listening" && l["address"] == format!("127.0.0.1:{port}")),
+        lines.iter().any(|l| l["message"] == "listening"
+            && l["server.address"] == "127.0.0.1"
+            && l["server.port"] == port),
         "{stdout}"
     );
     let access = lines
@@ -153,6 +153,12 @@ async fn binary_exits_1_when_postgres_is_unreachable_without_printing_the_passwo
             .iter()
             .any(|l| l["level"] == "ERROR" && l["message"] == "start-up failed"),
         "{stdout}"
+    );
+    // The error names where it tried (host and port) and why, not only the pool's timeout.
+    assert!(stderr.contains("127.0.0.1:1"), "stderr: {stderr}");
+    assert!(
+        stderr.to_lowercase().contains("refused"),
+        "stderr: {stderr}"
     );
     assert!(!format!("{stdout}{stderr}").contains("hunter2"));
 }

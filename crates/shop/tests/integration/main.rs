@@ -9,7 +9,7 @@ mod metric_contract;
 mod openapi;
 mod operations;
 mod orders;
-mod payments_simulator;
+mod payments_binary;
 mod privacy;
 mod shutdown;
 mod w3c_conformance;

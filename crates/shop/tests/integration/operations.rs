@@ -11,7 +11,8 @@ use crate::common::{
     test_telemetry,
 };
 use serde_json::{Value, json};
-use shop::app::{AppState, router};
+use shop::app::router;
+use shop::state::AppState;
 use shop::store::{Backend, Store};
 use telemetry::testkit::SpanKind;
 

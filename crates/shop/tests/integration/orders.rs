@@ -211,7 +211,7 @@ async fn sign_up_browse_checkout_and_list_orders(db: Db) {
         .filter(|line| line["event.name"] == "shop.order.placed")
         .collect();
     assert_eq!(placed.len(), 2, "{placed:?}");
-    assert_eq!(placed[0]["order.id"], id);
+    assert_eq!(placed[0]["shop.order.id"], id);
     assert_eq!(placed[0]["level"], "INFO");
     assert_eq!(metric(&app, "shop_orders_placed_total", &[]).await, 2.0);
     assert_eq!(
@@ -572,7 +572,7 @@ async fn an_abandoned_pending_order_is_taken_over_by_a_retry_with_its_key(db: Db
         .filter(|line| line["event.name"] == "shop.order.taken_over")
         .collect();
     assert_eq!(taken.len(), 1, "{taken:?}");
-    assert_eq!(taken[0]["order.id"], order_id);
+    assert_eq!(taken[0]["shop.order.id"], order_id);
     assert_eq!(metric(&app, "shop_orders_taken_over_total", &[]).await, 1.0);
 
     // Settled: later retries replay it.
@@ -682,8 +682,23 @@ async fn a_declined_payment_answers_402_and_gives_the_stock_back(db: Db) {
         .filter(|line| line["event.name"] == "shop.order.failed")
         .collect();
     assert_eq!(failed.len(), 1);
-    assert_eq!(failed[0]["order.failure_reason"], "payment_declined");
+    assert_eq!(failed[0]["shop.order.failure_reason"], "payment_declined");
     assert_eq!(failed[0]["level"], "INFO");
+    // A decline is a business answer: INFO, and named as what it is (never "payment settled").
+    let payment = payment_line(&app, &rid);
+    assert_eq!(payment["level"], "INFO", "{payment}");
+    assert_eq!(payment["message"], "payment declined", "{payment}");
+    assert_eq!(payment["shop.payment.outcome"], "declined", "{payment}");
+}
+
+/// The one `shop.payment.settled` line of request `rid`.
+fn payment_line(app: &TestApp, rid: &str) -> Value {
+    let lines: Vec<Value> = lines_of(app, rid)
+        .into_iter()
+        .filter(|line| line["event.name"] == "shop.payment.settled")
+        .collect();
+    assert_eq!(lines.len(), 1, "{lines:?}");
+    lines.into_iter().next().unwrap()
 }
 
 async fn a_failing_provider_answers_502_after_bounded_retries_and_the_same_key_retries_the_order(
@@ -709,6 +724,14 @@ async fn a_failing_provider_answers_502_after_bounded_retries_and_the_same_key_r
     let access = single_error_line(&app, &rid, "unavailable");
     assert_eq!(access["level"], "ERROR");
     assert_eq!(access["error.code"], "payment.unavailable");
+    // Says what happened, at INFO: the access line above is the one error observation.
+    let payment = payment_line(&app, &rid);
+    assert_eq!(payment["level"], "INFO", "{payment}");
+    assert_eq!(
+        payment["message"], "payment failed: the provider is unavailable",
+        "{payment}"
+    );
+    assert_eq!(payment["shop.payment.attempts"], 3, "{payment}");
     assert_eq!(
         metric(&app, "app_errors_total", &["error_type=\"unavailable\""]).await - errors_before,
         1.0,

@@ -1,7 +1,8 @@
 //! SIGTERM during load, with the real `shop` binary: the request in flight completes, new
 //! connections are refused while it does, the telemetry queued before the signal reaches a live
 //! collector, and the process exits 0 within Cloud Run's 10 s — also when the collector is down
-//! (hung, or nothing listening).
+//! (hung, or nothing listening). The same contract in-process through `shop::run` (what the
+//! binary runs), with a test's shutdown future: drain, and the drain timeout.
 
 #![allow(clippy::unwrap_used, clippy::print_stdout)]
 
@@ -369,4 +370,161 @@ async fn sigterm_with_no_collector_listening_still_exits_within_10s() {
         .local_addr()
         .unwrap();
     exits_in_time_with_the_collector_down(&format!("http://{closed}"), "no collector").await;
+}
+
+// The same contract in-process: `shop::run`, the path the binary takes after parsing its
+// environment, driven with a test's own shutdown future instead of a signal.
+
+/// Settings as the binary reads them, with OTLP to `endpoint` exported only on shutdown (60 s
+/// schedules) and a fresh SQLite database; the payment simulator runs in-process.
+fn in_process_settings(endpoint: &str, database: &TempDatabase) -> shop::run::Settings {
+    let env = std::collections::HashMap::from([
+        ("PORT", "0".to_owned()),
+        ("DATABASE_URL", database.url()),
+        ("APP_LOG_FORMAT", "json".to_owned()),
+        ("OTEL_EXPORTER_OTLP_ENDPOINT", endpoint.to_owned()),
+        ("OTEL_EXPORTER_OTLP_PROTOCOL", "grpc".to_owned()),
+        ("OTEL_BSP_SCHEDULE_DELAY", "60000".to_owned()),
+        ("OTEL_BLRP_SCHEDULE_DELAY", "60000".to_owned()),
+        ("OTEL_METRIC_EXPORT_INTERVAL", "60000".to_owned()),
+    ]);
+    shop::run::Settings::from_lookup(|key| env.get(key).cloned()).unwrap()
+}
+
+/// A scaled-down budget, so the drain timeout is reached quickly.
+const SHORT_BUDGET: telemetry::serve::ShutdownBudget = telemetry::serve::ShutdownBudget {
+    total: Duration::from_millis(1_500),
+    drain: Duration::from_millis(500),
+};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn in_process_shutdown_drains_the_in_flight_request_refuses_new_ones_and_flushes() {
+    let receiver = OtlpReceiver::start().await.unwrap();
+    let database = TempDatabase::new();
+    let settings = in_process_settings(&receiver.grpc_endpoint(), &database);
+    let budget = telemetry::serve::ShutdownBudget::CLOUD_RUN;
+    let started = shop::run::start(settings, budget).await.unwrap();
+    let port = started.address.port();
+    let (signal, signalled) = tokio::sync::oneshot::channel::<()>();
+    let serving = tokio::spawn(started.serve(
+        async move {
+            let _ = signalled.await;
+        },
+        budget,
+    ));
+    let marker = "before-shutdown-in-process";
+    let response = reqwest::Client::new()
+        .get(format!("http://127.0.0.1:{port}/v1/products/2"))
+        .header("x-request-id", marker)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    let slow = SlowRequest::start(port);
+    tokio::time::sleep(Duration::from_millis(200)).await;
+
+    signal.send(()).unwrap();
+    assert!(
+        wait_until_refused(port, Duration::from_secs(5))
+            .await
+            .is_some(),
+        "new connections were still accepted 5 s after the shutdown began"
+    );
+    assert!(
+        !serving.is_finished(),
+        "run returned with a request in flight"
+    );
+    let status_line = tokio::task::spawn_blocking(move || slow.finish())
+        .await
+        .unwrap();
+    assert!(status_line.starts_with("HTTP/1.1 201"), "{status_line:?}");
+    let stopped = tokio::time::timeout(Duration::from_secs(10), serving)
+        .await
+        .expect("run did not return within Cloud Run's 10 s")
+        .unwrap();
+    assert_eq!(
+        stopped,
+        telemetry::serve::Stopped {
+            failed: false,
+            drained: true
+        }
+    );
+    // Exported only by the shutdown's flush (the schedules are 60 s).
+    let flushed = receiver
+        .wait_for_spans(Duration::from_secs(2), |spans| {
+            spans.iter().any(|s| {
+                s.kind == SpanKind::Server
+                    && s.attr("http.request.header.x-request-id")
+                        == Some(&AttrValue::Array(vec![AttrValue::Str(marker.to_owned())]))
+            }) && spans
+                .iter()
+                .any(|s| s.kind == SpanKind::Server && s.name == "POST /v1/users")
+        })
+        .await;
+    assert!(
+        flushed,
+        "queued spans were not flushed: {}",
+        receiver.dump_all()
+    );
+    assert!(
+        receiver
+            .metrics()
+            .iter()
+            .any(|m| m.name == "http.server.request.duration"),
+        "metrics were not flushed"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn in_process_shutdown_abandons_requests_at_the_drain_timeout_and_still_flushes() {
+    let receiver = OtlpReceiver::start().await.unwrap();
+    let database = TempDatabase::new();
+    let settings = in_process_settings(&receiver.grpc_endpoint(), &database);
+    let started = shop::run::start(settings, SHORT_BUDGET).await.unwrap();
+    let port = started.address.port();
+    let marker = "before-abandoned-shutdown";
+    let (signal, signalled) = tokio::sync::oneshot::channel::<()>();
+    let serving = tokio::spawn(started.serve(
+        async move {
+            let _ = signalled.await;
+        },
+        SHORT_BUDGET,
+    ));
+    let response = reqwest::Client::new()
+        .get(format!("http://127.0.0.1:{port}/v1/products/2"))
+        .header("x-request-id", marker)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    // Never finished: it holds the shop until the drain timeout.
+    let _stuck = SlowRequest::start(port);
+    tokio::time::sleep(Duration::from_millis(200)).await;
+
+    signal.send(()).unwrap();
+    let stopped = tokio::time::timeout(Duration::from_secs(10), serving)
+        .await
+        .expect("run did not return: the drain timeout was not enforced")
+        .unwrap();
+    assert_eq!(
+        stopped,
+        telemetry::serve::Stopped {
+            failed: false,
+            drained: false
+        }
+    );
+    let flushed = receiver
+        .wait_for_spans(Duration::from_secs(2), |spans| {
+            spans.iter().any(|s| {
+                s.kind == SpanKind::Server
+                    && s.attr("http.request.header.x-request-id")
+                        == Some(&AttrValue::Array(vec![AttrValue::Str(marker.to_owned())]))
+            })
+        })
+        .await;
+    assert!(
+        flushed,
+        "queued spans were not flushed: {}",
+        receiver.dump_all()
+    );
 }

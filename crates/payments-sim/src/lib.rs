@@ -1,7 +1,8 @@
 //! A payment provider simulator with fault injection, served over real HTTP.
 //!
 //! The shop charges a provider over HTTP; locally and in tests that provider is this simulator,
-//! started in-process on an ephemeral port (or alone: `shop payments-sim`). It speaks the
+//! started in-process on an ephemeral port by the shop binary (or alone: the `payments-sim`
+//! binary, or `shop payments-sim`). It speaks the
 //! provider's wire protocol:
 //!
 //! - `POST /v1/charges` with an `Idempotency-Key` header (1–64 characters of `[A-Za-z0-9_-]`)
@@ -27,7 +28,7 @@
 //! a few tens of MB at most); recording one more forgets the oldest key.
 //!
 //! ```no_run
-//! use shop::payments::simulator::{Simulator, SimulatorConfig, spawn};
+//! use payments_sim::{Simulator, SimulatorConfig, spawn};
 //! # async fn run(telemetry: &telemetry::Telemetry) -> std::io::Result<()> {
 //! let simulator = Simulator::new(&SimulatorConfig::no_faults());
 //! let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
@@ -42,6 +43,7 @@ mod charges;
 mod config;
 mod error;
 mod faults;
+pub mod service;
 mod store;
 
 pub use config::{DEFAULT_MAX_CHARGES, DEFAULT_PORT, MIN_ADMIN_TOKEN_LEN, SimulatorConfig};
@@ -153,7 +155,7 @@ impl Simulator {
 
     /// The simulator's routes — `POST /v1/charges`, `/admin/*`, `GET /healthz` — instrumented
     /// by `telemetry` (which adds `GET /metrics`). Serve it with connect info
-    /// (`into_make_service_with_connect_info::<SocketAddr>()`, as [`crate::serve`] does): without
+    /// (`into_make_service_with_connect_info::<SocketAddr>()`, as [`spawn`] does): without
     /// it no peer counts as loopback, and `/admin` needs the token.
     pub fn router(&self, telemetry: &Telemetry) -> Router {
         let routes = Router::new()
@@ -255,17 +257,17 @@ impl Simulator {
                     Outcome::Declined => counters.declined.increment(),
                 }
                 tracing::info!(
-                    charge.id = %charge.id,
-                    charge.outcome = charge.outcome.as_str(),
-                    charge.amount_cents = charge.request.amount_cents,
+                    payments_sim.charge.id = %charge.id,
+                    payments_sim.charge.outcome = charge.outcome.as_str(),
+                    payments_sim.charge.amount_cents = charge.request.amount_cents,
                     "charge recorded"
                 );
             }
             Recorded::Replayed(charge) => {
                 counters.replayed.increment();
                 tracing::info!(
-                    charge.id = %charge.id,
-                    charge.outcome = charge.outcome.as_str(),
+                    payments_sim.charge.id = %charge.id,
+                    payments_sim.charge.outcome = charge.outcome.as_str(),
                     "charge replayed"
                 );
             }
@@ -365,7 +367,7 @@ pub async fn spawn(
     }
     let app = simulator.router(telemetry);
     let (stop, stopped) = oneshot::channel::<()>();
-    let server = tokio::spawn(crate::serve(listener, app, async move {
+    let server = tokio::spawn(telemetry::serve::serve(listener, app, async move {
         let _ = stopped.await;
     }));
     Ok(RunningSimulator {

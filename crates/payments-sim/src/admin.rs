@@ -120,11 +120,11 @@ async fn put_faults(State(simulator): State<Simulator>, request: Request) -> Res
     match simulator.patch_faults(&patch) {
         Ok(faults) => {
             tracing::info!(
-                error_rate = faults.error_rate,
-                decline_rate = faults.decline_rate,
-                hang_rate = faults.hang_rate,
-                latency_p50_ms = faults.latency_ms.p50,
-                latency_p99_ms = faults.latency_ms.p99,
+                payments_sim.faults.error_rate = faults.error_rate,
+                payments_sim.faults.decline_rate = faults.decline_rate,
+                payments_sim.faults.hang_rate = faults.hang_rate,
+                payments_sim.faults.latency_p50_ms = faults.latency_ms.p50,
+                payments_sim.faults.latency_p99_ms = faults.latency_ms.p99,
                 "payment simulator faults changed"
             );
             Json(faults).into_response()

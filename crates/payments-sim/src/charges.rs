@@ -52,7 +52,10 @@ async fn charge(simulator: &Simulator, request: Request) -> Result<Response, Sim
     }
     if Faults::roll(faults.hang_rate) {
         simulator.shared.counters.hangs.increment();
-        tracing::info!(fault = "hang", "payment simulator fault injected");
+        tracing::info!(
+            payments_sim.fault = "hang",
+            "payment simulator fault injected"
+        );
         return Err(simulator.hang().await);
     }
 

@@ -69,7 +69,7 @@ impl SimulatorConfig {
     ///
     /// ```
     /// use std::collections::HashMap;
-    /// use shop::payments::simulator::SimulatorConfig;
+    /// use payments_sim::SimulatorConfig;
     ///
     /// let env = HashMap::from([("PAYMENTS_SIM_DECLINE_RATE", "0.1"), ("PAYMENTS_SIM_LATENCY_MS", "p50=20,p99=250")]);
     /// let config = SimulatorConfig::from_lookup(|k| env.get(k).map(|v| v.to_string())).unwrap();
