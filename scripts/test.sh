@@ -57,4 +57,7 @@ fi
 log "API fuzzing: schemathesis against the running shop and its /openapi.json"
 scripts/api-fuzz.sh
 
+log "local observability stack: static checks, rule and routing tests, live Prometheus (scripts/check-deploy.sh)"
+scripts/check-deploy.sh
+
 log "all checks passed"

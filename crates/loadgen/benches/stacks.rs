@@ -6,7 +6,7 @@
 //! ```
 //!
 //! - `bare`: axum, no instrumentation.
-//! - `ours`: the workspace's `telemetry` crate (`Telemetry::instrument`), configured by the
+//! - `ours`: the workspace's `telemetry` crate (`Telemetry::observe_router`), configured by the
 //!   `OTEL_*` / `APP_*` environment like the shop (all three signals over OTLP when
 //!   `OTEL_EXPORTER_OTLP_ENDPOINT` is set).
 //! - `peer`: the stack most Rust services assemble by hand: tower-http `TraceLayer` with a span
@@ -216,7 +216,7 @@ fn main() {
             "ours" => {
                 let config = telemetry::TelemetryConfig::from_env("ours", "0").unwrap();
                 let (telemetry, guard) = telemetry::Telemetry::init(config).unwrap();
-                let app = telemetry.instrument(routes(db));
+                let app = telemetry.observe_router(routes(db));
                 axum::serve(
                     listener,
                     app.into_make_service_with_connect_info::<std::net::SocketAddr>(),

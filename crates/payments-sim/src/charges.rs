@@ -189,6 +189,10 @@ fn injected_error() -> SimError {
     }
 }
 
+/// The simulator's own error kind for a declined charge (`error.type` = `payment_declined`,
+/// 402), declared on top of the telemetry library's generic kinds.
+const PAYMENT_DECLINED: ErrorKind = telemetry::app_error_kind!("payment_declined", 402);
+
 /// 201 for an approved charge, 402 for a declined one (observed as `payment_declined`); a
 /// replay carries `Idempotent-Replayed: true`.
 fn answer(charge: &Charge, replayed: bool) -> Response {
@@ -204,7 +208,7 @@ fn answer(charge: &Charge, replayed: bool) -> Response {
     }
     if charge.outcome == Outcome::Declined {
         response.extensions_mut().insert(ErrorObservation::new(
-            ErrorKind::PaymentDeclined,
+            PAYMENT_DECLINED,
             "payment.declined",
             "the simulated card was declined",
         ));

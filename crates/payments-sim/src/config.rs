@@ -15,6 +15,7 @@
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 
 use telemetry::config::{ConfigError, Persona, Secret};
+use telemetry::env::EnvReader;
 
 use super::faults::{Faults, Latency, MAX_LATENCY_MS};
 
@@ -81,81 +82,57 @@ impl SimulatorConfig {
     /// assert_eq!(err.variable, "PAYMENTS_SIM_ERROR_RATE");
     /// ```
     pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
-        let get = |key: &str| {
-            lookup(key)
-                .map(|v| v.trim().to_owned())
-                .filter(|v| !v.is_empty())
-        };
+        Self::from_reader(&EnvReader::new(lookup))
+    }
+
+    /// Reads configuration through `env` (the library's reader, shared with the telemetry
+    /// configuration).
+    pub fn from_reader(env: &EnvReader<'_>) -> Result<Self, ConfigError> {
         let rate = |variable: &'static str| -> Result<f64, ConfigError> {
-            match get(variable) {
-                None => Ok(0.0),
-                Some(raw) => match raw.parse::<f64>() {
-                    Ok(rate) if (0.0..=1.0).contains(&rate) => Ok(rate),
-                    _ => Err(ConfigError::new(
-                        variable,
-                        raw,
-                        "a probability, a number between 0 and 1 (e.g. 0.05)",
-                    )),
+            env.parse(
+                variable,
+                "a probability, a number between 0 and 1 (e.g. 0.05)",
+                |raw| {
+                    raw.parse::<f64>()
+                        .ok()
+                        .filter(|rate| (0.0..=1.0).contains(rate))
                 },
-            }
+            )
+            .map(|rate| rate.unwrap_or(0.0))
         };
 
-        let error_rate = rate("PAYMENTS_SIM_ERROR_RATE")?;
-        let decline_rate = rate("PAYMENTS_SIM_DECLINE_RATE")?;
-        let hang_rate = rate("PAYMENTS_SIM_HANG_RATE")?;
-        let latency_ms = match get("PAYMENTS_SIM_LATENCY_MS") {
-            None => Latency::default(),
-            Some(raw) => parse_latency(&raw).ok_or_else(|| {
-                ConfigError::new(
+        let faults = Faults {
+            error_rate: rate("PAYMENTS_SIM_ERROR_RATE")?,
+            decline_rate: rate("PAYMENTS_SIM_DECLINE_RATE")?,
+            hang_rate: rate("PAYMENTS_SIM_HANG_RATE")?,
+            latency_ms: env
+                .parse(
                     "PAYMENTS_SIM_LATENCY_MS",
-                    raw,
                     format!(
                         "milliseconds: `N` (always N ms) or `p50=N,p99=M` (log-normal, \
                          1 <= N <= M <= {MAX_LATENCY_MS}), e.g. `20` or `p50=20,p99=250`"
                     ),
-                )
-            })?,
-        };
-        let faults = Faults {
-            error_rate,
-            decline_rate,
-            hang_rate,
-            latency_ms,
+                    parse_latency,
+                )?
+                .unwrap_or_default(),
         };
 
-        let admin_token = match get("PAYMENTS_SIM_ADMIN_TOKEN") {
-            None => None,
-            Some(token) if token.chars().count() >= MIN_ADMIN_TOKEN_LEN => Some(Secret::new(token)),
-            Some(_) => {
-                return Err(ConfigError::new(
-                    "PAYMENTS_SIM_ADMIN_TOKEN",
-                    "[REDACTED]",
-                    format!("at least {MIN_ADMIN_TOKEN_LEN} characters, or unset"),
-                ));
-            }
-        };
-
-        let port = match get("PAYMENTS_SIM_PORT") {
-            None => DEFAULT_PORT,
-            Some(raw) => raw.parse::<u16>().map_err(|_| {
-                ConfigError::new(
-                    "PAYMENTS_SIM_PORT",
-                    raw,
-                    "a TCP port, an integer between 0 and 65535",
-                )
-            })?,
-        };
-
-        let host = match get("APP_HOST") {
-            None => None,
-            Some(raw) => Some(raw.parse::<IpAddr>().map_err(|_| {
-                ConfigError::new(
-                    "APP_HOST",
-                    raw,
-                    "an IP address to listen on, e.g. 127.0.0.1, 0.0.0.0 or ::",
-                )
-            })?),
-        };
+        let admin_token = env.secret(
+            "PAYMENTS_SIM_ADMIN_TOKEN",
+            format!("at least {MIN_ADMIN_TOKEN_LEN} characters, or unset"),
+            |token| token.chars().count() >= MIN_ADMIN_TOKEN_LEN,
+        )?;
+        let port = env.quantity(
+            "PAYMENTS_SIM_PORT",
+            DEFAULT_PORT,
+            0..=u16::MAX,
+            "a TCP port",
+        )?;
+        let host = env.parse(
+            "APP_HOST",
+            "an IP address to listen on, e.g. 127.0.0.1, 0.0.0.0 or ::",
+            |raw| raw.parse::<IpAddr>().ok(),
+        )?;
 
         Ok(Self {
             faults,

@@ -165,7 +165,7 @@ impl Simulator {
             .fallback(telemetry::layer::not_found_fallback)
             .method_not_allowed_fallback(telemetry::layer::method_not_allowed_fallback)
             .with_state(self.clone());
-        telemetry.instrument(routes)
+        telemetry.observe_router(routes)
     }
 
     /// Replaces every knob at once, after validating them (nothing changes on error).

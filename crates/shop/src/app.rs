@@ -65,5 +65,5 @@ pub fn router_with(
     if let Some(Conformance::W3c) = conformance {
         routes = routes.merge(conformance::w3c_router(telemetry));
     }
-    telemetry.instrument(routes)
+    telemetry.observe_router(routes)
 }

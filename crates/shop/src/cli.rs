@@ -27,7 +27,7 @@ Shop:
   APP_DB_MAX_CONNECTIONS          connection pool size, 1..100                  [default: 5]
   APP_DB_ACQUIRE_TIMEOUT_MS       wait for a pooled connection, ms              [default: 2000]
   APP_CONFORMANCE                 w3c: expose the W3C test service (local only) [default: none]
-  PAYMENTS_URL                    payment provider base URL                     [default: none, the simulator in-process]
+  PAYMENTS_URL                    payment provider base URL, http:// or https:// [default: none, the simulator in-process]
   PAYMENTS_TIMEOUT_MS             deadline of one payment attempt, ms           [default: 2000]
   PAYMENTS_MAX_ATTEMPTS           attempts per charge, 1..10                    [default: 3]
   PAYMENTS_BREAKER_THRESHOLD      failed attempts that open the circuit         [default: 5]

@@ -12,6 +12,7 @@ use std::net::{IpAddr, Ipv4Addr};
 use std::time::Duration;
 
 use telemetry::config::{ConfigError, Persona};
+use telemetry::env::EnvReader;
 
 /// `PORT` when unset (both personas; Cloud Run always sets it).
 pub const DEFAULT_PORT: u16 = 8080;
@@ -134,34 +135,28 @@ impl ShopConfig {
         persona: Persona,
         lookup: impl Fn(&str) -> Option<String>,
     ) -> Result<Self, ConfigError> {
-        let get = |key: &str| {
-            lookup(key)
-                .map(|v| v.trim().to_owned())
-                .filter(|v| !v.is_empty())
-        };
+        Self::from_reader(persona, &EnvReader::new(lookup))
+    }
 
-        let port = match get("PORT") {
-            None => DEFAULT_PORT,
-            Some(raw) => raw.parse::<u16>().map_err(|_| {
-                ConfigError::new("PORT", raw, "a TCP port, an integer between 0 and 65535")
-            })?,
-        };
+    /// Reads configuration through `env` (the reader shared with the telemetry configuration),
+    /// with the defaults of `persona`.
+    pub fn from_reader(persona: Persona, env: &EnvReader<'_>) -> Result<Self, ConfigError> {
+        let port = env.quantity("PORT", DEFAULT_PORT, 0..=u16::MAX, "a TCP port")?;
 
-        let host = match get("APP_HOST") {
-            None => match persona {
+        let host = env
+            .parse(
+                "APP_HOST",
+                "an IP address to listen on, e.g. 127.0.0.1, 0.0.0.0 or ::",
+                |raw| raw.parse::<IpAddr>().ok(),
+            )?
+            .unwrap_or(match persona {
                 Persona::Local => IpAddr::V4(Ipv4Addr::LOCALHOST),
                 Persona::Cloud => IpAddr::V4(Ipv4Addr::UNSPECIFIED),
-            },
-            Some(raw) => raw.parse::<IpAddr>().map_err(|_| {
-                ConfigError::new(
-                    "APP_HOST",
-                    raw,
-                    "an IP address to listen on, e.g. 127.0.0.1, 0.0.0.0 or ::",
-                )
-            })?,
-        };
+            });
 
-        let database_url = get("DATABASE_URL").unwrap_or_else(|| DEFAULT_DATABASE_URL.to_owned());
+        let database_url = env
+            .get("DATABASE_URL")
+            .unwrap_or_else(|| DEFAULT_DATABASE_URL.to_owned());
         if !is_supported_url(&database_url) {
             return Err(ConfigError::new(
                 "DATABASE_URL",
@@ -170,35 +165,18 @@ impl ShopConfig {
             ));
         }
 
-        let db_max_connections = match get("APP_DB_MAX_CONNECTIONS") {
-            None => DEFAULT_DB_MAX_CONNECTIONS,
-            Some(raw) => match raw.parse::<u32>() {
-                Ok(n) if (1..=MAX_DB_CONNECTIONS).contains(&n) => n,
-                _ => {
-                    return Err(ConfigError::new(
-                        "APP_DB_MAX_CONNECTIONS",
-                        raw,
-                        format!("an integer between 1 and {MAX_DB_CONNECTIONS}"),
-                    ));
-                }
-            },
-        };
+        let db_max_connections = env.integer(
+            "APP_DB_MAX_CONNECTIONS",
+            DEFAULT_DB_MAX_CONNECTIONS,
+            1..=MAX_DB_CONNECTIONS,
+        )?;
+        let db_acquire_timeout = env.millis(
+            "APP_DB_ACQUIRE_TIMEOUT_MS",
+            DEFAULT_DB_ACQUIRE_TIMEOUT,
+            1..=MAX_ACQUIRE_TIMEOUT_MS,
+        )?;
 
-        let db_acquire_timeout = match get("APP_DB_ACQUIRE_TIMEOUT_MS") {
-            None => DEFAULT_DB_ACQUIRE_TIMEOUT,
-            Some(raw) => match raw.parse::<u64>() {
-                Ok(ms) if (1..=MAX_ACQUIRE_TIMEOUT_MS).contains(&ms) => Duration::from_millis(ms),
-                _ => {
-                    return Err(ConfigError::new(
-                        "APP_DB_ACQUIRE_TIMEOUT_MS",
-                        raw,
-                        format!("milliseconds, an integer between 1 and {MAX_ACQUIRE_TIMEOUT_MS}"),
-                    ));
-                }
-            },
-        };
-
-        let conformance = match (get("APP_CONFORMANCE"), persona) {
+        let conformance = match (env.get("APP_CONFORMANCE"), persona) {
             (None, _) => None,
             (Some(raw), Persona::Cloud) => {
                 return Err(ConfigError::new(
@@ -207,50 +185,41 @@ impl ShopConfig {
                     "unset in the cloud persona (conformance test services are for local test runs only)",
                 ));
             }
-            (Some(raw), Persona::Local) => match raw.as_str() {
-                "w3c" => Some(Conformance::W3c),
-                _ => {
-                    return Err(ConfigError::new(
-                        "APP_CONFORMANCE",
-                        raw,
-                        "`w3c` (the W3C Trace Context test service) or unset",
-                    ));
-                }
-            },
+            (Some(_), Persona::Local) => env
+                .choice("APP_CONFORMANCE", &[("w3c", Conformance::W3c)])
+                .map_err(|mut e| {
+                    e.allowed = "`w3c` (the W3C Trace Context test service) or unset".to_owned();
+                    e
+                })?,
         };
 
         let payments = PaymentsConfig {
-            url: get("PAYMENTS_URL")
+            url: env
+                .get("PAYMENTS_URL")
                 .map(|raw| parse_payments_url(&raw))
                 .transpose()?,
-            attempt_timeout: Duration::from_millis(bounded(
+            attempt_timeout: env.millis(
                 "PAYMENTS_TIMEOUT_MS",
-                get("PAYMENTS_TIMEOUT_MS"),
-                DEFAULT_PAYMENTS_TIMEOUT.as_millis() as u64,
+                DEFAULT_PAYMENTS_TIMEOUT,
                 1..=60_000,
-                "milliseconds",
-            )?),
-            max_attempts: bounded(
+            )?,
+            max_attempts: env.quantity(
                 "PAYMENTS_MAX_ATTEMPTS",
-                get("PAYMENTS_MAX_ATTEMPTS"),
-                u64::from(DEFAULT_PAYMENTS_MAX_ATTEMPTS),
+                DEFAULT_PAYMENTS_MAX_ATTEMPTS,
                 1..=10,
                 "attempts",
-            )? as u32,
-            breaker_threshold: bounded(
+            )?,
+            breaker_threshold: env.quantity(
                 "PAYMENTS_BREAKER_THRESHOLD",
-                get("PAYMENTS_BREAKER_THRESHOLD"),
-                u64::from(DEFAULT_PAYMENTS_BREAKER_THRESHOLD),
+                DEFAULT_PAYMENTS_BREAKER_THRESHOLD,
                 1..=1_000,
                 "consecutive failures",
-            )? as u32,
-            breaker_cooldown: Duration::from_millis(bounded(
+            )?,
+            breaker_cooldown: env.millis(
                 "PAYMENTS_BREAKER_COOLDOWN_MS",
-                get("PAYMENTS_BREAKER_COOLDOWN_MS"),
-                DEFAULT_PAYMENTS_BREAKER_COOLDOWN.as_millis() as u64,
+                DEFAULT_PAYMENTS_BREAKER_COOLDOWN,
                 1..=600_000,
-                "milliseconds",
-            )?),
+            )?,
         };
 
         Ok(Self {
@@ -265,47 +234,20 @@ impl ShopConfig {
     }
 }
 
-/// `raw` as an integer within `range`, or `default` when unset.
-fn bounded(
-    variable: &'static str,
-    raw: Option<String>,
-    default: u64,
-    range: std::ops::RangeInclusive<u64>,
-    unit: &str,
-) -> Result<u64, ConfigError> {
-    let Some(raw) = raw else {
-        return Ok(default);
-    };
-    match raw.parse::<u64>() {
-        Ok(n) if range.contains(&n) => Ok(n),
-        _ => Err(ConfigError::new(
-            variable,
-            raw,
-            format!(
-                "{unit}, an integer between {} and {}",
-                range.start(),
-                range.end()
-            ),
-        )),
-    }
-}
-
-/// `PAYMENTS_URL`: an `http://` base URL with a host and without credentials, query or
-/// fragment; a trailing `/` is dropped. `https://` is refused: this build's HTTP client has no
-/// TLS (a provider over HTTPS is reached through a local egress proxy or sidecar), and
-/// accepting it would only turn every checkout into a 502.
+/// `PAYMENTS_URL`: an `http://` or `https://` base URL with a host and without credentials,
+/// query or fragment; a trailing `/` is dropped. An `https://` provider is verified against
+/// the platform's root certificates (`SSL_CERT_FILE` / `SSL_CERT_DIR` add a private CA).
 fn parse_payments_url(raw: &str) -> Result<String, ConfigError> {
     let refuse = || {
         ConfigError::new(
             "PAYMENTS_URL",
             redact_url(raw),
-            "an http:// base URL without credentials, query or fragment, e.g. \
-             http://payments:8090 (this build has no TLS client: reach an HTTPS provider \
-             through a local egress proxy)",
+            "an http:// or https:// base URL without credentials, query or fragment, e.g. \
+             https://payments.example.com or http://payments:8090",
         )
     };
     let url = reqwest::Url::parse(raw).map_err(|_| refuse())?;
-    let valid = url.scheme() == "http"
+    let valid = matches!(url.scheme(), "http" | "https")
         && url.host_str().is_some_and(|host| !host.is_empty())
         && url.username().is_empty()
         && url.password().is_none()
@@ -440,7 +382,7 @@ mod tests {
             ("APP_DB_ACQUIRE_TIMEOUT_MS", "2s"),
             ("APP_DB_ACQUIRE_TIMEOUT_MS", "60001"),
             ("PAYMENTS_URL", "ftp://payments"),
-            ("PAYMENTS_URL", "https://payments"),
+            ("PAYMENTS_URL", "https://payments#fragment"),
             ("PAYMENTS_URL", "payments:8090"),
             ("PAYMENTS_URL", "http://payments:8090/?key=1"),
             ("PAYMENTS_TIMEOUT_MS", "0"),
@@ -488,6 +430,15 @@ mod tests {
         assert_eq!(config.payments.max_attempts, 1);
         assert_eq!(config.payments.breaker_threshold, 2);
         assert_eq!(config.payments.breaker_cooldown, Duration::from_millis(500));
+        let https = load(
+            Persona::Local,
+            &[("PAYMENTS_URL", "https://pay.example.com/")],
+        )
+        .unwrap();
+        assert_eq!(
+            https.payments.url.as_deref(),
+            Some("https://pay.example.com")
+        );
     }
 
     #[test]

@@ -7,7 +7,10 @@
 //! `arguments` as JSON to `url` from inside the request's span, through
 //! [`telemetry::outbound`] — so the callee sees a `traceparent` naming the CLIENT span of the
 //! call (same trace as the incoming request when its `traceparent` was valid, a new trace
-//! otherwise) and the incoming `tracestate` when it was valid, dropped otherwise.
+//! otherwise), with the incoming Level 2 `random` flag (set on a new trace), and the incoming
+//! `tracestate` as the library cleaned it (`telemetry::trace_context::TracestateHeader`: invalid
+//! members and repeated keys dropped one by one, over 32 members dropped whole, over 512
+//! characters truncated by whole members).
 //!
 //! Only loopback clients are served (403 otherwise): the route makes the service call any URL.
 

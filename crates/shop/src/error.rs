@@ -23,6 +23,15 @@ use utoipa::ToSchema;
 
 use crate::store::StoreError;
 
+/// The shop's own error kind (`error.type` = `payment_declined`, 402): the payment provider
+/// declined the charge. The telemetry library's kinds are generic; this one is declared here and
+/// checked at compile time by [`telemetry::app_error_kind!`].
+pub const PAYMENT_DECLINED: ErrorKind = telemetry::app_error_kind!("payment_declined", 402);
+
+/// Every error kind the shop declares on top of the library's generic ones
+/// ([`telemetry::error::GENERIC_ERROR_KINDS`]).
+pub const SHOP_ERROR_KINDS: [ErrorKind; 1] = [PAYMENT_DECLINED];
+
 /// One invalid input field: its name as the client sent it and what is wrong with it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
 pub struct FieldError {
@@ -172,7 +181,7 @@ impl ApiError {
             Self::Rejected { .. } | Self::Validation { .. } => ErrorKind::Validation,
             Self::Unauthenticated { .. } => ErrorKind::Unauthenticated,
             Self::Conflict { .. } => ErrorKind::Conflict,
-            Self::PaymentDeclined { .. } => ErrorKind::PaymentDeclined,
+            Self::PaymentDeclined { .. } => PAYMENT_DECLINED,
             Self::BadGateway { .. } | Self::Unavailable { .. } => ErrorKind::Unavailable,
             Self::GatewayTimeout { .. } => ErrorKind::Timeout,
             Self::Internal { .. } => ErrorKind::Internal,
@@ -446,7 +455,8 @@ mod tests {
         .await;
         assert_eq!(status, StatusCode::PAYMENT_REQUIRED);
         assert_eq!(body["error"]["kind"], "payment_declined");
-        assert_eq!(observation.kind, ErrorKind::PaymentDeclined);
+        assert_eq!(observation.kind, PAYMENT_DECLINED);
+        assert_eq!(observation.kind.as_str(), "payment_declined");
 
         let (status, body, observation) = render(ApiError::BadGateway {
             code: "payment.unavailable",

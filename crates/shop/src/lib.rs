@@ -14,6 +14,7 @@ pub mod conformance;
 pub mod error;
 pub mod events;
 mod health;
+pub mod observability;
 pub mod openapi;
 pub mod orders;
 pub mod payments;

@@ -163,7 +163,7 @@ async fn openapi_json(document: Rendered) -> Response {
     }
 }
 
-// `/metrics` is served by `telemetry::Telemetry::instrument`: this stub carries its
+// `/metrics` is served by `telemetry::Telemetry::observe_router`: this stub carries its
 // documentation only.
 /// The metrics of this instance, in Prometheus text format.
 #[utoipa::path(
@@ -181,7 +181,8 @@ fn metrics() {}
 #[derive(Debug)]
 pub struct ErrorKindName;
 
-/// Every [`ErrorKind`]; the match makes a new kind a compile error here until it is listed.
+/// Every [`ErrorKind`]: the library's generic ones (the match makes a new one a compile error
+/// here until it is listed) and the shop's own ([`crate::error::SHOP_ERROR_KINDS`]).
 const ERROR_KINDS: [ErrorKind; 10] = {
     const fn listed(kind: ErrorKind) -> ErrorKind {
         match kind {
@@ -190,11 +191,11 @@ const ERROR_KINDS: [ErrorKind; 10] = {
             | ErrorKind::Forbidden
             | ErrorKind::NotFound
             | ErrorKind::Conflict
-            | ErrorKind::PaymentDeclined
             | ErrorKind::Unavailable
             | ErrorKind::Timeout
             | ErrorKind::Internal
-            | ErrorKind::Panic => kind,
+            | ErrorKind::Panic
+            | ErrorKind::App(_) => kind,
         }
     }
     [
@@ -203,7 +204,7 @@ const ERROR_KINDS: [ErrorKind; 10] = {
         listed(ErrorKind::Forbidden),
         listed(ErrorKind::NotFound),
         listed(ErrorKind::Conflict),
-        listed(ErrorKind::PaymentDeclined),
+        listed(crate::error::SHOP_ERROR_KINDS[0]),
         listed(ErrorKind::Unavailable),
         listed(ErrorKind::Timeout),
         listed(ErrorKind::Internal),

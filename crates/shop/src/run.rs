@@ -115,7 +115,8 @@ impl Started {
 /// failure, whatever was started is flushed (within `budget`) before returning.
 pub async fn start(settings: Settings, budget: ShutdownBudget) -> Result<Started, StartError> {
     // Inside the runtime: the OTLP exporters need it.
-    let (telemetry, guard) = Telemetry::init(settings.telemetry)
+    let (telemetry, guard) = crate::observability::telemetry_builder(settings.telemetry)
+        .build()
         .map_err(|error| StartError::Failed(format!("cannot start telemetry: {error}")))?;
     telemetry.install_global_subscriber();
     let mut guards = vec![guard];

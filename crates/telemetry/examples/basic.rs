@@ -12,6 +12,8 @@ use axum::extract::Path;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use telemetry::{ErrorKind, ErrorObservation, Telemetry, TelemetryConfig};
+// `.instrument(span)` for spawned work; `Telemetry::observe_router` does not collide with it.
+use tracing::Instrument as _;
 
 /// Errors are returned, never logged: the middleware observes them exactly once.
 struct NotFriendly;
@@ -34,8 +36,20 @@ async fn hello(Path(name): Path<String>) -> Result<String, NotFriendly> {
     if name == "sauron" {
         return Err(NotFriendly);
     }
-    tracing::info!(%name, "greeting"); // carries trace_id, span_id, request_id
-    Ok(format!("hello, {name}\n"))
+    let greeting = compose(&name).await;
+    // Spawned work keeps its parent span (and the request's ids) across threads.
+    tokio::spawn(
+        async { tracing::info!("greeting recorded") }
+            .instrument(tracing::info_span!("record_greeting")),
+    );
+    Ok(greeting)
+}
+
+/// A child span of the request's SERVER span, with `name` as its attribute.
+#[tracing::instrument]
+async fn compose(name: &str) -> String {
+    tracing::info!("greeting"); // carries trace_id, this span's span_id, request_id
+    format!("hello, {name}\n")
 }
 
 #[tokio::main]
@@ -46,7 +60,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let (telemetry, guard) = Telemetry::init(config)?;
     telemetry.install_global_subscriber();
     // 3. one call instruments every route, the fallback and adds /metrics
-    let app = telemetry.instrument(
+    let app = telemetry.observe_router(
         Router::new()
             .route("/hello/{name}", get(hello))
             .fallback(telemetry::layer::not_found_fallback),

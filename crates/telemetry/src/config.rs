@@ -7,10 +7,27 @@
 //!
 //! Configuration is read through a lookup function, never from hidden global state:
 //! [`TelemetryConfig::from_env`] reads the process environment, and
-//! [`TelemetryConfig::from_lookup`] reads anything (tests pass a map).
+//! [`TelemetryConfig::from_lookup`] reads anything (tests pass a map); both go through the
+//! library's one reader, [`EnvReader`], which an app uses for its own variables too.
+//!
+//! TLS files (`OTEL_EXPORTER_OTLP_CERTIFICATE`, `…_CLIENT_CERTIFICATE`, `…_CLIENT_KEY`, and
+//! their per-signal `OTEL_EXPORTER_OTLP_{TRACES,METRICS,LOGS}_…` variants) are read and parsed
+//! here too, at start-up: an unreadable or invalid file is a [`ConfigError`] naming its variable.
 
 use std::fmt;
+use std::path::PathBuf;
 use std::time::Duration;
+
+use rustls_pki_types::pem::PemObject;
+use rustls_pki_types::{CertificateDer, PrivateKeyDer};
+
+pub use crate::env::{ConfigError, EnvReader, Secret};
+
+/// The OTLP/gRPC endpoint of a local collector (the cloud persona's sidecar), the
+/// OpenTelemetry default for `grpc`.
+pub const DEFAULT_OTLP_GRPC_ENDPOINT: &str = "http://localhost:4317";
+/// The OTLP/HTTP endpoint of a local collector, the OpenTelemetry default for `http/protobuf`.
+pub const DEFAULT_OTLP_HTTP_ENDPOINT: &str = "http://localhost:4318";
 
 /// Where the service runs; changes defaults only (`APP_ENV`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -61,6 +78,15 @@ pub enum IncomingTrace {
     Link,
 }
 
+/// What becomes of a `tracing` span started outside any request (`APP_SPANS_OUTSIDE_REQUESTS`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SpansOutsideRequests {
+    /// The span starts a new trace of its own (the default: background jobs get traced too).
+    Trace,
+    /// The span is not exported (log lines inside it carry no trace context).
+    Drop,
+}
+
 /// Trace sampler (`OTEL_TRACES_SAMPLER` and `OTEL_TRACES_SAMPLER_ARG`).
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub enum SamplerConfig {
@@ -90,34 +116,12 @@ pub struct BatchSettings {
     pub max_export_batch_size: usize,
 }
 
-/// A secret string that never prints (`Debug` shows `[REDACTED]`).
-#[derive(Clone, PartialEq, Eq)]
-pub struct Secret(String);
-
-impl Secret {
-    /// Wraps a secret value.
-    pub fn new(value: impl Into<String>) -> Self {
-        Self(value.into())
-    }
-
-    /// The secret itself; call only where it is used.
-    pub fn expose(&self) -> &str {
-        &self.0
-    }
-}
-
-impl fmt::Debug for Secret {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("[REDACTED]")
-    }
-}
-
 /// Everything the telemetry library needs, resolved from the environment.
 #[derive(Debug, Clone)]
 pub struct TelemetryConfig {
     /// `APP_ENV`: `local` (default) or `cloud`.
     pub persona: Persona,
-    /// `OTEL_SERVICE_NAME` (default `shop`, or the name given to [`TelemetryConfig::from_lookup`]).
+    /// `OTEL_SERVICE_NAME` (default: the name the application gives to [`TelemetryConfig::from_lookup`]).
     pub service_name: String,
     /// `APP_VERSION`, default: the version compiled into the service.
     pub service_version: String,
@@ -125,9 +129,10 @@ pub struct TelemetryConfig {
     pub deployment_environment: String,
     /// `OTEL_SDK_DISABLED=true` turns every exporter off (stdout logs and `/metrics` stay).
     pub sdk_disabled: bool,
-    /// `OTEL_EXPORTER_OTLP_ENDPOINT`; `None` means no OTLP export at all. Default: none in the
-    /// local persona, the sidecar collector (`http://localhost:4317`, or `:4318` for
-    /// `http/protobuf`) in the cloud persona.
+    /// `OTEL_EXPORTER_OTLP_ENDPOINT` (`http://` or `https://`); `None` means no OTLP export at
+    /// all. Default: none in the local persona, the sidecar collector
+    /// ([`DEFAULT_OTLP_GRPC_ENDPOINT`], or [`DEFAULT_OTLP_HTTP_ENDPOINT`] for `http/protobuf`)
+    /// in the cloud persona.
     pub otlp_endpoint: Option<String>,
     /// `OTEL_EXPORTER_OTLP_PROTOCOL`: `grpc` (default) or `http/protobuf`.
     pub otlp_protocol: OtlpProtocol,
@@ -135,6 +140,10 @@ pub struct TelemetryConfig {
     pub otlp_headers: Vec<(String, Secret)>,
     /// `OTEL_EXPORTER_OTLP_TIMEOUT` in milliseconds (default 10000).
     pub otlp_timeout: Duration,
+    /// TLS files of each signal's export (`OTEL_EXPORTER_OTLP_CERTIFICATE` and friends); used
+    /// only for an `https://` endpoint, where the platform's root certificates are trusted
+    /// unless a certificate file replaces them.
+    pub otlp_tls: OtlpTlsBySignal,
     /// `OTEL_TRACES_SAMPLER` / `OTEL_TRACES_SAMPLER_ARG`.
     pub sampler: SamplerConfig,
     /// `OTEL_BSP_MAX_QUEUE_SIZE`, `OTEL_BSP_SCHEDULE_DELAY`, `OTEL_BSP_MAX_EXPORT_BATCH_SIZE`.
@@ -153,6 +162,9 @@ pub struct TelemetryConfig {
     pub pii_key: Option<Secret>,
     /// `APP_TRACE_INCOMING`: `continue` (default) or `link`.
     pub incoming_trace: IncomingTrace,
+    /// `APP_SPANS_OUTSIDE_REQUESTS`: `trace` (default) or `drop`, for `tracing` spans started
+    /// outside any request (see [`crate::tracing_spans`]).
+    pub spans_outside_requests: SpansOutsideRequests,
     /// `APP_ACCESS_LOG_EXCLUDE`: comma-separated route templates without access-log line
     /// (default `/healthz,/readyz,/metrics`; empty string logs everything).
     pub access_log_exclude: Vec<String>,
@@ -166,34 +178,113 @@ pub struct TelemetryConfig {
     pub cloud_run_revision: Option<String>,
 }
 
-/// A configuration value that stops start-up.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("invalid configuration: {variable}={value:?}: {allowed}")]
-pub struct ConfigError {
-    /// The environment variable at fault.
-    pub variable: &'static str,
-    /// The value it had (secrets are shown as `[REDACTED]`).
-    pub value: String,
-    /// What would have been accepted.
-    pub allowed: String,
+const DEFAULT_CARDINALITY_LIMIT: usize = 200;
+
+/// One OTLP signal, for the settings that may differ per signal.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OtlpSignal {
+    /// Spans (`…_TRACES_…` variables).
+    Traces,
+    /// Metrics (`…_METRICS_…` variables).
+    Metrics,
+    /// Log records (`…_LOGS_…` variables).
+    Logs,
 }
 
-impl ConfigError {
-    /// Builds the error for `variable` having `value`, with what is `allowed`.
-    pub fn new(
-        variable: &'static str,
-        value: impl Into<String>,
-        allowed: impl Into<String>,
-    ) -> Self {
-        Self {
-            variable,
-            value: value.into(),
-            allowed: allowed.into(),
+impl OtlpSignal {
+    /// All three, in the order the start-up line names them.
+    pub const ALL: [OtlpSignal; 3] = [Self::Traces, Self::Metrics, Self::Logs];
+
+    /// `traces`, `metrics` or `logs`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Traces => "traces",
+            Self::Metrics => "metrics",
+            Self::Logs => "logs",
+        }
+    }
+
+    /// The OTLP/HTTP path of the signal, appended to the base endpoint (`/v1/traces`, …).
+    pub fn http_path(self) -> &'static str {
+        match self {
+            Self::Traces => "/v1/traces",
+            Self::Metrics => "/v1/metrics",
+            Self::Logs => "/v1/logs",
         }
     }
 }
 
-const DEFAULT_CARDINALITY_LIMIT: usize = 200;
+/// A PEM file named by a configuration variable, read and checked at start-up.
+#[derive(Clone, PartialEq, Eq)]
+pub struct PemFile {
+    /// The variable that named the file (for error messages).
+    pub variable: &'static str,
+    /// The path as given.
+    pub path: PathBuf,
+    /// The file's content.
+    pub pem: Vec<u8>,
+}
+
+impl fmt::Debug for PemFile {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // The content may be a private key: only the variable and the path are shown.
+        f.debug_struct("PemFile")
+            .field("variable", &self.variable)
+            .field("path", &self.path)
+            .finish_non_exhaustive()
+    }
+}
+
+/// TLS files of one signal's OTLP export, per the OpenTelemetry exporter specification.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct OtlpTls {
+    /// `OTEL_EXPORTER_OTLP_[SIGNAL_]CERTIFICATE`: the trusted CA certificate(s) that verify
+    /// the collector; when set they replace the platform's root certificates.
+    pub certificate: Option<PemFile>,
+    /// `OTEL_EXPORTER_OTLP_[SIGNAL_]CLIENT_CERTIFICATE` and `…_CLIENT_KEY`: the client
+    /// certificate chain and its private key for mutual TLS (both or neither).
+    pub client: Option<ClientIdentity>,
+}
+
+/// A client certificate chain with its private key (mutual TLS).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClientIdentity {
+    /// The certificate chain (PEM).
+    pub certificate: PemFile,
+    /// The private key (PEM; `Debug` shows only its path).
+    pub key: PemFile,
+}
+
+/// [`OtlpTls`] of each signal.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct OtlpTlsBySignal {
+    /// Spans.
+    pub traces: OtlpTls,
+    /// Metrics.
+    pub metrics: OtlpTls,
+    /// Log records.
+    pub logs: OtlpTls,
+}
+
+impl OtlpTlsBySignal {
+    /// The files of `signal`.
+    pub fn get(&self, signal: OtlpSignal) -> &OtlpTls {
+        match signal {
+            OtlpSignal::Traces => &self.traces,
+            OtlpSignal::Metrics => &self.metrics,
+            OtlpSignal::Logs => &self.logs,
+        }
+    }
+
+    /// The same files for every signal (builder style, for tests).
+    pub fn all(tls: OtlpTls) -> Self {
+        Self {
+            traces: tls.clone(),
+            metrics: tls.clone(),
+            logs: tls,
+        }
+    }
+}
 
 impl TelemetryConfig {
     /// Reads the process environment. `default_service_name` and `default_version` are
@@ -202,9 +293,7 @@ impl TelemetryConfig {
         default_service_name: &str,
         default_version: &str,
     ) -> Result<Self, ConfigError> {
-        Self::from_lookup(default_service_name, default_version, |key| {
-            std::env::var(key).ok()
-        })
+        Self::from_reader(default_service_name, default_version, &EnvReader::process())
     }
 
     /// Reads configuration through `lookup` (a variable name → its value, if set).
@@ -226,29 +315,40 @@ impl TelemetryConfig {
         default_version: &str,
         lookup: impl Fn(&str) -> Option<String>,
     ) -> Result<Self, ConfigError> {
-        let get = |key: &str| {
-            lookup(key)
-                .map(|v| v.trim().to_owned())
-                .filter(|v| !v.is_empty())
-        };
+        Self::from_reader(
+            default_service_name,
+            default_version,
+            &EnvReader::new(lookup),
+        )
+    }
 
-        let persona = match get("APP_ENV").as_deref() {
-            None | Some("local") => Persona::Local,
-            Some("cloud") => Persona::Cloud,
-            Some(other) => return Err(ConfigError::new("APP_ENV", other, "one of: local, cloud")),
-        };
+    /// Reads configuration through `env` (the reader an app shares with its own settings).
+    pub fn from_reader(
+        default_service_name: &str,
+        default_version: &str,
+        env: &EnvReader<'_>,
+    ) -> Result<Self, ConfigError> {
+        let persona = env
+            .choice(
+                "APP_ENV",
+                &[("local", Persona::Local), ("cloud", Persona::Cloud)],
+            )?
+            .unwrap_or(Persona::Local);
 
-        let service_name =
-            get("OTEL_SERVICE_NAME").unwrap_or_else(|| default_service_name.to_owned());
-        if service_name.len() > 128 || service_name.chars().any(char::is_control) {
-            return Err(ConfigError::new(
+        let service_name = env
+            .parse(
                 "OTEL_SERVICE_NAME",
-                service_name,
                 "a name of at most 128 printable characters",
-            ));
-        }
-        let service_version = get("APP_VERSION").unwrap_or_else(|| default_version.to_owned());
-        let deployment_environment = get("APP_DEPLOYMENT_ENVIRONMENT").unwrap_or_else(|| {
+                |name| {
+                    (name.len() <= 128 && !name.chars().any(char::is_control))
+                        .then(|| name.to_owned())
+                },
+            )?
+            .unwrap_or_else(|| default_service_name.to_owned());
+        let service_version = env
+            .get("APP_VERSION")
+            .unwrap_or_else(|| default_version.to_owned());
+        let deployment_environment = env.get("APP_DEPLOYMENT_ENVIRONMENT").unwrap_or_else(|| {
             match persona {
                 Persona::Local => "local",
                 Persona::Cloud => "production",
@@ -256,92 +356,85 @@ impl TelemetryConfig {
             .to_owned()
         });
 
-        let sdk_disabled = parse_bool("OTEL_SDK_DISABLED", get("OTEL_SDK_DISABLED"), false)?;
+        let sdk_disabled = env.flag("OTEL_SDK_DISABLED", false)?;
 
-        let otlp_protocol = match get("OTEL_EXPORTER_OTLP_PROTOCOL").as_deref() {
-            None | Some("grpc") => OtlpProtocol::Grpc,
-            Some("http/protobuf") => OtlpProtocol::HttpProtobuf,
-            Some(other) => {
-                return Err(ConfigError::new(
-                    "OTEL_EXPORTER_OTLP_PROTOCOL",
-                    other,
-                    "one of: grpc, http/protobuf (http/json is not supported)",
-                ));
-            }
-        };
+        let otlp_protocol = env
+            .choice(
+                "OTEL_EXPORTER_OTLP_PROTOCOL",
+                &[
+                    ("grpc", OtlpProtocol::Grpc),
+                    ("http/protobuf", OtlpProtocol::HttpProtobuf),
+                ],
+            )
+            .map_err(|mut e| {
+                e.allowed.push_str(" (http/json is not supported)");
+                e
+            })?
+            .unwrap_or(OtlpProtocol::Grpc);
         // Local: export only when asked. Cloud: the collector sidecar listens on localhost.
-        let otlp_endpoint = match get("OTEL_EXPORTER_OTLP_ENDPOINT") {
-            None if persona == Persona::Cloud => Some(match otlp_protocol {
-                OtlpProtocol::Grpc => "http://localhost:4317".to_owned(),
-                OtlpProtocol::HttpProtobuf => "http://localhost:4318".to_owned(),
-            }),
-            None => None,
-            Some(endpoint) => Some(parse_endpoint(&endpoint)?),
+        let otlp_endpoint = match env.parse(
+            "OTEL_EXPORTER_OTLP_ENDPOINT",
+            "an absolute http:// or https:// URL, e.g. http://localhost:4317",
+            parse_endpoint,
+        )? {
+            None if persona == Persona::Cloud => Some(otlp_protocol.default_endpoint().to_owned()),
+            endpoint => endpoint,
         };
-        let otlp_headers = match get("OTEL_EXPORTER_OTLP_HEADERS") {
+        let otlp_headers = match env.get("OTEL_EXPORTER_OTLP_HEADERS") {
             None => Vec::new(),
             Some(raw) => parse_headers(&raw)?,
         };
-        let otlp_timeout = parse_millis(
+        let otlp_timeout = env.millis(
             "OTEL_EXPORTER_OTLP_TIMEOUT",
-            get("OTEL_EXPORTER_OTLP_TIMEOUT"),
-            10_000,
+            Duration::from_millis(10_000),
+            MILLIS,
         )?;
+        let otlp_tls = read_tls(env, otlp_endpoint.as_deref())?;
 
-        let sampler = parse_sampler(get("OTEL_TRACES_SAMPLER"), get("OTEL_TRACES_SAMPLER_ARG"))?;
-        let span_batch = parse_batch(&get, BatchVars::SPANS)?;
-        let log_batch = parse_batch(&get, BatchVars::LOGS)?;
-        let metric_export_interval = parse_millis(
+        let sampler = parse_sampler(env)?;
+        let span_batch = parse_batch(env, BatchVars::SPANS)?;
+        let log_batch = parse_batch(env, BatchVars::LOGS)?;
+        let metric_export_interval = env.millis(
             "OTEL_METRIC_EXPORT_INTERVAL",
-            get("OTEL_METRIC_EXPORT_INTERVAL"),
-            60_000,
+            Duration::from_millis(60_000),
+            MILLIS,
         )?;
 
-        let log_format = match get("APP_LOG_FORMAT").as_deref() {
-            Some("json") => LogFormat::Json,
-            Some("gcp") => LogFormat::Gcp,
-            Some("pretty") => LogFormat::Pretty,
-            None => match persona {
+        let log_format = env
+            .choice(
+                "APP_LOG_FORMAT",
+                &[
+                    ("json", LogFormat::Json),
+                    ("gcp", LogFormat::Gcp),
+                    ("pretty", LogFormat::Pretty),
+                ],
+            )?
+            .unwrap_or(match persona {
                 Persona::Cloud => LogFormat::Gcp,
                 Persona::Local if std::io::IsTerminal::is_terminal(&std::io::stdout()) => {
                     LogFormat::Pretty
                 }
                 Persona::Local => LogFormat::Json,
-            },
-            Some(other) => {
-                return Err(ConfigError::new(
-                    "APP_LOG_FORMAT",
-                    other,
-                    "one of: json, gcp, pretty",
-                ));
-            }
-        };
-        let log_filter = get("RUST_LOG").unwrap_or_else(|| "info".to_owned());
+            });
+        let log_filter = env.get("RUST_LOG").unwrap_or_else(|| "info".to_owned());
         crate::log_filter::LogFilter::parse(&log_filter)
             .map_err(|why| ConfigError::new("RUST_LOG", log_filter.clone(), why))?;
 
-        let pii_mode = match get("APP_PII_MODE").as_deref() {
-            None | Some("pseudonym") => PiiMode::Pseudonym,
-            Some("off") => PiiMode::Off,
-            Some("full") => PiiMode::Full,
-            Some(other) => {
-                return Err(ConfigError::new(
-                    "APP_PII_MODE",
-                    other,
-                    "one of: pseudonym, off, full",
-                ));
-            }
-        };
-        let pii_key = get("APP_PII_KEY").map(Secret::new);
-        if let Some(key) = &pii_key
-            && key.expose().len() < 16
-        {
-            return Err(ConfigError::new(
-                "APP_PII_KEY",
-                "[REDACTED]",
-                "a secret of at least 16 bytes (e.g. `openssl rand -hex 32`)",
-            ));
-        }
+        let pii_mode = env
+            .choice(
+                "APP_PII_MODE",
+                &[
+                    ("pseudonym", PiiMode::Pseudonym),
+                    ("off", PiiMode::Off),
+                    ("full", PiiMode::Full),
+                ],
+            )?
+            .unwrap_or(PiiMode::Pseudonym);
+        let pii_key = env.secret(
+            "APP_PII_KEY",
+            "a secret of at least 16 bytes (e.g. `openssl rand -hex 32`)",
+            |key| key.len() >= 16,
+        )?;
         if persona == Persona::Cloud {
             if pii_mode == PiiMode::Full {
                 return Err(ConfigError::new(
@@ -359,19 +452,28 @@ impl TelemetryConfig {
             }
         }
 
-        let incoming_trace = match get("APP_TRACE_INCOMING").as_deref() {
-            None | Some("continue") => IncomingTrace::Continue,
-            Some("link") => IncomingTrace::Link,
-            Some(other) => {
-                return Err(ConfigError::new(
-                    "APP_TRACE_INCOMING",
-                    other,
-                    "one of: continue, link",
-                ));
-            }
-        };
+        let incoming_trace = env
+            .choice(
+                "APP_TRACE_INCOMING",
+                &[
+                    ("continue", IncomingTrace::Continue),
+                    ("link", IncomingTrace::Link),
+                ],
+            )?
+            .unwrap_or(IncomingTrace::Continue);
 
-        let access_log_exclude = match lookup("APP_ACCESS_LOG_EXCLUDE") {
+        let spans_outside_requests = env
+            .choice(
+                "APP_SPANS_OUTSIDE_REQUESTS",
+                &[
+                    ("trace", SpansOutsideRequests::Trace),
+                    ("drop", SpansOutsideRequests::Drop),
+                ],
+            )?
+            .unwrap_or(SpansOutsideRequests::Trace);
+
+        // Not trimmed-to-unset: an empty value means "exclude nothing".
+        let access_log_exclude = match env.raw("APP_ACCESS_LOG_EXCLUDE") {
             None => vec!["/healthz".to_owned(), "/readyz".to_owned(), "/metrics".to_owned()],
             Some(raw) => raw
                 .split(',')
@@ -391,21 +493,15 @@ impl TelemetryConfig {
                 .collect::<Result<_, _>>()?,
         };
 
-        let metric_cardinality_limit = match get("APP_METRIC_CARDINALITY_LIMIT") {
-            None => DEFAULT_CARDINALITY_LIMIT,
-            Some(raw) => match raw.parse::<usize>() {
-                Ok(n) if (10..=10_000).contains(&n) => n,
-                _ => {
-                    return Err(ConfigError::new(
-                        "APP_METRIC_CARDINALITY_LIMIT",
-                        raw,
-                        "an integer between 10 and 10000",
-                    ));
-                }
-            },
-        };
+        let metric_cardinality_limit = env.integer(
+            "APP_METRIC_CARDINALITY_LIMIT",
+            DEFAULT_CARDINALITY_LIMIT,
+            10..=10_000,
+        )?;
 
-        let gcp_project = get("APP_GCP_PROJECT").or_else(|| get("GOOGLE_CLOUD_PROJECT"));
+        let gcp_project = env
+            .get("APP_GCP_PROJECT")
+            .or_else(|| env.get("GOOGLE_CLOUD_PROJECT"));
 
         Ok(Self {
             persona,
@@ -417,6 +513,7 @@ impl TelemetryConfig {
             otlp_protocol,
             otlp_headers,
             otlp_timeout,
+            otlp_tls,
             sampler,
             span_batch,
             log_batch,
@@ -426,11 +523,12 @@ impl TelemetryConfig {
             pii_mode,
             pii_key,
             incoming_trace,
+            spans_outside_requests,
             access_log_exclude,
             metric_cardinality_limit,
             gcp_project,
-            cloud_run_service: get("K_SERVICE"),
-            cloud_run_revision: get("K_REVISION"),
+            cloud_run_service: env.get("K_SERVICE"),
+            cloud_run_revision: env.get("K_REVISION"),
         })
     }
 
@@ -456,79 +554,245 @@ impl TelemetryConfig {
         self
     }
 
+    /// Uses `tls` for every signal's export (builder style, for tests and examples).
+    pub fn with_otlp_tls(mut self, tls: OtlpTls) -> Self {
+        self.otlp_tls = OtlpTlsBySignal::all(tls);
+        self
+    }
+
     /// Whether OTLP export is on (an endpoint is set and the SDK is not disabled).
     pub fn otlp_enabled(&self) -> bool {
         self.otlp_endpoint.is_some() && !self.sdk_disabled
     }
-}
 
-fn parse_bool(
-    variable: &'static str,
-    value: Option<String>,
-    default: bool,
-) -> Result<bool, ConfigError> {
-    match value.as_deref().map(str::to_ascii_lowercase).as_deref() {
-        None => Ok(default),
-        Some("true" | "1") => Ok(true),
-        Some("false" | "0") => Ok(false),
-        Some(_) => Err(ConfigError::new(
-            variable,
-            value.unwrap_or_default(),
-            "true or false",
-        )),
+    /// Where `signal` is exported, safe to print (no user info, query or fragment; headers
+    /// are never part of it): the gRPC endpoint, or the OTLP/HTTP URL with the signal's path.
+    /// `None` when export is off.
+    pub fn otlp_target(&self, signal: OtlpSignal) -> Option<String> {
+        if !self.otlp_enabled() {
+            return None;
+        }
+        let base = safe_endpoint(self.otlp_endpoint.as_deref().unwrap_or_default());
+        Some(match self.otlp_protocol {
+            OtlpProtocol::Grpc => base,
+            OtlpProtocol::HttpProtobuf => format!("{base}{}", signal.http_path()),
+        })
     }
 }
 
-fn parse_millis(
-    variable: &'static str,
-    value: Option<String>,
-    default_ms: u64,
-) -> Result<Duration, ConfigError> {
-    match value {
-        None => Ok(Duration::from_millis(default_ms)),
-        Some(raw) => match raw.parse::<u64>() {
-            Ok(ms) if (1..=3_600_000).contains(&ms) => Ok(Duration::from_millis(ms)),
-            _ => Err(ConfigError::new(
-                variable,
-                raw,
-                "milliseconds, an integer between 1 and 3600000",
-            )),
-        },
+impl OtlpProtocol {
+    /// `grpc` or `http/protobuf`, as in `OTEL_EXPORTER_OTLP_PROTOCOL`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Grpc => "grpc",
+            Self::HttpProtobuf => "http/protobuf",
+        }
+    }
+
+    /// The local collector's endpoint for this protocol ([`DEFAULT_OTLP_GRPC_ENDPOINT`] or
+    /// [`DEFAULT_OTLP_HTTP_ENDPOINT`]).
+    pub fn default_endpoint(self) -> &'static str {
+        match self {
+            Self::Grpc => DEFAULT_OTLP_GRPC_ENDPOINT,
+            Self::HttpProtobuf => DEFAULT_OTLP_HTTP_ENDPOINT,
+        }
     }
 }
 
-fn parse_count(
-    variable: &'static str,
-    value: Option<String>,
-    default: usize,
-) -> Result<usize, ConfigError> {
-    match value {
-        None => Ok(default),
-        Some(raw) => match raw.parse::<usize>() {
-            Ok(n) if (1..=1_000_000).contains(&n) => Ok(n),
-            _ => Err(ConfigError::new(
-                variable,
-                raw,
-                "an integer between 1 and 1000000",
-            )),
-        },
+/// Milliseconds accepted by every duration variable of this module.
+const MILLIS: std::ops::RangeInclusive<u64> = 1..=3_600_000;
+
+/// `scheme://host:port/path` of an endpoint: no user info, no query, no fragment.
+pub(crate) fn safe_endpoint(endpoint: &str) -> String {
+    let endpoint = endpoint.split(['?', '#']).next().unwrap_or("");
+    let (scheme, rest) = endpoint
+        .split_once("://")
+        .map_or(("", endpoint), |(s, r)| (s, r));
+    let (authority, path) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
+    let host = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
+    if scheme.is_empty() {
+        format!("{host}{path}")
+    } else {
+        format!("{scheme}://{host}{path}")
     }
 }
 
-fn parse_endpoint(endpoint: &str) -> Result<String, ConfigError> {
+fn parse_endpoint(endpoint: &str) -> Option<String> {
     let ok = (endpoint.starts_with("http://") || endpoint.starts_with("https://"))
         && endpoint
             .parse::<http::Uri>()
             .is_ok_and(|uri| uri.host().is_some());
-    if ok {
-        Ok(endpoint.trim_end_matches('/').to_owned())
-    } else {
-        Err(ConfigError::new(
-            "OTEL_EXPORTER_OTLP_ENDPOINT",
-            endpoint,
-            "an absolute http:// or https:// URL, e.g. http://localhost:4317",
-        ))
+    ok.then(|| endpoint.trim_end_matches('/').to_owned())
+}
+
+/// The TLS variables of one kind: the general one and its per-signal variants.
+struct TlsVars {
+    general: &'static str,
+    traces: &'static str,
+    metrics: &'static str,
+    logs: &'static str,
+}
+
+impl TlsVars {
+    const CERTIFICATE: Self = Self {
+        general: "OTEL_EXPORTER_OTLP_CERTIFICATE",
+        traces: "OTEL_EXPORTER_OTLP_TRACES_CERTIFICATE",
+        metrics: "OTEL_EXPORTER_OTLP_METRICS_CERTIFICATE",
+        logs: "OTEL_EXPORTER_OTLP_LOGS_CERTIFICATE",
+    };
+    const CLIENT_CERTIFICATE: Self = Self {
+        general: "OTEL_EXPORTER_OTLP_CLIENT_CERTIFICATE",
+        traces: "OTEL_EXPORTER_OTLP_TRACES_CLIENT_CERTIFICATE",
+        metrics: "OTEL_EXPORTER_OTLP_METRICS_CLIENT_CERTIFICATE",
+        logs: "OTEL_EXPORTER_OTLP_LOGS_CLIENT_CERTIFICATE",
+    };
+    const CLIENT_KEY: Self = Self {
+        general: "OTEL_EXPORTER_OTLP_CLIENT_KEY",
+        traces: "OTEL_EXPORTER_OTLP_TRACES_CLIENT_KEY",
+        metrics: "OTEL_EXPORTER_OTLP_METRICS_CLIENT_KEY",
+        logs: "OTEL_EXPORTER_OTLP_LOGS_CLIENT_KEY",
+    };
+
+    fn signal(&self, signal: OtlpSignal) -> &'static str {
+        match signal {
+            OtlpSignal::Traces => self.traces,
+            OtlpSignal::Metrics => self.metrics,
+            OtlpSignal::Logs => self.logs,
+        }
     }
+}
+
+/// What a PEM file must hold.
+#[derive(Clone, Copy)]
+enum PemKind {
+    Certificates,
+    PrivateKey,
+}
+
+/// Reads and checks the TLS files of every signal. The per-signal variable wins over the
+/// general one (the OpenTelemetry specification's precedence).
+fn read_tls(env: &EnvReader<'_>, endpoint: Option<&str>) -> Result<OtlpTlsBySignal, ConfigError> {
+    let read = |vars: &TlsVars, kind: PemKind| -> Result<[Option<PemFile>; 3], ConfigError> {
+        let general = read_pem(env, vars.general, kind)?;
+        let mut out: [Option<PemFile>; 3] = [None, None, None];
+        for (slot, signal) in out.iter_mut().zip(OtlpSignal::ALL) {
+            *slot = match read_pem(env, vars.signal(signal), kind)? {
+                Some(file) => Some(file),
+                None => general.clone(),
+            };
+        }
+        Ok(out)
+    };
+    let certificates = read(&TlsVars::CERTIFICATE, PemKind::Certificates)?;
+    let client_certificates = read(&TlsVars::CLIENT_CERTIFICATE, PemKind::Certificates)?;
+    let client_keys = read(&TlsVars::CLIENT_KEY, PemKind::PrivateKey)?;
+
+    let mut tls = Vec::with_capacity(3);
+    for ((certificate, client_certificate), client_key) in certificates
+        .into_iter()
+        .zip(client_certificates)
+        .zip(client_keys)
+    {
+        let client = match (client_certificate, client_key) {
+            (None, None) => None,
+            (Some(certificate), Some(key)) => Some(ClientIdentity { certificate, key }),
+            (Some(certificate), None) => {
+                return Err(ConfigError::new(
+                    TlsVars::CLIENT_KEY.general,
+                    "",
+                    format!(
+                        "the client's private key (PEM file) to go with {}: mutual TLS needs both",
+                        certificate.variable
+                    ),
+                ));
+            }
+            (None, Some(key)) => {
+                return Err(ConfigError::new(
+                    TlsVars::CLIENT_CERTIFICATE.general,
+                    "",
+                    format!(
+                        "the client's certificate (PEM file) to go with {}: mutual TLS needs both",
+                        key.variable
+                    ),
+                ));
+            }
+        };
+        tls.push(OtlpTls {
+            certificate,
+            client,
+        });
+    }
+    let [traces, metrics, logs]: [OtlpTls; 3] = tls
+        .try_into()
+        .unwrap_or_else(|_| unreachable!("one entry per signal"));
+    let tls = OtlpTlsBySignal {
+        traces,
+        metrics,
+        logs,
+    };
+
+    // TLS files with a plain-text endpoint would be silently ignored: refuse instead.
+    if let Some(endpoint) = endpoint
+        && endpoint.starts_with("http://")
+        && let Some(file) = OtlpSignal::ALL.iter().find_map(|s| {
+            let tls = tls.get(*s);
+            tls.certificate
+                .as_ref()
+                .or(tls.client.as_ref().map(|c| &c.certificate))
+        })
+    {
+        return Err(ConfigError::new(
+            file.variable,
+            file.path.display().to_string(),
+            format!(
+                "unset with a plain-text endpoint (OTEL_EXPORTER_OTLP_ENDPOINT={}): TLS files apply only to an https:// endpoint",
+                safe_endpoint(endpoint)
+            ),
+        ));
+    }
+    Ok(tls)
+}
+
+/// Reads the PEM file named by `variable` and checks it holds `kind`.
+fn read_pem(
+    env: &EnvReader<'_>,
+    variable: &'static str,
+    kind: PemKind,
+) -> Result<Option<PemFile>, ConfigError> {
+    let Some(path) = env.get(variable) else {
+        return Ok(None);
+    };
+    let what = match kind {
+        PemKind::Certificates => "a PEM file of one or more CERTIFICATE blocks",
+        PemKind::PrivateKey => "a PEM file of one PRIVATE KEY (PKCS#8, PKCS#1 or SEC1)",
+    };
+    let pem = std::fs::read(&path).map_err(|error| {
+        ConfigError::new(
+            variable,
+            path.clone(),
+            format!("{what}, readable by the service (reading it failed: {error})"),
+        )
+    })?;
+    let valid = match kind {
+        PemKind::Certificates => {
+            let certificates: Result<Vec<CertificateDer<'_>>, _> =
+                CertificateDer::pem_slice_iter(&pem).collect();
+            certificates.is_ok_and(|c| !c.is_empty())
+        }
+        PemKind::PrivateKey => PrivateKeyDer::from_pem_slice(&pem).is_ok(),
+    };
+    if !valid {
+        return Err(ConfigError::new(
+            variable,
+            path,
+            format!("{what} (this file is not)"),
+        ));
+    }
+    Ok(Some(PemFile {
+        variable,
+        path: PathBuf::from(path),
+        pem,
+    }))
 }
 
 fn parse_headers(raw: &str) -> Result<Vec<(String, Secret)>, ConfigError> {
@@ -555,34 +819,45 @@ fn parse_headers(raw: &str) -> Result<Vec<(String, Secret)>, ConfigError> {
         .collect()
 }
 
-fn parse_sampler(name: Option<String>, arg: Option<String>) -> Result<SamplerConfig, ConfigError> {
+fn parse_sampler(env: &EnvReader<'_>) -> Result<SamplerConfig, ConfigError> {
     let ratio = || -> Result<f64, ConfigError> {
-        match &arg {
-            None => Ok(1.0),
-            Some(raw) => match raw.parse::<f64>() {
-                Ok(r) if (0.0..=1.0).contains(&r) => Ok(r),
-                _ => Err(ConfigError::new(
-                    "OTEL_TRACES_SAMPLER_ARG",
-                    raw.clone(),
-                    "a ratio between 0 and 1",
-                )),
-            },
-        }
+        Ok(env
+            .parse(
+                "OTEL_TRACES_SAMPLER_ARG",
+                "a ratio between 0 and 1",
+                |raw| raw.parse::<f64>().ok().filter(|r| (0.0..=1.0).contains(r)),
+            )?
+            .unwrap_or(1.0))
     };
-    Ok(match name.as_deref() {
-        None | Some("parentbased_always_on") => SamplerConfig::ParentBasedAlwaysOn,
-        Some("always_on") => SamplerConfig::AlwaysOn,
-        Some("always_off") => SamplerConfig::AlwaysOff,
-        Some("parentbased_always_off") => SamplerConfig::ParentBasedAlwaysOff,
-        Some("traceidratio") => SamplerConfig::TraceIdRatio(ratio()?),
-        Some("parentbased_traceidratio") => SamplerConfig::ParentBasedTraceIdRatio(ratio()?),
-        Some(other) => {
-            return Err(ConfigError::new(
-                "OTEL_TRACES_SAMPLER",
-                other,
-                "one of: always_on, always_off, traceidratio, parentbased_always_on, parentbased_always_off, parentbased_traceidratio",
-            ));
-        }
+    #[derive(Clone, Copy)]
+    enum Name {
+        AlwaysOn,
+        AlwaysOff,
+        Ratio,
+        ParentOn,
+        ParentOff,
+        ParentRatio,
+    }
+    let name = env
+        .choice(
+            "OTEL_TRACES_SAMPLER",
+            &[
+                ("always_on", Name::AlwaysOn),
+                ("always_off", Name::AlwaysOff),
+                ("traceidratio", Name::Ratio),
+                ("parentbased_always_on", Name::ParentOn),
+                ("parentbased_always_off", Name::ParentOff),
+                ("parentbased_traceidratio", Name::ParentRatio),
+            ],
+        )?
+        .unwrap_or(Name::ParentOn);
+    Ok(match name {
+        Name::AlwaysOn => SamplerConfig::AlwaysOn,
+        Name::AlwaysOff => SamplerConfig::AlwaysOff,
+        Name::Ratio => SamplerConfig::TraceIdRatio(ratio()?),
+        Name::ParentOn => SamplerConfig::ParentBasedAlwaysOn,
+        Name::ParentOff => SamplerConfig::ParentBasedAlwaysOff,
+        Name::ParentRatio => SamplerConfig::ParentBasedTraceIdRatio(ratio()?),
     })
 }
 
@@ -608,12 +883,10 @@ impl BatchVars {
     };
 }
 
-fn parse_batch(
-    get: &impl Fn(&str) -> Option<String>,
-    vars: BatchVars,
-) -> Result<BatchSettings, ConfigError> {
-    let max_queue_size = parse_count(vars.queue, get(vars.queue), 2_048)?;
-    let max_export_batch_size = parse_count(vars.batch, get(vars.batch), 512)?;
+fn parse_batch(env: &EnvReader<'_>, vars: BatchVars) -> Result<BatchSettings, ConfigError> {
+    const COUNT: std::ops::RangeInclusive<usize> = 1..=1_000_000;
+    let max_queue_size = env.integer(vars.queue, 2_048, COUNT)?;
+    let max_export_batch_size = env.integer(vars.batch, 512, COUNT)?;
     if max_export_batch_size > max_queue_size {
         return Err(ConfigError::new(
             vars.batch,
@@ -623,7 +896,11 @@ fn parse_batch(
     }
     Ok(BatchSettings {
         max_queue_size,
-        schedule_delay: parse_millis(vars.delay, get(vars.delay), vars.default_delay_ms)?,
+        schedule_delay: env.millis(
+            vars.delay,
+            Duration::from_millis(vars.default_delay_ms),
+            MILLIS,
+        )?,
         max_export_batch_size,
     })
 }
@@ -694,9 +971,16 @@ mod tests {
             ("APP_PII_MODE", "all"),
             ("APP_PII_KEY", "short"),
             ("APP_TRACE_INCOMING", "trust"),
+            ("APP_SPANS_OUTSIDE_REQUESTS", "keep"),
             ("APP_METRIC_CARDINALITY_LIMIT", "5"),
             ("APP_ACCESS_LOG_EXCLUDE", "healthz"),
             ("RUST_LOG", "info,hyper=loud"),
+            ("RUST_LOG", "verbose"),
+            ("OTEL_EXPORTER_OTLP_CERTIFICATE", "/nonexistent/ca.pem"),
+            (
+                "OTEL_EXPORTER_OTLP_LOGS_CLIENT_KEY",
+                "/nonexistent/client.key",
+            ),
         ];
         for (variable, value) in cases {
             let mut env = vec![(variable, value)];
@@ -722,5 +1006,146 @@ mod tests {
         assert!(!debug.contains("abc123"));
         let err = load(&[("APP_PII_KEY", "tiny")]).unwrap_err();
         assert!(!err.to_string().contains("tiny"));
+    }
+
+    fn fixture(name: &str) -> String {
+        format!("{}/src/testkit/certs/{name}", env!("CARGO_MANIFEST_DIR"))
+    }
+
+    #[test]
+    fn default_endpoints_are_the_one_constant_per_protocol() {
+        let key = ("APP_PII_KEY", "0123456789abcdef0123");
+        let grpc = load(&[("APP_ENV", "cloud"), key]).unwrap();
+        assert_eq!(
+            grpc.otlp_endpoint.as_deref(),
+            Some(DEFAULT_OTLP_GRPC_ENDPOINT)
+        );
+        let http = load(&[
+            ("APP_ENV", "cloud"),
+            key,
+            ("OTEL_EXPORTER_OTLP_PROTOCOL", "http/protobuf"),
+        ])
+        .unwrap();
+        assert_eq!(
+            http.otlp_endpoint.as_deref(),
+            Some(DEFAULT_OTLP_HTTP_ENDPOINT)
+        );
+        assert_eq!(
+            http.otlp_target(OtlpSignal::Logs).as_deref(),
+            Some("http://localhost:4318/v1/logs")
+        );
+    }
+
+    #[test]
+    fn tls_files_are_read_per_signal_with_the_general_variable_as_fallback() {
+        let c = load(&[
+            ("OTEL_EXPORTER_OTLP_ENDPOINT", "https://collector:4317"),
+            ("OTEL_EXPORTER_OTLP_CERTIFICATE", &fixture("ca.pem")),
+            (
+                "OTEL_EXPORTER_OTLP_LOGS_CERTIFICATE",
+                &fixture("other-ca.pem"),
+            ),
+            (
+                "OTEL_EXPORTER_OTLP_CLIENT_CERTIFICATE",
+                &fixture("client.pem"),
+            ),
+            ("OTEL_EXPORTER_OTLP_CLIENT_KEY", &fixture("client.key")),
+        ])
+        .unwrap();
+        let traces = c.otlp_tls.get(OtlpSignal::Traces);
+        let ca = traces.certificate.as_ref().unwrap();
+        assert_eq!(ca.variable, "OTEL_EXPORTER_OTLP_CERTIFICATE");
+        assert!(ca.pem.starts_with(b"-----BEGIN CERTIFICATE-----"));
+        let logs = c.otlp_tls.get(OtlpSignal::Logs);
+        assert_eq!(
+            logs.certificate.as_ref().unwrap().variable,
+            "OTEL_EXPORTER_OTLP_LOGS_CERTIFICATE"
+        );
+        let client = c.otlp_tls.get(OtlpSignal::Metrics).client.as_ref().unwrap();
+        assert_eq!(client.key.variable, "OTEL_EXPORTER_OTLP_CLIENT_KEY");
+        // The key's content never prints.
+        let debug = format!("{c:?}");
+        assert!(!debug.contains("PRIVATE KEY"), "{debug}");
+        assert!(debug.contains("client.key"), "{debug}");
+    }
+
+    #[test]
+    fn bad_tls_files_stop_start_up_naming_their_variable() {
+        let https = ("OTEL_EXPORTER_OTLP_ENDPOINT", "https://collector:4317");
+        let ca = fixture("ca.pem");
+        let key = fixture("client.key");
+        let cases: [(&[(&str, &str)], &str); 6] = [
+            // Unreadable.
+            (
+                &[
+                    https,
+                    (
+                        "OTEL_EXPORTER_OTLP_TRACES_CERTIFICATE",
+                        "/nonexistent/ca.pem",
+                    ),
+                ],
+                "OTEL_EXPORTER_OTLP_TRACES_CERTIFICATE",
+            ),
+            // A key where certificates belong, and certificates where a key belongs.
+            (
+                &[https, ("OTEL_EXPORTER_OTLP_CERTIFICATE", &key)],
+                "OTEL_EXPORTER_OTLP_CERTIFICATE",
+            ),
+            (
+                &[
+                    https,
+                    ("OTEL_EXPORTER_OTLP_CLIENT_CERTIFICATE", &ca),
+                    ("OTEL_EXPORTER_OTLP_CLIENT_KEY", &ca),
+                ],
+                "OTEL_EXPORTER_OTLP_CLIENT_KEY",
+            ),
+            // Half a client identity.
+            (
+                &[https, ("OTEL_EXPORTER_OTLP_CLIENT_CERTIFICATE", &ca)],
+                "OTEL_EXPORTER_OTLP_CLIENT_KEY",
+            ),
+            (
+                &[https, ("OTEL_EXPORTER_OTLP_CLIENT_KEY", &key)],
+                "OTEL_EXPORTER_OTLP_CLIENT_CERTIFICATE",
+            ),
+            // TLS files with a plain-text endpoint would be ignored.
+            (
+                &[
+                    ("OTEL_EXPORTER_OTLP_ENDPOINT", "http://collector:4317"),
+                    ("OTEL_EXPORTER_OTLP_CERTIFICATE", &ca),
+                ],
+                "OTEL_EXPORTER_OTLP_CERTIFICATE",
+            ),
+        ];
+        for (env, variable) in cases {
+            let err = load(env).unwrap_err();
+            assert_eq!(err.variable, variable, "{env:?}");
+            assert!(err.to_string().contains(variable), "{err}");
+            assert!(!err.to_string().contains("BEGIN"), "{err}");
+        }
+        // Not a PEM file at all.
+        let not_pem = format!("{}/Cargo.toml", env!("CARGO_MANIFEST_DIR"));
+        let err = load(&[https, ("OTEL_EXPORTER_OTLP_CERTIFICATE", &not_pem)]).unwrap_err();
+        assert_eq!(err.variable, "OTEL_EXPORTER_OTLP_CERTIFICATE");
+        assert!(err.allowed.contains("CERTIFICATE"), "{err}");
+    }
+
+    #[test]
+    fn the_export_target_never_shows_credentials() {
+        let c = load(&[
+            (
+                "OTEL_EXPORTER_OTLP_ENDPOINT",
+                "https://user:pw@collector:4318/otlp?key=s",
+            ),
+            ("OTEL_EXPORTER_OTLP_PROTOCOL", "http/protobuf"),
+            ("OTEL_EXPORTER_OTLP_HEADERS", "api-key=abc123"),
+        ])
+        .unwrap();
+        assert_eq!(
+            c.otlp_target(OtlpSignal::Traces).as_deref(),
+            Some("https://collector:4318/otlp/v1/traces")
+        );
+        let off = load(&[]).unwrap();
+        assert_eq!(off.otlp_target(OtlpSignal::Traces), None);
     }
 }

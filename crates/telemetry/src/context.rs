@@ -128,7 +128,7 @@ impl RequestContext {
             trace_id: self.trace_id.to_bytes(),
             span_id: self.span_id.to_bytes(),
             flags: self.flags.to_u8(),
-            request_id: &self.request_id,
+            request_id: Some(&self.request_id),
         }
     }
 }

@@ -11,7 +11,6 @@ use opentelemetry::metrics::Histogram;
 use opentelemetry::trace::{Span as _, SpanKind, Status, TraceContextExt as _, Tracer as _};
 use opentelemetry::{Context as OtelContext, KeyValue};
 
-use crate::context::RequestContext;
 use crate::instance::Telemetry;
 use crate::semconv::{
     DB_CLIENT_OPERATION_DURATION, DB_COLLECTION_NAME, DB_OPERATION_NAME, DB_QUERY_SUMMARY,
@@ -88,7 +87,8 @@ pub struct DbOperation<'a> {
 }
 
 impl DbOperation<'_> {
-    /// Runs `query` inside a CLIENT span (child of the current request's span) and records its
+    /// Runs `query` inside a CLIENT span (child of the current `tracing` span, else of the
+    /// current request's span) and records its
     /// duration. An `Err` sets `error.type` (from `classify`) and the span status.
     pub async fn run<T, E, F>(self, query: F, classify: impl Fn(&E) -> &'static str) -> Result<T, E>
     where
@@ -121,8 +121,8 @@ impl DbOperation<'_> {
                 attributes.push(KeyValue::new(SERVER_PORT, i64::from(*port)));
             }
         }
-        let parent = match RequestContext::current() {
-            Some(request) => OtelContext::new().with_remote_span_context(request.span_context()),
+        let parent = match crate::tracing_spans::current_span_context() {
+            Some(parent) => OtelContext::new().with_remote_span_context(parent),
             None => OtelContext::new(),
         };
         let mut span = telemetry

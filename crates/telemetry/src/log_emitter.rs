@@ -3,13 +3,16 @@
 //! is on) one OTLP log record into its log queue.
 //!
 //! This is the narrow handle the parts that write logs hold: the `tracing` layer
-//! ([`crate::logs`]), the request context (so events inside a request reach the instance
+//! ([`crate::logs`], and through it [`crate::tracing_spans`], which also starts the instance's
+//! spans with its tracer), the request context (so events inside a request reach the instance
 //! serving it) and the access line. None of them sees the rest of the instance.
 
 use std::cell::RefCell;
 use tracing::Level;
 
-use crate::config::{LogFormat, TelemetryConfig};
+use opentelemetry_sdk::trace::SdkTracer;
+
+use crate::config::{LogFormat, SpansOutsideRequests, TelemetryConfig};
 use crate::log_filter::LogFilter;
 use crate::log_format::{FieldValue, LogLine, write_line};
 use crate::log_sink::LogSink;
@@ -27,8 +30,14 @@ pub(crate) struct LogEmitter {
     pii: PiiPolicy,
     format: LogFormat,
     gcp_project: Option<String>,
+    /// `service.name`, named by every line.
+    service: String,
     sink: LogSink,
     queue: Option<RecordPusher>,
+    /// The instance's tracer: `tracing` spans become its spans ([`crate::tracing_spans`]).
+    tracer: SdkTracer,
+    /// Whether `tracing` spans outside any request start traces of their own.
+    spans_outside_requests: SpansOutsideRequests,
 }
 
 impl std::fmt::Debug for LogEmitter {
@@ -46,7 +55,8 @@ pub(crate) struct RecordTrace<'a> {
     pub(crate) trace_id: [u8; 16],
     pub(crate) span_id: [u8; 8],
     pub(crate) flags: u8,
-    pub(crate) request_id: &'a std::sync::Arc<str>,
+    /// `None` for a `tracing` span outside any request.
+    pub(crate) request_id: Option<&'a std::sync::Arc<str>>,
 }
 
 /// How one record goes out over OTLP, beyond the line itself.
@@ -65,15 +75,29 @@ impl LogEmitter {
         pii: PiiPolicy,
         sink: LogSink,
         queue: Option<RecordPusher>,
+        tracer: SdkTracer,
     ) -> Self {
         Self {
             filter,
             pii,
             format: config.log_format,
             gcp_project: config.gcp_project.clone(),
+            service: config.service_name.clone(),
             sink,
             queue,
+            tracer,
+            spans_outside_requests: config.spans_outside_requests,
         }
+    }
+
+    /// The tracer `tracing` spans of this instance are started with.
+    pub(crate) fn tracer(&self) -> &SdkTracer {
+        &self.tracer
+    }
+
+    /// What happens to `tracing` spans outside any request (`APP_SPANS_OUTSIDE_REQUESTS`).
+    pub(crate) fn spans_outside_requests(&self) -> SpansOutsideRequests {
+        self.spans_outside_requests
     }
 
     /// The `RUST_LOG` filter of this instance.
@@ -92,12 +116,12 @@ impl LogEmitter {
         LINE_BUFFER.with(|buffer| match buffer.try_borrow_mut() {
             Ok(mut buffer) => {
                 buffer.clear();
-                write_line(&mut buffer, self.format, project, line);
+                write_line(&mut buffer, self.format, project, &self.service, line);
                 self.sink.write(&buffer);
             }
             Err(_) => {
                 let mut buffer = Vec::with_capacity(512);
-                write_line(&mut buffer, self.format, project, line);
+                write_line(&mut buffer, self.format, project, &self.service, line);
                 self.sink.write(&buffer);
             }
         });
@@ -114,10 +138,10 @@ impl LogEmitter {
             return;
         };
         let (severity_number, severity_text) = severity(line.level);
-        let request_id = trace.map(|t| {
+        let request_id = trace.and_then(|t| t.request_id).map(|request_id| {
             (
                 crate::semconv::APP_REQUEST_ID,
-                FieldValue::Shared(t.request_id),
+                FieldValue::Shared(request_id),
             )
         });
         queue.push_log(&LogRecordView {

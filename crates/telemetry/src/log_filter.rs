@@ -1,6 +1,7 @@
 //! `RUST_LOG` directives: `level` and `target=level`, comma-separated; the longest matching
-//! target prefix wins. (Span-based directives of `EnvFilter` are not supported; a clear error
-//! says so.)
+//! target prefix wins. (Span-based directives of `EnvFilter` are not supported, nor is a bare
+//! target meaning `target=trace`: a word that is not a level, such as `verbose`, is a typo far
+//! more often than a target, so both are refused with a clear error.)
 
 use tracing::level_filters::LevelFilter;
 use tracing::{Level, Metadata};
@@ -22,9 +23,11 @@ impl LogFilter {
                 None => match parse_level(part) {
                     Some(level) => default = level,
                     None if is_target(part) => {
-                        directives.push((part.to_owned(), LevelFilter::TRACE))
+                        return Err(format!(
+                            "unknown level {part:?} (for a target's level write `{part}=debug`); {ALLOWED}"
+                        ));
                     }
-                    None => return Err(format!("unknown level or target {part:?}; {ALLOWED}")),
+                    None => return Err(format!("unknown level {part:?}; {ALLOWED}")),
                 },
                 Some((target, level)) => {
                     if !is_target(target) {
@@ -114,5 +117,18 @@ mod tests {
     fn bad_directives_are_refused() {
         assert!(LogFilter::parse("info,hyper=loud").is_err());
         assert!(LogFilter::parse("[span]=info").is_err());
+    }
+
+    #[test]
+    fn a_word_that_is_not_a_level_is_refused() {
+        let err = LogFilter::parse("verbose").unwrap_err();
+        assert!(err.contains("\"verbose\""), "{err}");
+        assert!(
+            err.contains("off, error, warn, info, debug, trace"),
+            "{err}"
+        );
+        assert!(LogFilter::parse("info,shop").is_err());
+        assert!(LogFilter::parse("shop=trace").is_ok());
+        assert!(LogFilter::parse("DEBUG").is_ok());
     }
 }

@@ -58,21 +58,24 @@ pub(crate) struct LogLine<'a> {
     pub(crate) http: Option<HttpRequestLog<'a>>,
 }
 
-/// Appends `line` in `format` to `out`, ending with `\n`.
+/// Appends `line` in `format` to `out`, ending with `\n`. `service` is the instance's
+/// `service.name`: every line names it (`service`), so the lines of several instances sharing
+/// stdout (the shop and its in-process payment simulator) can be told apart.
 pub(crate) fn write_line(
     out: &mut Vec<u8>,
     format: LogFormat,
     gcp_project: Option<&str>,
+    service: &str,
     line: &LogLine<'_>,
 ) {
     match format {
-        LogFormat::Json => write_json(out, line, None),
-        LogFormat::Gcp => write_json(out, line, Some(gcp_project)),
-        LogFormat::Pretty => write_pretty(out, line),
+        LogFormat::Json => write_json(out, line, service, None),
+        LogFormat::Gcp => write_json(out, line, service, Some(gcp_project)),
+        LogFormat::Pretty => write_pretty(out, line, service),
     }
 }
 
-fn write_json(out: &mut Vec<u8>, line: &LogLine<'_>, gcp: Option<Option<&str>>) {
+fn write_json(out: &mut Vec<u8>, line: &LogLine<'_>, service: &str, gcp: Option<Option<&str>>) {
     out.push(b'{');
     if gcp.is_some() {
         out.extend_from_slice(b"\"time\":\"");
@@ -91,6 +94,8 @@ fn write_json(out: &mut Vec<u8>, line: &LogLine<'_>, gcp: Option<Option<&str>>) 
     json_str(out, line.message);
     out.extend_from_slice(b",\"target\":");
     json_str(out, line.target);
+    out.extend_from_slice(b",\"service\":");
+    json_str(out, service);
     if let Some(c) = &line.correlation {
         out.extend_from_slice(b",\"trace_id\":\"");
         out.extend_from_slice(c.trace_id);
@@ -153,7 +158,7 @@ fn gcp_severity(level: Level) -> &'static str {
     }
 }
 
-fn write_pretty(out: &mut Vec<u8>, line: &LogLine<'_>) {
+fn write_pretty(out: &mut Vec<u8>, line: &LogLine<'_>, service: &str) {
     write_rfc3339(out, line.time);
     out.push(b' ');
     let level = line.level.as_str();
@@ -182,6 +187,8 @@ fn write_pretty(out: &mut Vec<u8>, line: &LogLine<'_>) {
     }
     out.extend_from_slice(b"target=");
     escaped_text(out, line.target);
+    out.extend_from_slice(b" service=");
+    escaped_text(out, service);
     out.push(b'\n');
 }
 
@@ -437,6 +444,7 @@ mod tests {
             &mut out,
             LogFormat::Json,
             None,
+            "svc-a",
             &line("evil\n{\"level\":\"ERROR\"}\u{1b}", &fields),
         );
         assert_eq!(out.iter().filter(|&&b| b == b'\n').count(), 1);
@@ -446,6 +454,7 @@ mod tests {
         assert_eq!(v["trace_id"], "0af7651916cd43dd8448eb211c80319c");
         assert_eq!(v["status"], 404);
         assert_eq!(v["timestamp"], "2026-11-27T09:01:42.123456Z");
+        assert_eq!(v["service"], "svc-a", "every line names its service");
     }
 
     #[test]
@@ -461,9 +470,10 @@ mod tests {
             remote_ip: Some("10.0.0.0"),
             latency_secs: 0.0123,
         });
-        write_line(&mut out, LogFormat::Gcp, Some("my-proj"), &l);
+        write_line(&mut out, LogFormat::Gcp, Some("my-proj"), "svc-b", &l);
         let v: serde_json::Value = serde_json::from_slice(&out).unwrap();
         assert_eq!(v["severity"], "WARNING");
+        assert_eq!(v["service"], "svc-b");
         assert_eq!(
             v["logging.googleapis.com/trace"],
             "projects/my-proj/traces/0af7651916cd43dd8448eb211c80319c"
@@ -478,9 +488,16 @@ mod tests {
     fn pretty_line_escapes_control_characters() {
         let fields = [("path", FieldValue::Str("/a\nINFO forged"))];
         let mut out = Vec::new();
-        write_line(&mut out, LogFormat::Pretty, None, &line("x\ry", &fields));
+        write_line(
+            &mut out,
+            LogFormat::Pretty,
+            None,
+            "svc-c",
+            &line("x\ry", &fields),
+        );
         assert_eq!(out.iter().filter(|&&b| b == b'\n').count(), 1);
         assert!(!out.contains(&b'\r'));
+        assert!(out.ends_with(b" target=shop::orders service=svc-c\n"));
     }
 
     #[test]
@@ -574,7 +591,7 @@ mod proptests {
             }),
         };
         let mut out = Vec::new();
-        write_line(&mut out, format, Some(value), &line);
+        write_line(&mut out, format, Some(value), value, &line);
         out
     }
 
@@ -591,6 +608,7 @@ mod proptests {
                 let v: serde_json::Value = serde_json::from_slice(&out).unwrap();
                 prop_assert_eq!(v["message"].as_str(), Some(message.as_str()));
                 prop_assert_eq!(v["error.message"].as_str(), Some(value.as_str()));
+                prop_assert_eq!(v["service"].as_str(), Some(value.as_str()));
                 prop_assert_eq!(v["request_id"].as_str(), Some(request_id.as_str()));
                 if format == LogFormat::Gcp {
                     prop_assert_eq!(v["httpRequest"]["requestUrl"].as_str(), Some(value.as_str()));

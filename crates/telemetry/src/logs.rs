@@ -6,14 +6,17 @@ use std::sync::Arc;
 use std::time::SystemTime;
 
 use tracing::field::{Field, Visit};
+use tracing::span::{Attributes, Id, Record};
 use tracing::{Event, Metadata, Subscriber};
 use tracing_subscriber::layer::Context as LayerContext;
+use tracing_subscriber::registry::LookupSpan;
 
 use crate::context::RequestContext;
 use crate::log_emitter::{LogEmitter, OtlpRecord};
 use crate::log_format::{FieldValue, LogLine};
 use crate::pii::{REDACTED, is_secret_key, scrub};
 use crate::semconv::EVENT_NAME_FIELD;
+use crate::tracing_spans::{self, SpanLink};
 
 /// Targets whose events stay on stdout and never enter the OTLP log pipeline: the exporters'
 /// own transport would otherwise log about exporting logs about exporting, forever.
@@ -27,13 +30,13 @@ const LOCAL_ONLY_TARGETS: [&str; 7] = [
     "rustls",
 ];
 
-fn is_local_only(target: &str) -> bool {
+pub(crate) fn is_local_only(target: &str) -> bool {
     LOCAL_ONLY_TARGETS.iter().any(|t| target.starts_with(t))
 }
 
 /// A `tracing` layer that writes events as log lines of the telemetry instance serving the
-/// current request (or of its fallback instance outside requests). See
-/// [`crate::Telemetry::log_layer`].
+/// current request (or of its fallback instance outside requests), and exports `tracing` spans
+/// as OpenTelemetry spans ([`crate::tracing_spans`]). See [`crate::Telemetry::log_layer`].
 #[derive(Debug)]
 pub struct TelemetryLogLayer {
     fallback: Option<Arc<LogEmitter>>,
@@ -51,7 +54,10 @@ impl TelemetryLogLayer {
     }
 }
 
-impl<S: Subscriber> tracing_subscriber::Layer<S> for TelemetryLogLayer {
+impl<S> tracing_subscriber::Layer<S> for TelemetryLogLayer
+where
+    S: Subscriber + for<'a> LookupSpan<'a>,
+{
     fn enabled(&self, metadata: &Metadata<'_>, _ctx: LayerContext<'_, S>) -> bool {
         match &self.fallback {
             Some(logs) => logs.filter().enabled_metadata(metadata),
@@ -64,34 +70,52 @@ impl<S: Subscriber> tracing_subscriber::Layer<S> for TelemetryLogLayer {
         self.fallback.as_ref().map(|logs| logs.filter().max_level())
     }
 
-    fn on_event(&self, event: &Event<'_>, _ctx: LayerContext<'_, S>) {
-        RequestContext::with_current(|request| {
-            let logs = match (request, &self.fallback) {
-                (Some(request), _) => &request.logs,
-                (None, Some(fallback)) => fallback,
-                (None, None) => return,
+    fn on_new_span(&self, attrs: &Attributes<'_>, id: &Id, ctx: LayerContext<'_, S>) {
+        tracing_spans::on_new_span(attrs, id, &ctx, self.fallback.as_ref());
+    }
+
+    fn on_record(&self, id: &Id, values: &Record<'_>, ctx: LayerContext<'_, S>) {
+        tracing_spans::on_record(id, values, &ctx);
+    }
+
+    fn on_close(&self, id: Id, ctx: LayerContext<'_, S>) {
+        tracing_spans::on_close(&id, &ctx);
+    }
+
+    fn on_event(&self, event: &Event<'_>, ctx: LayerContext<'_, S>) {
+        // Inside an exported `tracing` span the span decides (also on a spawned task, where no
+        // request context is current): its instance, its request, its ids.
+        let span = tracing_spans::event_span(event, &ctx);
+        RequestContext::with_current(|current| {
+            let request = match &span {
+                Some(span) => span.request(),
+                None => current,
+            };
+            let logs = match (&span, request, &self.fallback) {
+                (Some(span), _, _) => span.instance(),
+                (None, Some(request), _) => &request.logs,
+                (None, None, Some(fallback)) => fallback,
+                (None, None, None) => return,
             };
             if !logs.filter().enabled_metadata(event.metadata()) {
                 return;
             }
-            let mut visitor = EventFields {
-                pii: logs.pii(),
-                message: String::new(),
-                fields: Vec::new(),
-            };
+            let mut visitor = EventFields::new(logs.pii());
             event.record(&mut visitor);
-            emit_event(logs, request, event.metadata(), &visitor);
+            emit_event(logs, request, span.as_deref(), event.metadata(), &visitor);
         });
     }
 }
 
-struct EventFields<'a> {
-    pii: &'a crate::pii::PiiPolicy,
-    message: String,
-    fields: Vec<(&'static str, OwnedValue)>,
+/// The fields of an event (or span), with the PII rules applied: secret keys redacted, email
+/// fields reduced to their domain (or redacted), free text scrubbed.
+pub(crate) struct EventFields<'a> {
+    pub(crate) pii: &'a crate::pii::PiiPolicy,
+    pub(crate) message: String,
+    pub(crate) fields: Vec<(&'static str, OwnedValue)>,
 }
 
-enum OwnedValue {
+pub(crate) enum OwnedValue {
     Str(String),
     I64(i64),
     U64(u64),
@@ -99,7 +123,15 @@ enum OwnedValue {
     Bool(bool),
 }
 
-impl EventFields<'_> {
+impl<'a> EventFields<'a> {
+    pub(crate) fn new(pii: &'a crate::pii::PiiPolicy) -> Self {
+        Self {
+            pii,
+            message: String::new(),
+            fields: Vec::new(),
+        }
+    }
+
     fn push(&mut self, field: &Field, value: OwnedValue) {
         let name = field.name();
         if is_secret_key(name) {
@@ -120,8 +152,9 @@ impl Visit for EventFields<'_> {
     fn record_str(&mut self, field: &Field, value: &str) {
         if field.name() == "message" {
             self.message = scrub(value).into_owned();
-        } else if field.name().contains("email") {
-            // Only the domain of an email, and only when the PII mode allows it.
+        } else if self.pii.is_email_field(field.name()) {
+            // A field the application named as an email: only the domain, when the PII mode
+            // allows it.
             let shown = match self.pii.email_domain(value) {
                 Some(domain) => format!("{REDACTED}@{}", scrub(domain)),
                 None => REDACTED.to_owned(),
@@ -148,6 +181,7 @@ impl Visit for EventFields<'_> {
 fn emit_event(
     logs: &LogEmitter,
     request: Option<&RequestContext>,
+    span: Option<&SpanLink>,
     metadata: &'static Metadata<'static>,
     event: &EventFields<'_>,
 ) {
@@ -170,7 +204,10 @@ fn emit_event(
         level: *metadata.level(),
         target: metadata.target(),
         message: &event.message,
-        correlation: request.map(RequestContext::correlation),
+        correlation: match span {
+            Some(span) => Some(span.correlation()),
+            None => request.map(RequestContext::correlation),
+        },
         fields: &fields,
         http: None,
     };
@@ -197,6 +234,10 @@ fn emit_event(
             }
             None => OtlpRecord::default(),
         };
-        logs.export(&line, request.map(RequestContext::record_trace), otlp);
+        let trace = match span {
+            Some(span) => Some(span.record_trace()),
+            None => request.map(RequestContext::record_trace),
+        };
+        logs.export(&line, trace, otlp);
     }
 }

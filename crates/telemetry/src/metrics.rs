@@ -27,12 +27,13 @@ pub const HTTP_SERVER_DURATION_BOUNDARIES: [f64; 15] = [
     0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.2, 0.25, 0.5, 0.75, 1.0, 2.5, 5.0, 7.5, 10.0,
 ];
 
-/// Attribute keys that must never appear on a metric (user, request or free-form values).
-pub const FORBIDDEN_METRIC_ATTRIBUTE_KEYS: [&str; 14] = [
+/// Attribute keys that must never appear on a metric (user, request or free-form values): the
+/// library's generic list. An application adds the identifiers of its domain with
+/// `TelemetryBuilder::forbidden_metric_attribute_keys`.
+pub const FORBIDDEN_METRIC_ATTRIBUTE_KEYS: [&str; 13] = [
     "enduser.id",
     "enduser.pseudo.id",
     "user.id",
-    "order.id",
     "session.id",
     "request_id",
     "http.request.header.x-request-id",

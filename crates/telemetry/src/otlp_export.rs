@@ -1,18 +1,31 @@
-//! The transport of the record queues (spans and logs): sends [`crate::otlp`]'s bytes
-//! over OTLP/gRPC (a tonic channel with a pass-through codec) or OTLP/HTTP protobuf
-//! ([`RuntimeHttpClient`]).
-//! Metrics keep the stock `opentelemetry-otlp` exporter: they leave once per interval, not once
-//! per request.
+//! The transport of OTLP export: sends [`crate::otlp`]'s bytes of the record queues
+//! (spans and logs) over OTLP/gRPC (a tonic channel with a pass-through codec) or OTLP/HTTP
+//! protobuf ([`RuntimeHttpClient`]), and builds the stock `opentelemetry-otlp` metric exporter
+//! on the same channel settings (metrics leave once per interval, not once per request).
+//!
+//! TLS: an `https://` endpoint is reached over rustls (aws-lc-rs provider). The collector's
+//! certificate is verified against the platform's root certificates (the OS store, e.g.
+//! `/etc/ssl/certs`; `SSL_CERT_FILE` / `SSL_CERT_DIR` override it), or against
+//! `OTEL_EXPORTER_OTLP_[SIGNAL_]CERTIFICATE` alone when that is set; a client certificate and
+//! key (`…_CLIENT_CERTIFICATE`, `…_CLIENT_KEY`) make it mutual TLS. Everything is checked while
+//! the instance is built: a TLS setting that cannot work stops start-up naming its variable.
+//!
+//! [`announce`] writes the one start-up line saying whether export is on and where it goes.
 
 use std::sync::Arc;
+use std::time::SystemTime;
 
 use bytes::{Buf, BufMut, Bytes};
 use http::{HeaderName, HeaderValue, Request};
 use opentelemetry_http::HttpClient;
+use opentelemetry_otlp::{WithExportConfig, WithHttpConfig, WithTonicConfig};
 use opentelemetry_sdk::error::{OTelSdkError, OTelSdkResult};
 use tonic::codec::{Codec, DecodeBuf, Decoder, EncodeBuf, Encoder};
 
-use crate::config::{OtlpProtocol, TelemetryConfig};
+use crate::config::{OtlpProtocol, OtlpSignal, OtlpTls, TelemetryConfig};
+use crate::log_filter::LogFilter;
+use crate::log_format::{FieldValue, LogLine, write_line};
+use crate::log_sink::LogSink;
 use crate::otlp_http::RuntimeHttpClient;
 
 /// Where encoded export requests go.
@@ -30,32 +43,102 @@ pub(crate) enum Transport {
     },
 }
 
+/// The configured endpoint (the protocol's local default when none is set).
+fn endpoint(config: &TelemetryConfig) -> &str {
+    config
+        .otlp_endpoint
+        .as_deref()
+        .unwrap_or(config.otlp_protocol.default_endpoint())
+}
+
+/// The gRPC method of a signal's export service.
+fn grpc_path(signal: OtlpSignal) -> &'static str {
+    match signal {
+        OtlpSignal::Traces => "/opentelemetry.proto.collector.trace.v1.TraceService/Export",
+        OtlpSignal::Metrics => "/opentelemetry.proto.collector.metrics.v1.MetricsService/Export",
+        OtlpSignal::Logs => "/opentelemetry.proto.collector.logs.v1.LogsService/Export",
+    }
+}
+
+/// A lazily connecting channel to the configured endpoint, with TLS for `https://`.
+pub(crate) fn grpc_channel(
+    config: &TelemetryConfig,
+    signal: OtlpSignal,
+) -> Result<tonic::transport::Channel, String> {
+    let endpoint = endpoint(config);
+    let mut channel = tonic::transport::Endpoint::from_shared(endpoint.to_owned())
+        .map_err(|e| format!("invalid endpoint {endpoint}: {e}"))?
+        .timeout(config.otlp_timeout)
+        .connect_timeout(config.otlp_timeout);
+    if endpoint.starts_with("https://") {
+        channel = channel
+            .tls_config(grpc_tls(config.otlp_tls.get(signal)))
+            .map_err(|e| tls_error(config.otlp_tls.get(signal), signal, &e))?;
+    }
+    Ok(channel.connect_lazy())
+}
+
+fn grpc_tls(tls: &OtlpTls) -> tonic::transport::ClientTlsConfig {
+    let mut config = tonic::transport::ClientTlsConfig::new();
+    config = match &tls.certificate {
+        Some(ca) => config.ca_certificate(tonic::transport::Certificate::from_pem(&ca.pem)),
+        None => config.with_native_roots(),
+    };
+    if let Some(client) = &tls.client {
+        config = config.identity(tonic::transport::Identity::from_pem(
+            &client.certificate.pem,
+            &client.key.pem,
+        ));
+    }
+    config
+}
+
+/// A TLS set-up error, naming the variables it came from (or the platform's roots).
+pub(crate) fn tls_error(
+    tls: &OtlpTls,
+    signal: OtlpSignal,
+    error: &dyn std::error::Error,
+) -> String {
+    let mut error_text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        error_text.push_str(": ");
+        error_text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    let mut variables: Vec<&str> = Vec::new();
+    if let Some(ca) = &tls.certificate {
+        variables.push(ca.variable);
+    }
+    if let Some(client) = &tls.client {
+        variables.push(client.certificate.variable);
+        variables.push(client.key.variable);
+    }
+    if variables.is_empty() {
+        format!(
+            "TLS for the {} export failed with the platform's root certificates (set SSL_CERT_FILE or OTEL_EXPORTER_OTLP_CERTIFICATE): {error_text}",
+            signal.name()
+        )
+    } else {
+        format!(
+            "TLS for the {} export cannot use {}: {error_text}",
+            signal.name(),
+            variables.join(", ")
+        )
+    }
+}
+
 impl Transport {
-    pub(crate) fn new(
-        config: &TelemetryConfig,
-        grpc_path: &'static str,
-        http_path: &str,
-    ) -> Result<Self, String> {
-        let endpoint = config
-            .otlp_endpoint
-            .as_deref()
-            .unwrap_or("http://localhost:4317");
+    pub(crate) fn new(config: &TelemetryConfig, signal: OtlpSignal) -> Result<Self, String> {
+        let endpoint = endpoint(config);
         match config.otlp_protocol {
-            OtlpProtocol::Grpc => {
-                let channel = tonic::transport::Endpoint::from_shared(endpoint.to_owned())
-                    .map_err(|e| format!("invalid endpoint {endpoint}: {e}"))?
-                    .timeout(config.otlp_timeout)
-                    .connect_timeout(config.otlp_timeout)
-                    .connect_lazy();
-                let metadata = grpc_metadata(config);
-                Ok(Self::Grpc {
-                    client: tonic::client::Grpc::new(channel),
-                    metadata,
-                    path: grpc_path,
-                })
-            }
+            OtlpProtocol::Grpc => Ok(Self::Grpc {
+                client: tonic::client::Grpc::new(grpc_channel(config, signal)?),
+                metadata: grpc_metadata(config),
+                path: grpc_path(signal),
+            }),
             OtlpProtocol::HttpProtobuf => {
-                let url = format!("{endpoint}{http_path}")
+                let url = format!("{endpoint}{}", signal.http_path())
                     .parse()
                     .map_err(|e| format!("invalid endpoint {endpoint}: {e}"))?;
                 let headers = config
@@ -69,7 +152,7 @@ impl Transport {
                     })
                     .collect();
                 Ok(Self::Http {
-                    client: Arc::new(RuntimeHttpClient::new(config.otlp_timeout)),
+                    client: Arc::new(RuntimeHttpClient::new(config, signal)?),
                     url,
                     headers,
                 })
@@ -149,6 +232,124 @@ pub(crate) fn grpc_metadata(config: &TelemetryConfig) -> tonic::metadata::Metada
         }
     }
     metadata
+}
+
+/// The stock OTLP metric exporter on the same transport settings (endpoint, TLS, headers,
+/// timeout) as the span and log queues.
+pub(crate) fn metric_exporter(
+    config: &TelemetryConfig,
+) -> Result<opentelemetry_otlp::MetricExporter, String> {
+    let signal = OtlpSignal::Metrics;
+    let built = match config.otlp_protocol {
+        OtlpProtocol::Grpc => opentelemetry_otlp::MetricExporter::builder()
+            .with_tonic()
+            .with_channel(grpc_channel(config, signal)?)
+            .with_timeout(config.otlp_timeout)
+            .with_metadata(grpc_metadata(config))
+            .build(),
+        OtlpProtocol::HttpProtobuf => opentelemetry_otlp::MetricExporter::builder()
+            .with_http()
+            .with_endpoint(format!("{}{}", endpoint(config), signal.http_path()))
+            .with_timeout(config.otlp_timeout)
+            .with_headers(
+                config
+                    .otlp_headers
+                    .iter()
+                    .map(|(k, v)| (k.clone(), v.expose().to_owned()))
+                    .collect(),
+            )
+            .with_http_client(RuntimeHttpClient::new(config, signal)?)
+            .build(),
+    };
+    built.map_err(|e| format!("cannot build the OTLP metrics exporter: {e}"))
+}
+
+/// Target of the start-up line.
+const ANNOUNCE_TARGET: &str = "telemetry::startup";
+
+/// Writes the one start-up line (INFO, stdout only) saying whether OTLP export is on, and
+/// where each signal goes over which protocol and security. Never credentials: the endpoint
+/// loses its user info and query, headers appear as a count, TLS files by variable only.
+pub(crate) fn announce(config: &TelemetryConfig, filter: &LogFilter, sink: &LogSink) {
+    if !filter.enabled(ANNOUNCE_TARGET, &tracing::Level::INFO) {
+        return;
+    }
+    let (message, export) = if config.otlp_enabled() {
+        ("OTLP export is on", "on")
+    } else if config.otlp_endpoint.is_some() {
+        (
+            "OTLP export is off: OTEL_SDK_DISABLED=true (stdout logs and /metrics stay on)",
+            "disabled",
+        )
+    } else {
+        (
+            "OTLP export is off: OTEL_EXPORTER_OTLP_ENDPOINT is not set (stdout logs and /metrics stay on)",
+            "off",
+        )
+    };
+    let targets: Vec<(OtlpSignal, String)> = OtlpSignal::ALL
+        .iter()
+        .filter_map(|signal| Some((*signal, config.otlp_target(*signal)?)))
+        .collect();
+    let security: Vec<(OtlpSignal, String)> = targets
+        .iter()
+        .map(|(signal, target)| (*signal, transport_security(config, *signal, target)))
+        .collect();
+    let mut fields: Vec<(&str, FieldValue<'_>)> = vec![("otlp.export", FieldValue::Static(export))];
+    if !targets.is_empty() {
+        fields.push((
+            "otlp.protocol",
+            FieldValue::Static(config.otlp_protocol.name()),
+        ));
+        for ((signal, target), (_, tls)) in targets.iter().zip(&security) {
+            let (target_key, tls_key) = match signal {
+                OtlpSignal::Traces => ("otlp.traces", "otlp.traces.tls"),
+                OtlpSignal::Metrics => ("otlp.metrics", "otlp.metrics.tls"),
+                OtlpSignal::Logs => ("otlp.logs", "otlp.logs.tls"),
+            };
+            fields.push((target_key, FieldValue::Str(target)));
+            fields.push((tls_key, FieldValue::Str(tls)));
+        }
+        fields.push((
+            "otlp.headers",
+            FieldValue::U64(config.otlp_headers.len() as u64),
+        ));
+    }
+    let line = LogLine {
+        time: SystemTime::now(),
+        level: tracing::Level::INFO,
+        target: ANNOUNCE_TARGET,
+        message,
+        correlation: None,
+        fields: &fields,
+        http: None,
+    };
+    let mut out = Vec::with_capacity(512);
+    write_line(
+        &mut out,
+        config.log_format,
+        config.gcp_project.as_deref(),
+        &config.service_name,
+        &line,
+    );
+    sink.write(&out);
+}
+
+/// `plaintext`, `platform roots`, or the certificate variables in use (never their content).
+fn transport_security(config: &TelemetryConfig, signal: OtlpSignal, target: &str) -> String {
+    if !target.starts_with("https://") {
+        return "plaintext".to_owned();
+    }
+    let tls = config.otlp_tls.get(signal);
+    let mut out = match &tls.certificate {
+        Some(ca) => format!("CA from {}", ca.variable),
+        None => "platform roots".to_owned(),
+    };
+    if let Some(client) = &tls.client {
+        out.push_str(", client certificate from ");
+        out.push_str(client.certificate.variable);
+    }
+    out
 }
 
 /// Sends request bodies that are already encoded; ignores the (empty) response message.

@@ -4,11 +4,16 @@
 //! client cannot run there (no reactor), and the default blocking client starts a hidden
 //! runtime per exporter. Instead each request is spawned onto the runtime captured at start-up
 //! and the export thread just waits for its result.
+//!
+//! An `https://` endpoint uses reqwest's rustls: the platform's root certificates
+//! (rustls-platform-verifier), or only `OTEL_EXPORTER_OTLP_[SIGNAL_]CERTIFICATE` when set, and
+//! the client identity of `…_CLIENT_CERTIFICATE` / `…_CLIENT_KEY` (see [`crate::otlp_export`]).
 
 use bytes::Bytes;
 use http::{Request, Response};
 use opentelemetry_http::{HttpClient, HttpError};
-use std::time::Duration;
+
+use crate::config::{OtlpSignal, TelemetryConfig};
 
 /// Sends OTLP/HTTP requests on the tokio runtime that built the telemetry instance.
 #[derive(Debug, Clone)]
@@ -18,16 +23,29 @@ pub(crate) struct RuntimeHttpClient {
 }
 
 impl RuntimeHttpClient {
-    pub(crate) fn new(timeout: Duration) -> Self {
-        let client = reqwest::Client::builder()
-            .timeout(timeout)
-            .pool_max_idle_per_host(2)
-            .build()
-            .unwrap_or_default();
-        Self {
-            client,
-            runtime: tokio::runtime::Handle::try_current().ok(),
+    /// The client of `signal`'s export: its timeout and TLS files. Fails (naming the
+    /// variables) when the TLS files cannot be used.
+    pub(crate) fn new(config: &TelemetryConfig, signal: OtlpSignal) -> Result<Self, String> {
+        let tls = config.otlp_tls.get(signal);
+        let fail = |e: reqwest::Error| crate::otlp_export::tls_error(tls, signal, &e);
+        let mut builder = reqwest::Client::builder()
+            .timeout(config.otlp_timeout)
+            .pool_max_idle_per_host(2);
+        if let Some(ca) = &tls.certificate {
+            // Only this CA: the specification's "trusted certificate" replaces the roots.
+            builder = builder
+                .tls_certs_only(reqwest::Certificate::from_pem_bundle(&ca.pem).map_err(fail)?);
         }
+        if let Some(client) = &tls.client {
+            let mut pem = client.certificate.pem.clone();
+            pem.push(b'\n');
+            pem.extend_from_slice(&client.key.pem);
+            builder = builder.identity(reqwest::Identity::from_pem(&pem).map_err(fail)?);
+        }
+        Ok(Self {
+            client: builder.build().map_err(fail)?,
+            runtime: tokio::runtime::Handle::try_current().ok(),
+        })
     }
 }
 

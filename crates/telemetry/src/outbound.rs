@@ -19,20 +19,28 @@
 //! error for a 4xx/5xx answer or a transport failure (`error.type` is the status code, or
 //! `timeout` / `connect` / `_OTHER`). The metric carries only `http.request.method`,
 //! `server.address`, `server.port`, `http.response.status_code` and `error.type`.
+//!
+//! Propagation: the callee receives `traceparent` naming the CLIENT span, with the sampling
+//! decision and Level 2's `random` flag as the parent had it (set when the call starts a new
+//! trace), and the parent's `tracestate` byte for byte as
+//! [`TracestateHeader`](crate::trace_context::TracestateHeader) kept it. A `traceparent` or
+//! `tracestate` already on the request is replaced.
 
 use std::time::Instant;
 
 use http::HeaderValue;
 use opentelemetry::metrics::Histogram;
 use opentelemetry::trace::{
-    Span as _, SpanContext, SpanKind, Status, TraceContextExt as _, Tracer as _,
+    Span as _, SpanContext, SpanKind, Status, TraceContextExt as _, TraceFlags, Tracer as _,
 };
 use opentelemetry::{Context as OtelContext, KeyValue};
 
 use crate::Telemetry;
-use crate::context::RequestContext;
 use crate::metrics::HTTP_SERVER_DURATION_BOUNDARIES;
-use crate::trace_context::{TRACEPARENT, TRACESTATE, format_traceparent};
+use crate::semconv::known_method;
+use crate::trace_context::{
+    RANDOM_FLAG, TRACEPARENT, TRACESTATE, format_traceparent, tracestate_header,
+};
 
 /// The outbound HTTP instruments of one telemetry instance. Cheap to clone.
 #[derive(Debug, Clone)]
@@ -58,13 +66,14 @@ impl HttpClientInstruments {
         }
     }
 
-    /// Sends `request` inside a CLIENT span: a child of the current request's SERVER span
-    /// ([`RequestContext::current`]), or of `parent` given to [`Self::send_from`].
+    /// Sends `request` inside a CLIENT span: a child of the current `tracing` span or else of
+    /// the current request's SERVER span ([`crate::tracing_spans::current_span_context`]), or
+    /// of `parent` given to [`Self::send_from`].
     pub async fn send(
         &self,
         request: reqwest::RequestBuilder,
     ) -> Result<reqwest::Response, reqwest::Error> {
-        let parent = RequestContext::current().map(|request| request.span_context());
+        let parent = crate::tracing_spans::current_span_context();
         self.send_from(parent.as_ref(), request).await
     }
 
@@ -76,7 +85,7 @@ impl HttpClientInstruments {
         request: reqwest::RequestBuilder,
         resend_count: u32,
     ) -> Result<reqwest::Response, reqwest::Error> {
-        let parent = RequestContext::current().map(|request| request.span_context());
+        let parent = crate::tracing_spans::current_span_context();
         self.send_inner(parent.as_ref(), request, resend_count)
             .await
     }
@@ -121,6 +130,7 @@ impl HttpClientInstruments {
                 i64::from(resend_count),
             ));
         }
+        let parent_flags = parent.map(SpanContext::trace_flags);
         let parent = match parent {
             Some(parent) => OtelContext::new().with_remote_span_context(parent.clone()),
             None => OtelContext::new(),
@@ -136,13 +146,14 @@ impl HttpClientInstruments {
         // Propagation: the CLIENT span is the parent of whatever the callee records.
         let context = span.span_context().clone();
         let headers = request.headers_mut();
-        let traceparent =
-            format_traceparent(context.trace_id(), context.span_id(), context.trace_flags());
+        let flags = propagated_flags(parent_flags, context.trace_flags());
+        let traceparent = format_traceparent(context.trace_id(), context.span_id(), flags);
         if let Ok(value) = HeaderValue::from_bytes(&traceparent) {
             headers.insert(TRACEPARENT.clone(), value);
         }
         headers.remove(&TRACESTATE);
-        let trace_state = context.trace_state().header();
+        // The exact list received (never the SDK's re-serialisation, see `trace_context`).
+        let trace_state = tracestate_header(context.trace_state());
         if !trace_state.is_empty()
             && let Ok(value) = HeaderValue::from_str(&trace_state)
         {
@@ -182,4 +193,40 @@ impl HttpClientInstruments {
     }
 }
 
-use crate::semconv::known_method;
+/// The flags of the CLIENT span's `traceparent`: the SDK's sampling decision, plus Level 2's
+/// `random` flag as the parent had it (the SDK clears it when it drops the span), or set for a
+/// new root (the SDK's trace ids are random).
+fn propagated_flags(parent: Option<TraceFlags>, client: TraceFlags) -> TraceFlags {
+    let random = parent.map_or(RANDOM_FLAG, |p| p.to_u8() & RANDOM_FLAG);
+    let sampled = client.to_u8() & TraceFlags::SAMPLED.to_u8();
+    TraceFlags::new(sampled | random)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_random_flag_survives_the_sdk_and_new_roots_set_it() {
+        let sampled = TraceFlags::SAMPLED;
+        let none = TraceFlags::default();
+        // The caller's random bit is kept whatever the SDK decided.
+        assert_eq!(
+            propagated_flags(Some(TraceFlags::new(0x03)), sampled).to_u8(),
+            0x03
+        );
+        assert_eq!(
+            propagated_flags(Some(TraceFlags::new(0x02)), none).to_u8(),
+            0x02
+        );
+        // A caller without it does not gain it.
+        assert_eq!(
+            propagated_flags(Some(TraceFlags::new(0x01)), sampled).to_u8(),
+            0x01
+        );
+        assert_eq!(propagated_flags(Some(none), none).to_u8(), 0x00);
+        // A new root: random ids.
+        assert_eq!(propagated_flags(None, sampled).to_u8(), 0x03);
+        assert_eq!(propagated_flags(None, none).to_u8(), 0x02);
+    }
+}

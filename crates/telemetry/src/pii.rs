@@ -3,7 +3,9 @@
 //! The rules (one place, applied to every signal):
 //! - user id: `enduser.pseudo.id` = HMAC-SHA256(key, id) (first 16 bytes, hex) in `pseudonym`,
 //!   raw `enduser.id` in `full`, nothing in `off`;
-//! - email: only its domain, in `pseudonym` and `full`; nothing in `off`;
+//! - email: in the log fields the application names as email fields
+//!   ([`PiiPolicy::with_email_fields`]), only its domain, in `pseudonym` and `full`; nothing in
+//!   `off`. An email anywhere else is free text (below);
 //! - client address: truncated to /24 (IPv4) or /48 (IPv6) in `pseudonym`, full in `full`,
 //!   nothing in `off`;
 //! - tokens, passwords, `Authorization` / `Cookie` values, request bodies: never, in any mode.
@@ -27,12 +29,14 @@ pub const REDACTED: &str = "[REDACTED]";
 pub struct PiiPolicy {
     mode: PiiMode,
     key: Hmac<Sha256>,
+    email_fields: &'static [&'static str],
 }
 
 impl std::fmt::Debug for PiiPolicy {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("PiiPolicy")
             .field("mode", &self.mode)
+            .field("email_fields", &self.email_fields)
             .finish_non_exhaustive()
     }
 }
@@ -53,7 +57,34 @@ impl PiiPolicy {
             Ok(mac) => mac,
             Err(_) => unreachable!("HMAC accepts keys of any length"),
         };
-        Self { mode, key }
+        Self {
+            mode,
+            key,
+            email_fields: &[],
+        }
+    }
+
+    /// Names the log fields whose values are email addresses (the application's vocabulary:
+    /// the library knows none). Such a field keeps only the address's domain, as
+    /// [`Self::email_domain`] allows; an email in any other field is scrubbed like all free text.
+    /// Names match exactly.
+    ///
+    /// ```
+    /// use telemetry::config::PiiMode;
+    /// use telemetry::pii::PiiPolicy;
+    ///
+    /// let pii = PiiPolicy::new(PiiMode::Pseudonym, None).with_email_fields(&["email"]);
+    /// assert!(pii.is_email_field("email"));
+    /// assert!(!pii.is_email_field("email_verified"));
+    /// ```
+    pub fn with_email_fields(mut self, fields: &'static [&'static str]) -> Self {
+        self.email_fields = fields;
+        self
+    }
+
+    /// Whether `name` is one of the fields named by [`Self::with_email_fields`].
+    pub fn is_email_field(&self, name: &str) -> bool {
+        self.email_fields.contains(&name)
     }
 
     /// The mode this policy applies.
@@ -261,7 +292,7 @@ fn scrub_numbers(text: &str) -> String {
                 }
             }
             // 13–19 digits is a card number; a longer run may hide one behind digits that
-            // precede it (`order 12 4111 1111 1111 1111`), so it goes too.
+            // precede it (`item 12 4111 1111 1111 1111`), so it goes too.
             if digits >= 13 {
                 out.push_str(&text[copied..start]);
                 out.push_str("[REDACTED_NUMBER]");
@@ -343,12 +374,12 @@ mod tests {
         ] {
             assert!(is_secret_key(key), "{key}");
         }
-        assert!(!is_secret_key("product_id"));
+        assert!(!is_secret_key("item_id"));
     }
 
     #[test]
     fn scrubbing_leaves_clean_text_alone_and_catches_the_rest() {
-        assert!(matches!(scrub("order 12 failed"), Cow::Borrowed(_)));
+        assert!(matches!(scrub("job 12 failed"), Cow::Borrowed(_)));
         assert_eq!(scrub("a@b"), "a@b");
         assert_eq!(
             scrub("mail to x.y+z@mail.example.org now"),

@@ -15,7 +15,7 @@
 //! let (telemetry, guard) = telemetry::Telemetry::init(config).expect("telemetry");
 //! let signals = ShutdownSignals::install()?;
 //! let listener = tokio::net::TcpListener::bind("127.0.0.1:8080").await?;
-//! let app = telemetry.instrument(app);
+//! let app = telemetry.observe_router(app);
 //! let stopped = run(vec![Server::new(listener, app, guard)], signals.received(), ShutdownBudget::CLOUD_RUN).await;
 //! std::process::exit(if stopped.failed { 1 } else { 0 });
 //! # }

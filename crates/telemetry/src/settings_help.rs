@@ -11,10 +11,17 @@ Telemetry (the telemetry library):
   APP_VERSION                     service.version                              [default: the crate version]
   APP_DEPLOYMENT_ENVIRONMENT      deployment.environment.name                  [default: local; cloud: production]
   OTEL_SDK_DISABLED               true: no OTLP export at all                  [default: false]
-  OTEL_EXPORTER_OTLP_ENDPOINT     OTLP collector URL (http://)                 [default: none, no export; cloud: http://localhost:4317 or :4318]
+  OTEL_EXPORTER_OTLP_ENDPOINT     OTLP collector URL (http://, or https:// for TLS) [default: none, no export; cloud: http://localhost:4317 or :4318]
   OTEL_EXPORTER_OTLP_PROTOCOL     grpc | http/protobuf                         [default: grpc]
   OTEL_EXPORTER_OTLP_HEADERS      key=value,... sent with every export         [default: none]
   OTEL_EXPORTER_OTLP_TIMEOUT      export timeout, ms                           [default: 10000]
+  OTEL_EXPORTER_OTLP_CERTIFICATE  CA file (PEM) trusted for an https:// collector [default: the platform's root certificates]
+  OTEL_EXPORTER_OTLP_CLIENT_CERTIFICATE, OTEL_EXPORTER_OTLP_CLIENT_KEY
+                                  client certificate and key files (PEM), mutual TLS [default: none]
+  OTEL_EXPORTER_OTLP_TRACES_CERTIFICATE, OTEL_EXPORTER_OTLP_TRACES_CLIENT_CERTIFICATE, OTEL_EXPORTER_OTLP_TRACES_CLIENT_KEY,
+  OTEL_EXPORTER_OTLP_METRICS_CERTIFICATE, OTEL_EXPORTER_OTLP_METRICS_CLIENT_CERTIFICATE, OTEL_EXPORTER_OTLP_METRICS_CLIENT_KEY,
+  OTEL_EXPORTER_OTLP_LOGS_CERTIFICATE, OTEL_EXPORTER_OTLP_LOGS_CLIENT_CERTIFICATE, OTEL_EXPORTER_OTLP_LOGS_CLIENT_KEY
+                                  the same per signal                          [default: the variables above]
   OTEL_TRACES_SAMPLER             parentbased_always_on | always_on | always_off | parentbased_always_off |
                                   traceidratio | parentbased_traceidratio      [default: parentbased_always_on]
   OTEL_TRACES_SAMPLER_ARG         sampling ratio, 0..1                         [default: 1]
@@ -26,10 +33,11 @@ Telemetry (the telemetry library):
   OTEL_BLRP_MAX_EXPORT_BATCH_SIZE log records per export                       [default: 512]
   OTEL_METRIC_EXPORT_INTERVAL     metric export interval, ms                   [default: 60000]
   APP_LOG_FORMAT                  stdout lines: json | gcp | pretty            [default: pretty on a terminal, else json; cloud: gcp]
-  RUST_LOG                        log filter, e.g. info,shop=debug             [default: info]
+  RUST_LOG                        log filter: off|error|warn|info|debug|trace, target=level [default: info]
   APP_PII_MODE                    pseudonym | off | full                       [default: pseudonym]
   APP_PII_KEY                     pseudonym key, >= 16 bytes (secret)          [default: a random key per process; cloud: required]
   APP_TRACE_INCOMING              continue | link (start a new trace)          [default: continue]
+  APP_SPANS_OUTSIDE_REQUESTS      trace | drop (tracing spans outside requests) [default: trace]
   APP_ACCESS_LOG_EXCLUDE          routes without an access line, comma-separated [default: /healthz,/readyz,/metrics]
   APP_METRIC_CARDINALITY_LIMIT    label sets per instrument, 10..10000         [default: 200]
   APP_GCP_PROJECT                 project of Cloud Logging trace ids           [default: GOOGLE_CLOUD_PROJECT]

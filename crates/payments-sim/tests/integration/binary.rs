@@ -58,6 +58,11 @@ async fn the_payments_sim_binary_serves_charges_and_exits_0_on_sigterm() {
             .any(|l| l["target"] == "access" && l["route"] == "/v1/charges" && l["status"] == 402),
         "{stdout}"
     );
+    // Every line names its service (`service.name`).
+    assert!(
+        lines.iter().all(|l| l["service"] == "payments-sim"),
+        "every line of the standalone simulator names it: {stdout}"
+    );
     // The simulator's own lines name it (or the library), never the shop.
     assert_eq!(listening["target"], "payments_sim::service", "{listening}");
     for line in &lines {

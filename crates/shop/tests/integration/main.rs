@@ -12,4 +12,6 @@ mod orders;
 mod payments_binary;
 mod privacy;
 mod shutdown;
+mod stdout_service;
+mod tls;
 mod w3c_conformance;

@@ -306,11 +306,19 @@ async fn no_metric_carries_a_forbidden_attribute_key() {
         .await
         .unwrap();
     let points = series_after_next_export(&app).await;
+    // The library's generic keys and the shop's own (`shop::observability`).
+    let forbidden: Vec<&str> = app.telemetry.forbidden_metric_attribute_keys().collect();
+    for key in FORBIDDEN_METRIC_ATTRIBUTE_KEYS
+        .iter()
+        .chain(shop::observability::FORBIDDEN_METRIC_ATTRIBUTE_KEYS)
+    {
+        assert!(forbidden.contains(key), "{key} is checked");
+    }
     for metric in &points {
         for attrs in metric.point_attribute_sets() {
             for key in attrs.keys() {
                 assert!(
-                    !FORBIDDEN_METRIC_ATTRIBUTE_KEYS.contains(&key.as_str()),
+                    !forbidden.contains(&key.as_str()),
                     "{} carries forbidden key {key}",
                     metric.name
                 );

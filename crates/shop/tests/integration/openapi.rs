@@ -61,7 +61,7 @@ async fn the_document_is_openapi_3_1_with_the_package_version() {
 }
 
 /// The route templates the source registers: every `.route(` of `crates/shop/src`, plus
-/// `/metrics` (added by `telemetry::Telemetry::instrument`), minus the W3C conformance service
+/// `/metrics` (added by `telemetry::Telemetry::observe_router`), minus the W3C conformance service
 /// (only with `APP_CONFORMANCE=w3c`, not part of the API) and the payment simulator (a service
 /// of its own, on its own port).
 fn registered_routes() -> BTreeSet<String> {

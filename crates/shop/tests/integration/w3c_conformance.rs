@@ -277,6 +277,9 @@ async fn a_valid_tracestate_is_forwarded_unchanged() {
     let incoming = format!("00-{TRACE}-{PARENT}-01");
     let thirty_two: Vec<String> = (0..32).map(|i| format!("k{i}=v{i}")).collect();
     let thirty_two = thirty_two.join(",");
+    let long_key = format!("{}=1", "k".repeat(256));
+    let long_at_key = format!("{}@{}=1", "t".repeat(241), "v".repeat(14));
+    let long_system = format!("t@{}=1", "v".repeat(254));
     for state in [
         "foo=1",
         "foo=1,bar=2",
@@ -284,6 +287,19 @@ async fn a_valid_tracestate_is_forwarded_unchanged() {
         "tenant@vendor=x,a-b_c*d/e=f g",
         "0tenant@sys=1",
         thirty_two.as_str(),
+        // The key grammar revised in 2026: `@` anywhere after the first character, any number
+        // of times, no tenant/system split.
+        "foo@=1",
+        "foo@@bar=1",
+        "foo@bar@baz=1",
+        "foo@=1,bar=2",
+        "foo@@bar=1,bar=2",
+        "foo@bar@baz=1,bar=2",
+        "t@abcdefghijklmn=1",
+        "9@=1",
+        long_key.as_str(),
+        long_at_key.as_str(),
+        long_system.as_str(),
     ] {
         let headers = call_once(
             &app,
@@ -303,6 +319,10 @@ async fn tracestate_whitespace_and_empty_members_are_normalised() {
         ("foo=1 , bar=2", "foo=1,bar=2"),
         ("foo=1,,bar=2", "foo=1,bar=2"),
         ("\tfoo=1,\t bar=2 ", "foo=1,bar=2"),
+        ("foo=1 \t , \t bar=2, \t baz=3", "foo=1,bar=2,baz=3"),
+        ("foo=1\t \t,\t \tbar=2,\t \tbaz=3", "foo=1,bar=2,baz=3"),
+        ("foo= 1", "foo= 1"),  // leading spaces belong to the value
+        ("foo=1   ", "foo=1"), // trailing ones are optional whitespace
     ] {
         let headers = call_once(
             &app,
@@ -319,35 +339,28 @@ async fn tracestate_whitespace_and_empty_members_are_normalised() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn an_invalid_tracestate_is_dropped_and_the_trace_continued() {
+async fn a_tracestate_with_nothing_valid_is_dropped_and_the_trace_continued() {
     let (app, recorder) = setup().await;
     let incoming = format!("00-{TRACE}-{PARENT}-01");
     let thirty_three: Vec<String> = (0..33).map(|i| format!("k{i}=v")).collect();
-    let too_long = format!("a={},b={},c=1", "x".repeat(256), "y".repeat(256));
     let long_value = format!("a={}", "x".repeat(257));
     let long_key = format!("{}=1", "k".repeat(257));
     let invalid = [
-        thirty_three.join(","),
-        too_long,
+        thirty_three.join(","), // more than 32 members: not a tracestate list
         long_value,
         long_key,
-        "foo=1,bar".to_owned(),       // member without '='
-        "foo=1,foo=2".to_owned(),     // duplicate key
-        "Foo=1".to_owned(),           // uppercase key
-        "foo=1,=2".to_owned(),        // empty key
-        "foo=".to_owned(),            // empty value
-        "foo=a=b".to_owned(),         // '=' in value
-        "1foo@=x".to_owned(),         // empty system id
-        "t@ABC=1".to_owned(),         // uppercase system id
-        "foo=bar ,b@@c=1".to_owned(), // two '@'
-        "foo =1".to_owned(),          // space inside a member, before '='
+        "foo".to_owned(),     // member without '='
+        "Foo=1".to_owned(),   // uppercase key
+        "=2".to_owned(),      // empty key
+        "foo=".to_owned(),    // empty value
+        "foo=a=b".to_owned(), // '=' in value
+        "foo =1".to_owned(),  // space inside a member, before '='
         "FOO=1".to_owned(),
         "foo.bar=1".to_owned(),
-        "foo@=1,bar=2".to_owned(), // illegal vendor formats
-        "@foo=1,bar=2".to_owned(),
-        "foo@@bar=1,bar=2".to_owned(),
-        "foo@bar@baz=1,bar=2".to_owned(),
-        "foo=,bar=3".to_owned(),
+        "@foo=1".to_owned(), // a key starts with a lowercase letter or a digit
+        "_foo=1".to_owned(),
+        "t@ABC=1".to_owned(), // uppercase after '@'
+        ",, ,".to_owned(),    // only empty members
     ];
     for state in &invalid {
         let headers = call_once(
@@ -359,6 +372,100 @@ async fn an_invalid_tracestate_is_dropped_and_the_trace_continued() {
         assert_eq!(traceparent(&headers).1, TRACE, "{state:?}");
         assert_eq!(tracestate(&headers), None, "{state:?} must be dropped");
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_invalid_member_is_dropped_alone() {
+    let (app, recorder) = setup().await;
+    let incoming = format!("00-{TRACE}-{PARENT}-01");
+    let long_value = format!("b={}", "x".repeat(257));
+    let cases = [
+        ("foo=1,bar".to_owned(), "foo=1"),
+        ("foo=,bar=3".to_owned(), "bar=3"),
+        ("Foo=1,bar=2".to_owned(), "bar=2"),
+        ("@foo=1,bar=2".to_owned(), "bar=2"),
+        ("foo=1,=2,baz=3".to_owned(), "foo=1,baz=3"),
+        ("foo=bar=baz,qux=1".to_owned(), "qux=1"),
+        (format!("a=1,{long_value},c=3"), "a=1,c=3"),
+        ("foo=bar ,b@@c=1".to_owned(), "foo=bar,b@@c=1"),
+    ];
+    for (state, forwarded) in &cases {
+        let headers = call_once(
+            &app,
+            &recorder,
+            &[("traceparent", &incoming), ("tracestate", state)],
+        )
+        .await;
+        assert_eq!(traceparent(&headers).1, TRACE, "{state:?}");
+        assert_eq!(
+            tracestate(&headers).as_deref(),
+            Some(*forwarded),
+            "{state:?}"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_duplicate_key_keeps_its_first_member_and_never_drops_the_header() {
+    let (app, recorder) = setup().await;
+    let incoming = format!("00-{TRACE}-{PARENT}-00");
+    let cases: [(&[&str], &str); 5] = [
+        (&["foo=1,foo=1"], "foo=1"),
+        (&["foo=1,foo=2"], "foo=1"),
+        (&["foo=1", "foo=1"], "foo=1"),
+        (&["foo=1", "foo=2"], "foo=1"),
+        (&["foo=1,bar=2,foo=3", "bar=4,baz=5"], "foo=1,bar=2,baz=5"),
+    ];
+    for (fields, forwarded) in cases {
+        let mut headers = vec![("traceparent", incoming.as_str())];
+        headers.extend(fields.iter().map(|f| ("tracestate", *f)));
+        let received = call_once(&app, &recorder, &headers).await;
+        assert_eq!(traceparent(&received).1, TRACE);
+        assert_eq!(
+            tracestate(&received).as_deref(),
+            Some(forwarded),
+            "{fields:?}"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_tracestate_over_512_characters_is_truncated_by_whole_members() {
+    let (app, recorder) = setup().await;
+    let incoming = format!("00-{TRACE}-{PARENT}-01");
+    // Members longer than 128 characters go first, right-most first, until the list fits.
+    let x = format!("a={}", "x".repeat(256));
+    let y = format!("b={}", "y".repeat(256));
+    let z = format!("z={}", "z".repeat(250));
+    let cases = [
+        (format!("{x},{y},c=1"), format!("{x},c=1")),
+        (format!("k=1,{x},{z},{y},c=1"), format!("k=1,{x},c=1")),
+        (format!("{x},k=1,{z}"), format!("{x},k=1")),
+    ];
+    for (state, forwarded) in &cases {
+        let headers = call_once(
+            &app,
+            &recorder,
+            &[("traceparent", &incoming), ("tracestate", state)],
+        )
+        .await;
+        assert_eq!(tracestate(&headers).as_ref(), Some(forwarded), "{state:?}");
+    }
+    // Only short members: removed from the end. 32 of 24 characters are 799 with commas;
+    // 20 (499) fit, 21 (524) do not.
+    let members: Vec<String> = (0..32)
+        .map(|i| format!("k{i:02}={}", "v".repeat(20)))
+        .collect();
+    let headers = call_once(
+        &app,
+        &recorder,
+        &[
+            ("traceparent", &incoming),
+            ("tracestate", &members.join(",")),
+        ],
+    )
+    .await;
+    assert_eq!(tracestate(&headers), Some(members[..20].join(",")));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -614,7 +721,12 @@ async fn every_allowed_tracestate_character_is_kept() {
         .filter(|b| *b != b',' && *b != b'=')
         .map(char::from)
         .collect();
-    for key in [key.clone(), format!("{key}@a-z0-9_-*/")] {
+    for key in [
+        key.clone(),
+        format!("{key}@a-z0-9_-*/"),
+        format!("0{key}@@@"),
+        format!("9@{key}"),
+    ] {
         let state = format!("{key}={value}");
         let headers = call_once(
             &app,
@@ -648,8 +760,8 @@ async fn tracestate_rules_apply_across_repeated_fields() {
         (vec!["foo=1", ""], Some("foo=1".into())),
         (vec!["", "foo=1"], Some("foo=1".into())),
         (vec![""], None),
-        (vec!["foo=1", "foo=1"], None),
-        (vec!["foo=1", "foo=2"], None),
+        (vec!["foo=1", "foo=1"], Some("foo=1".into())),
+        (vec!["foo=1", "foo=2"], Some("foo=1".into())),
         (
             thirty_two.iter().map(String::as_str).collect(),
             Some(members[..32].join(",")),
@@ -658,14 +770,17 @@ async fn tracestate_rules_apply_across_repeated_fields() {
         (vec!["foo=1", &long_key], Some(format!("foo=1,{long_key}"))),
     ];
     let too_long_key = format!("{}=1", "z".repeat(257));
+    let mut cases = cases;
+    // An invalid member is dropped alone: `foo=1` stays.
+    cases.push((vec!["foo=1", too_long_key.as_str()], Some("foo=1".into())));
+    // No tenant/system split any more: these were refused by the old grammar (and by
+    // OpenTelemetry 0.33's `TraceState`) and are valid now.
+    let tenant_system = format!("{}@{}=1", "t".repeat(241), "v".repeat(14));
     let long_tenant = format!("{}@v=1", "t".repeat(242));
     let long_system = format!("t@{}=1", "v".repeat(15));
-    let mut cases = cases;
-    for bad in [&too_long_key, &long_tenant, &long_system] {
-        cases.push((vec!["foo=1", bad.as_str()], None));
+    for good in [&tenant_system, &long_tenant, &long_system] {
+        cases.push((vec!["foo=1", good.as_str()], Some(format!("foo=1,{good}"))));
     }
-    // The specification allows `t{241}@v{14}`; OpenTelemetry's `TraceState` stops at a
-    // 13-character system id, so that list is dropped (docs/telemetry.md, Input limits).
     for (fields, expected) in cases {
         let mut headers = vec![("traceparent", incoming.as_str())];
         headers.extend(fields.iter().map(|f| ("tracestate", *f)));
@@ -705,4 +820,73 @@ async fn every_call_gets_its_own_parent_id_with_or_without_a_valid_parent() {
         );
         assert_eq!(parents.len(), 3, "one parent id per call ({incoming:?})");
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_random_flag_of_a_continued_trace_is_propagated() {
+    let (app, recorder) = setup().await;
+    for flags in ["00", "01", "02", "03"] {
+        let incoming = format!("00-{TRACE}-{PARENT}-{flags}");
+        let headers = call_once(&app, &recorder, &[("traceparent", &incoming)]).await;
+        let (_, trace, _, sent) = traceparent(&headers);
+        assert_eq!(trace, TRACE);
+        assert_eq!(sent, flags, "sampled and random as received ({incoming})");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_new_root_trace_sets_the_random_flag() {
+    let (app, recorder) = setup().await;
+    let invalid = format!("00-{}-{PARENT}-01", "0".repeat(32));
+    for incoming in [None, Some(invalid.as_str())] {
+        let mut request = app.client.post(app.url("/_test/w3c")).json(
+            &serde_json::json!([{"url": format!("{}/callee", recorder.base), "arguments": []}]),
+        );
+        if let Some(incoming) = incoming {
+            request = request.header("traceparent", incoming);
+        }
+        let response = request.send().await.unwrap();
+        assert_eq!(response.status(), 200);
+        let returned = response.headers()["traceparent"]
+            .to_str()
+            .unwrap()
+            .to_owned();
+        let flags = u8::from_str_radix(&returned[53..55], 16).unwrap();
+        assert_eq!(flags & 0x02, 0x02, "the response's traceparent {returned}");
+        let (_, headers, _) = recorder.take().remove(0);
+        let (_, trace, _, sent) = traceparent(&headers);
+        assert_eq!(trace, returned[3..35], "the call continues the new trace");
+        let sent = u8::from_str_radix(&sent, 16).unwrap();
+        assert_eq!(sent & 0x02, 0x02, "the outbound traceparent ({incoming:?})");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_exact_tracestate_is_exported_on_the_server_and_client_spans() {
+    let (app, recorder) = setup().await;
+    let incoming = format!("00-{TRACE}-{PARENT}-01");
+    // Keys OpenTelemetry 0.33's `TraceState` refuses, with optional whitespace, an invalid
+    // member and a duplicate: what is kept is exported and forwarded byte for byte.
+    let state = "foo@@bar=1 , Bad=2,congo=t61rcWkgMzE,foo@@bar=3,t@abcdefghijklmn=x y";
+    let kept = "foo@@bar=1,congo=t61rcWkgMzE,t@abcdefghijklmn=x y";
+    let headers = call_once(
+        &app,
+        &recorder,
+        &[("traceparent", &incoming), ("tracestate", state)],
+    )
+    .await;
+    assert_eq!(tracestate(&headers).as_deref(), Some(kept));
+    app.guard.shutdown().await;
+    let spans = app.receiver.spans();
+    let server = spans
+        .iter()
+        .find(|s| s.kind == SpanKind::Server && s.name == "POST /_test/w3c")
+        .unwrap();
+    assert_eq!(server.trace_state, kept);
+    let client = spans
+        .iter()
+        .find(|s| s.kind == SpanKind::Client && s.name == "POST")
+        .unwrap();
+    assert_eq!(client.parent_span_id, server.span_id);
+    assert_eq!(client.trace_state, kept);
 }

@@ -12,6 +12,7 @@ pub(crate) mod shutdown;
 use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
 
+use opentelemetry::KeyValue;
 use opentelemetry::metrics::Meter;
 use opentelemetry_sdk::metrics::{ManualReader, SdkMeterProvider};
 use opentelemetry_sdk::trace::{SdkTracer, SdkTracerProvider};
@@ -52,6 +53,8 @@ pub(crate) struct Instance {
     pub(crate) logs: Arc<LogEmitter>,
     /// The handle of the middleware.
     pub(crate) layer: Arc<LayerHandles>,
+    /// The application's forbidden metric attribute keys (`TelemetryBuilder`).
+    pub(crate) forbidden_metric_keys: &'static [&'static str],
     pub(crate) shut_down: AtomicBool,
 }
 
@@ -70,7 +73,27 @@ impl Telemetry {
         &self.inner.config
     }
 
-    /// A meter of this instance, for domain metrics (`shop.*`).
+    /// Attribute keys that must never appear on a metric: the library's generic
+    /// [`FORBIDDEN_METRIC_ATTRIBUTE_KEYS`](crate::metrics::FORBIDDEN_METRIC_ATTRIBUTE_KEYS)
+    /// and the application's (`TelemetryBuilder::forbidden_metric_attribute_keys`).
+    pub fn forbidden_metric_attribute_keys(&self) -> impl Iterator<Item = &'static str> + '_ {
+        crate::metrics::FORBIDDEN_METRIC_ATTRIBUTE_KEYS
+            .iter()
+            .chain(self.inner.forbidden_metric_keys)
+            .copied()
+    }
+
+    /// Drops every forbidden key ([`Self::forbidden_metric_attribute_keys`]) from attributes
+    /// about to be recorded on a domain metric.
+    pub fn retain_allowed_metric_attributes(&self, attributes: &mut Vec<KeyValue>) {
+        attributes.retain(|kv| {
+            !self
+                .forbidden_metric_attribute_keys()
+                .any(|key| key == kv.key.as_str())
+        });
+    }
+
+    /// A meter of this instance, for the application's domain metrics.
     pub fn meter(&self) -> &Meter {
         &self.inner.meter
     }
@@ -113,14 +136,15 @@ impl Telemetry {
     }
 
     /// The middleware layer of this instance. Apply it with `Router::layer` (after the routes,
-    /// so `http.route` is known), or use [`Telemetry::instrument`].
+    /// so `http.route` is known), or use [`Telemetry::observe_router`].
     pub fn layer(&self) -> TelemetryLayer {
         TelemetryLayer::new(Arc::clone(&self.inner.layer))
     }
 
     /// A `tracing` layer writing events as this instance's log lines (stdout and OTLP), with
-    /// the `RUST_LOG` filter of its configuration. Events inside a request go to the instance
-    /// serving that request; events outside any request go to this one.
+    /// the `RUST_LOG` filter of its configuration, and exporting `tracing` spans as
+    /// OpenTelemetry spans ([`crate::tracing_spans`]). Events and spans inside a request go to
+    /// the instance serving that request; outside any request, to this one.
     pub fn log_layer(&self) -> crate::logs::TelemetryLogLayer {
         crate::logs::TelemetryLogLayer::new(Some(Arc::clone(&self.inner.logs)))
     }

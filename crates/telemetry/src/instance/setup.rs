@@ -2,7 +2,6 @@
 //! queues and the metric exporter, the `/metrics` reader, the stdout log sink, the exporter
 //! health metrics — and the narrow handles the middleware and the log layer get.
 
-use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
@@ -10,7 +9,6 @@ use std::time::Duration;
 use opentelemetry::KeyValue;
 use opentelemetry::metrics::{Meter, MeterProvider as _};
 use opentelemetry::trace::TracerProvider as _;
-use opentelemetry_otlp::{WithExportConfig, WithHttpConfig, WithTonicConfig};
 use opentelemetry_sdk::Resource;
 use opentelemetry_sdk::metrics::{
     Instrument, ManualReader, PeriodicReader, SdkMeterProvider, Stream,
@@ -18,7 +16,7 @@ use opentelemetry_sdk::metrics::{
 use opentelemetry_sdk::resource::TelemetryResourceDetector;
 use opentelemetry_sdk::trace::{Sampler, SdkTracerProvider};
 
-use crate::config::{OtlpProtocol, Persona, SamplerConfig, TelemetryConfig};
+use crate::config::{Persona, SamplerConfig, TelemetryConfig};
 use crate::layer::LayerHandles;
 use crate::log_emitter::LogEmitter;
 use crate::log_filter::LogFilter;
@@ -27,7 +25,6 @@ use crate::metrics::HttpServerInstruments;
 use crate::otlp::queue::{RecordQueue, Signal};
 use crate::otlp::resource::resource_body;
 use crate::otlp::warnings::ExportWarnings;
-use crate::otlp_http::RuntimeHttpClient;
 use crate::pii::PiiPolicy;
 use crate::prometheus::SharedReader;
 use crate::semconv::{
@@ -64,6 +61,8 @@ pub enum InitError {
 pub struct TelemetryBuilder {
     config: TelemetryConfig,
     sink: Option<LogSink>,
+    email_fields: &'static [&'static str],
+    forbidden_metric_keys: &'static [&'static str],
 }
 
 impl TelemetryBuilder {
@@ -73,9 +72,30 @@ impl TelemetryBuilder {
         self
     }
 
+    /// The application's log fields that hold email addresses: only their domain is recorded
+    /// (see [`PiiPolicy::with_email_fields`]). The library knows no field names.
+    pub fn email_fields(mut self, fields: &'static [&'static str]) -> Self {
+        self.email_fields = fields;
+        self
+    }
+
+    /// The application's attribute keys that must never appear on a metric (its domain's
+    /// identifiers, such as an order id), on top of the library's generic
+    /// [`FORBIDDEN_METRIC_ATTRIBUTE_KEYS`](crate::metrics::FORBIDDEN_METRIC_ATTRIBUTE_KEYS).
+    /// See [`Telemetry::retain_allowed_metric_attributes`].
+    pub fn forbidden_metric_attribute_keys(mut self, keys: &'static [&'static str]) -> Self {
+        self.forbidden_metric_keys = keys;
+        self
+    }
+
     /// Builds the instance. Call it inside the tokio runtime when OTLP export is on.
     pub fn build(self) -> Result<(Telemetry, TelemetryGuard), InitError> {
-        let inner = Arc::new(Instance::build(self.config, self.sink)?);
+        let inner = Arc::new(Instance::build(
+            self.config,
+            self.sink,
+            self.email_fields,
+            self.forbidden_metric_keys,
+        )?);
         Ok((
             Telemetry {
                 inner: Arc::clone(&inner),
@@ -93,12 +113,22 @@ impl Telemetry {
 
     /// Starts building an instance with non-default options.
     pub fn builder(config: TelemetryConfig) -> TelemetryBuilder {
-        TelemetryBuilder { config, sink: None }
+        TelemetryBuilder {
+            config,
+            sink: None,
+            email_fields: &[],
+            forbidden_metric_keys: &[],
+        }
     }
 }
 
 impl Instance {
-    fn build(config: TelemetryConfig, sink: Option<LogSink>) -> Result<Self, InitError> {
+    fn build(
+        config: TelemetryConfig,
+        sink: Option<LogSink>,
+        email_fields: &'static [&'static str],
+        forbidden_metric_keys: &'static [&'static str],
+    ) -> Result<Self, InitError> {
         let export = config.otlp_enabled();
         if export && tokio::runtime::Handle::try_current().is_err() {
             return Err(InitError::NoRuntime);
@@ -144,10 +174,8 @@ impl Instance {
                 Stream::builder().with_cardinality_limit(limit).build().ok()
             });
         if export {
-            let exporter = metric_exporter(&config).map_err(|source| InitError::Exporter {
-                signal: "metrics",
-                source,
-            })?;
+            let exporter =
+                crate::otlp_export::metric_exporter(&config).map_err(InitError::Endpoint)?;
             let exporter = CountingMetricExporter {
                 inner: exporter,
                 failures: Arc::clone(&metric_failures),
@@ -171,17 +199,20 @@ impl Instance {
         let pii = PiiPolicy::new(
             config.pii_mode,
             config.pii_key.as_ref().map(|k| k.expose().as_bytes()),
-        );
+        )
+        .with_email_fields(email_fields);
         let log_filter = LogFilter::parse(&config.log_filter).unwrap_or_else(|_| {
             // from_lookup validated it; a hand-built config with a bad filter falls back to info.
             LogFilter::parse("info").unwrap_or_else(|e| unreachable!("{e}"))
         });
+        crate::otlp_export::announce(&config, &log_filter, &sink);
         let logs = Arc::new(LogEmitter::new(
             &config,
             log_filter,
             pii,
             sink.clone(),
             log_queue.as_ref().map(RecordQueue::pusher),
+            tracer.clone(),
         ));
         let layer = Arc::new(LayerHandles::new(
             &config,
@@ -201,6 +232,7 @@ impl Instance {
             span_queue,
             logs,
             layer,
+            forbidden_metric_keys,
             shut_down: AtomicBool::new(false),
         })
     }
@@ -379,43 +411,6 @@ fn sampler(config: SamplerConfig) -> Sampler {
         SamplerConfig::ParentBasedTraceIdRatio(r) => {
             Sampler::ParentBased(Box::new(Sampler::TraceIdRatioBased(r)))
         }
-    }
-}
-
-fn endpoint(config: &TelemetryConfig) -> &str {
-    config
-        .otlp_endpoint
-        .as_deref()
-        .unwrap_or("http://localhost:4317")
-}
-
-fn http_headers(config: &TelemetryConfig) -> HashMap<String, String> {
-    config
-        .otlp_headers
-        .iter()
-        .map(|(k, v)| (k.clone(), v.expose().to_owned()))
-        .collect()
-}
-
-/// The stock OTLP metric exporter (metrics leave once per interval, so its cost is not on the
-/// request path), on the same transport settings as the span and log queues.
-fn metric_exporter(
-    config: &TelemetryConfig,
-) -> Result<opentelemetry_otlp::MetricExporter, opentelemetry_otlp::ExporterBuildError> {
-    match config.otlp_protocol {
-        OtlpProtocol::Grpc => opentelemetry_otlp::MetricExporter::builder()
-            .with_tonic()
-            .with_endpoint(endpoint(config))
-            .with_timeout(config.otlp_timeout)
-            .with_metadata(crate::otlp_export::grpc_metadata(config))
-            .build(),
-        OtlpProtocol::HttpProtobuf => opentelemetry_otlp::MetricExporter::builder()
-            .with_http()
-            .with_endpoint(format!("{}/v1/metrics", endpoint(config)))
-            .with_timeout(config.otlp_timeout)
-            .with_headers(http_headers(config))
-            .with_http_client(RuntimeHttpClient::new(config.otlp_timeout))
-            .build(),
     }
 }
 

@@ -10,7 +10,7 @@
 //! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
 //! let (telemetry, guard) = Telemetry::init(TelemetryConfig::from_env("my-svc", "1.0.0")?)?;
 //! telemetry.install_global_subscriber();
-//! let app: Router = telemetry.instrument(Router::new().route("/hello", get(|| async { "hi" })));
+//! let app: Router = telemetry.observe_router(Router::new().route("/hello", get(|| async { "hi" })));
 //! # drop(app); guard.shutdown().await; Ok(()) }
 //! ```
 
@@ -82,7 +82,7 @@ impl LayerHandles {
 }
 
 /// Applies the telemetry middleware (see the module docs). Build it with
-/// [`crate::Telemetry::layer`] or use [`crate::Telemetry::instrument`].
+/// [`crate::Telemetry::layer`] or use [`crate::Telemetry::observe_router`].
 #[derive(Debug, Clone)]
 pub struct TelemetryLayer {
     handles: Arc<LayerHandles>,

@@ -127,9 +127,9 @@ impl ServerSpan {
         };
         let span_id = SpanId::from(non_zero(|| random_u128() as u64));
         let sampled = should_sample(sampler, parent, trace_id);
-        // A continued trace keeps the caller's Level 2 `random` flag (a MUST); new roots do not
-        // claim it.
-        let random = parent.map_or(0, |p| {
+        // A continued trace keeps the caller's Level 2 `random` flag (a MUST); a new root sets
+        // it, since its trace id is random.
+        let random = parent.map_or(crate::trace_context::RANDOM_FLAG, |p| {
             p.trace_flags().to_u8() & crate::trace_context::RANDOM_FLAG
         });
         let sampled_bit = if sampled {

@@ -105,20 +105,12 @@ impl RecordQueue {
         let runtime = tokio::runtime::Handle::try_current().map_err(|e| e.to_string())?;
         let (transport, settings, thread) = match signal {
             Signal::Logs => (
-                Transport::new(
-                    config,
-                    "/opentelemetry.proto.collector.logs.v1.LogsService/Export",
-                    "/v1/logs",
-                )?,
+                Transport::new(config, crate::config::OtlpSignal::Logs)?,
                 config.log_batch,
                 "telemetry-otlp-logs",
             ),
             Signal::Spans => (
-                Transport::new(
-                    config,
-                    "/opentelemetry.proto.collector.trace.v1.TraceService/Export",
-                    "/v1/traces",
-                )?,
+                Transport::new(config, crate::config::OtlpSignal::Traces)?,
                 config.span_batch,
                 "telemetry-otlp-spans",
             ),

@@ -55,7 +55,10 @@ pub(crate) fn encode_span(w: &mut Writer, span: &SpanRecord<'_>) {
     let context = span.context;
     w.bytes(1, &context.trace_id().to_bytes());
     w.bytes(2, &context.span_id().to_bytes());
-    w.string(3, &context.trace_state().header());
+    w.string(
+        3,
+        &crate::trace_context::tracestate_header(context.trace_state()),
+    );
     if span.parent_span_id != SpanId::INVALID {
         w.bytes(4, &span.parent_span_id.to_bytes());
     }
@@ -90,7 +93,10 @@ pub(crate) fn encode_span(w: &mut Writer, span: &SpanRecord<'_>) {
             let linked = &link.span_context;
             w.bytes(1, &linked.trace_id().to_bytes());
             w.bytes(2, &linked.span_id().to_bytes());
-            w.string(3, &linked.trace_state().header());
+            w.string(
+                3,
+                &crate::trace_context::tracestate_header(linked.trace_state()),
+            );
             for kv in &link.attributes {
                 key_value(w, 4, kv.key.as_str(), &kv.value);
             }

@@ -6,7 +6,7 @@
 
 use std::time::{Duration, Instant, SystemTime};
 
-use crate::config::{LogFormat, TelemetryConfig};
+use crate::config::{LogFormat, TelemetryConfig, safe_endpoint};
 use crate::log_format::{FieldValue, LogLine, write_line};
 use crate::log_sink::LogSink;
 
@@ -21,6 +21,8 @@ pub(crate) struct ExportWarnings {
     sink: LogSink,
     format: LogFormat,
     gcp_project: Option<String>,
+    /// `service.name`, named by every line.
+    service: String,
     /// The endpoint without user info or query (never the headers).
     endpoint: String,
 }
@@ -51,6 +53,7 @@ impl ExportWarnings {
             sink,
             format: config.log_format,
             gcp_project: config.gcp_project.clone(),
+            service: config.service_name.clone(),
             endpoint: safe_endpoint(config.otlp_endpoint.as_deref().unwrap_or("")),
         }
     }
@@ -100,7 +103,13 @@ impl ExportWarnings {
             http: None,
         };
         let mut out = Vec::with_capacity(512);
-        write_line(&mut out, self.format, self.gcp_project.as_deref(), &line);
+        write_line(
+            &mut out,
+            self.format,
+            self.gcp_project.as_deref(),
+            &self.service,
+            &line,
+        );
         self.sink.write(&out);
     }
 }
@@ -113,21 +122,6 @@ fn message(failing: bool, dropping: bool) -> &'static str {
         }
         (true, false) => "OTLP export is failing: the records of failed exports are lost",
         _ => "OTLP export is falling behind: its queue is full and new records are dropped",
-    }
-}
-
-/// `scheme://host:port/path` of an endpoint: no user info, no query, no fragment.
-fn safe_endpoint(endpoint: &str) -> String {
-    let endpoint = endpoint.split(['?', '#']).next().unwrap_or("");
-    let (scheme, rest) = endpoint
-        .split_once("://")
-        .map_or(("", endpoint), |(s, r)| (s, r));
-    let (authority, path) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
-    let host = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
-    if scheme.is_empty() {
-        format!("{host}{path}")
-    } else {
-        format!("{scheme}://{host}{path}")
     }
 }
 

@@ -23,8 +23,8 @@ use opentelemetry_proto::tonic::collector::trace::v1::{
     ExportTraceServiceRequest, ExportTraceServiceResponse,
 };
 use tokio::net::TcpListener;
-use tonic::transport::Server;
 use tonic::transport::server::TcpIncoming;
+use tonic::transport::{Server, ServerTlsConfig};
 use tonic::{Request, Response, Status};
 
 use super::{ExportRequest, MAX_REQUEST_BYTES, Outcome, Shared, Transport};
@@ -80,14 +80,26 @@ impl LogsService for GrpcReceiver {
     }
 }
 
-/// Serves the OTLP/gRPC services on `listener` until `shutdown` completes.
+/// Serves the OTLP/gRPC services on `listener` (over TLS with `tls`) until `shutdown`
+/// completes.
 pub(crate) async fn serve(
     listener: TcpListener,
+    tls: Option<ServerTlsConfig>,
     shared: Arc<Shared>,
     shutdown: impl Future<Output = ()>,
 ) {
     let receiver = GrpcReceiver { shared };
-    let result = Server::builder()
+    let mut server = Server::builder();
+    if let Some(tls) = tls {
+        server = match server.tls_config(tls) {
+            Ok(server) => server,
+            Err(error) => {
+                tracing::warn!(%error, "testkit OTLP/gRPC receiver: invalid TLS configuration");
+                return;
+            }
+        };
+    }
+    let result = server
         .add_service(
             TraceServiceServer::new(receiver.clone()).max_decoding_message_size(MAX_REQUEST_BYTES),
         )

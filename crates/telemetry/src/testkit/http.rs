@@ -21,18 +21,21 @@ use opentelemetry_proto::tonic::collector::trace::v1::{
     ExportTraceServiceRequest, ExportTraceServiceResponse,
 };
 use prost::Message;
-use tokio::net::TcpListener;
 
 use super::{ExportRequest, MAX_REQUEST_BYTES, Outcome, Shared, Transport};
 
 const PROTOBUF: &str = "application/x-protobuf";
 
-/// Serves the OTLP/HTTP routes on `listener` until `shutdown` completes.
-pub(crate) async fn serve(
-    listener: TcpListener,
+/// Serves the OTLP/HTTP routes on `listener` (plain TCP or [`super::TlsListener`]) until
+/// `shutdown` completes.
+pub(crate) async fn serve<L>(
+    listener: L,
     shared: Arc<Shared>,
     shutdown: impl Future<Output = ()> + Send + 'static,
-) {
+) where
+    L: axum::serve::Listener,
+    L::Addr: std::fmt::Debug,
+{
     let result = axum::serve(listener, router(shared))
         .with_graceful_shutdown(shutdown)
         .await;

@@ -24,6 +24,10 @@
 //! # }
 //! ```
 //!
+//! [`OtlpReceiver::start_tls`] serves both listeners over TLS instead ([`ReceiverTls`], with
+//! the committed test PKI of [`TestPki`]; optionally requiring a client certificate), so
+//! exporters can be tested against `https://` endpoints.
+//!
 //! Limitations: compressed requests are not supported (gRPC with `grpc-encoding`, or HTTP
 //! with a `content-encoding` other than `identity`, is rejected), and OTLP/HTTP accepts only
 //! the binary protobuf encoding (`application/json` is answered with
@@ -54,6 +58,7 @@
 mod grpc;
 mod http;
 mod model;
+mod tls;
 
 use std::collections::HashMap;
 use std::collections::hash_map::Entry;
@@ -73,6 +78,7 @@ pub use model::{
     ExpHistogramPoint, ExportCounts, HistogramPoint, MetricData, NumberPoint, SignalCounts,
     SpanKind, StatusCode, SummaryPoint,
 };
+pub use tls::{ReceiverTls, TestPki, TlsListener};
 
 /// Interval between two checks of the `wait_for_*` predicates.
 const POLL_INTERVAL: Duration = Duration::from_millis(20);
@@ -95,6 +101,8 @@ struct Inner {
     shared: Arc<Shared>,
     grpc_addr: SocketAddr,
     http_addr: SocketAddr,
+    /// `http` or `https`.
+    scheme: &'static str,
     /// Dropping the sender completes [`shutdown_signal`] in both server tasks.
     _shutdown: watch::Sender<()>,
 }
@@ -107,6 +115,26 @@ impl OtlpReceiver {
     ///
     /// Panics if called outside a tokio runtime.
     pub async fn start() -> std::io::Result<OtlpReceiver> {
+        Self::start_with(None).await
+    }
+
+    /// Like [`OtlpReceiver::start`], serving both listeners over TLS with `tls`: the endpoints
+    /// are `https://127.0.0.1:PORT`. A client that does not trust the certificate (or, with
+    /// [`ReceiverTls::require_client_certificate`], presents none) fails its handshake, and
+    /// nothing it sent is counted or captured.
+    ///
+    /// # Panics
+    ///
+    /// Panics if called outside a tokio runtime.
+    pub async fn start_tls(tls: ReceiverTls) -> std::io::Result<OtlpReceiver> {
+        Self::start_with(Some(tls)).await
+    }
+
+    async fn start_with(tls: Option<ReceiverTls>) -> std::io::Result<OtlpReceiver> {
+        if let Some(tls) = &tls {
+            // Invalid files fail here, not in the served tasks.
+            tls.server_config()?;
+        }
         let localhost = SocketAddr::from((Ipv4Addr::LOCALHOST, 0));
         let grpc_listener = TcpListener::bind(localhost).await?;
         let http_listener = TcpListener::bind(localhost).await?;
@@ -115,22 +143,44 @@ impl OtlpReceiver {
 
         let shared = Arc::new(Shared::default());
         let (shutdown, shutdown_rx) = watch::channel(());
+        let grpc_tls = tls.as_ref().map(|tls| {
+            let mut config = tonic::transport::ServerTlsConfig::new().identity(
+                tonic::transport::Identity::from_pem(&tls.certificate, &tls.key),
+            );
+            if let Some(ca) = &tls.client_ca {
+                config = config.client_ca_root(tonic::transport::Certificate::from_pem(ca));
+            }
+            config
+        });
         tokio::spawn(grpc::serve(
             grpc_listener,
+            grpc_tls,
             Arc::clone(&shared),
             shutdown_signal(shutdown_rx.clone()),
         ));
-        tokio::spawn(http::serve(
-            http_listener,
-            Arc::clone(&shared),
-            shutdown_signal(shutdown_rx),
-        ));
+        match &tls {
+            None => {
+                tokio::spawn(http::serve(
+                    http_listener,
+                    Arc::clone(&shared),
+                    shutdown_signal(shutdown_rx),
+                ));
+            }
+            Some(tls) => {
+                tokio::spawn(http::serve(
+                    TlsListener::new(http_listener, tls)?,
+                    Arc::clone(&shared),
+                    shutdown_signal(shutdown_rx),
+                ));
+            }
+        }
 
         Ok(OtlpReceiver {
             inner: Arc::new(Inner {
                 shared,
                 grpc_addr,
                 http_addr,
+                scheme: if tls.is_some() { "https" } else { "http" },
                 _shutdown: shutdown,
             }),
         })
@@ -170,16 +220,17 @@ impl OtlpReceiver {
         self.inner.shared.set_behaviour(Behaviour::NeverAnswer);
     }
 
-    /// The OTLP/gRPC endpoint, `http://127.0.0.1:PORT` (serves `TraceService`,
-    /// `MetricsService` and `LogsService`).
+    /// The OTLP/gRPC endpoint, `http://127.0.0.1:PORT` (`https://` when started with
+    /// [`OtlpReceiver::start_tls`]; serves `TraceService`, `MetricsService` and `LogsService`).
     pub fn grpc_endpoint(&self) -> String {
-        format!("http://{}", self.inner.grpc_addr)
+        format!("{}://{}", self.inner.scheme, self.inner.grpc_addr)
     }
 
-    /// The OTLP/HTTP base endpoint, `http://127.0.0.1:PORT` (serves `POST /v1/traces`,
-    /// `/v1/metrics` and `/v1/logs` with `content-type: application/x-protobuf`).
+    /// The OTLP/HTTP base endpoint, `http://127.0.0.1:PORT` (`https://` when started with
+    /// [`OtlpReceiver::start_tls`]; serves `POST /v1/traces`, `/v1/metrics` and `/v1/logs`
+    /// with `content-type: application/x-protobuf`).
     pub fn http_endpoint(&self) -> String {
-        format!("http://{}", self.inner.http_addr)
+        format!("{}://{}", self.inner.scheme, self.inner.http_addr)
     }
 
     /// Every captured span, in arrival order.

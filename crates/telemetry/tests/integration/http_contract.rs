@@ -78,9 +78,10 @@ async fn one_request_produces_one_server_span_with_semconv_attributes() {
         !h.receiver.dump_all().contains("query-value"),
         "the query string never leaves"
     );
+    // A new root: sampled, and Level 2's `random` flag (our trace ids are random).
     assert_eq!(
         traceparent,
-        format!("00-{}-{}-01", span.trace_id, span.span_id)
+        format!("00-{}-{}-03", span.trace_id, span.span_id)
     );
     assert_eq!(
         span.resource.get("service.name").and_then(|v| v.as_str()),
@@ -551,6 +552,9 @@ async fn secrets_and_raw_identity_never_reach_any_signal() {
         for raw in [
             "user-4711",
             "carol@example.com",
+            "dave@example.org",
+            // A field the app did not name as an email is free text: scrubbed whole.
+            "example.org",
             "tok_secret_value",
             "query-secret",
             "tok_live_abcdef",
@@ -567,6 +571,19 @@ async fn secrets_and_raw_identity_never_reach_any_signal() {
                     everything.contains("example.com"),
                     "the email domain is kept"
                 );
+                let line = h
+                    .telemetry
+                    .log_sink()
+                    .captured()
+                    .lines()
+                    .find(|l| l.contains("user seen"))
+                    .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+                    .unwrap();
+                assert_eq!(
+                    line["email"], "[REDACTED]@example.com",
+                    "the app's email field keeps its domain"
+                );
+                assert_eq!(line["contact_email"], "[REDACTED_EMAIL]");
             }
             _ => {
                 assert!(span.attr("enduser.pseudo.id").is_none());

@@ -10,3 +10,5 @@ mod http_contract;
 mod outbound;
 mod prometheus_exposition;
 mod testkit_receiver;
+mod tls_export;
+mod tracing_spans;

@@ -175,7 +175,7 @@ pub async fn test_telemetry(
     install_test_subscriber();
     let receiver = OtlpReceiver::start().await.unwrap();
     let config = telemetry_config(&receiver, extra_env);
-    let (telemetry, guard) = Telemetry::builder(config)
+    let (telemetry, guard) = shop::observability::telemetry_builder(config)
         .log_sink(LogSink::memory())
         .build()
         .unwrap();

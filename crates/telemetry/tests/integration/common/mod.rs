@@ -92,6 +92,7 @@ async fn user(headers: http::HeaderMap) -> &'static str {
     }
     tracing::info!(
         email = "carol@example.com",
+        contact_email = "dave@example.org",
         token = "tok_secret_value",
         "user seen"
     );
@@ -126,9 +127,11 @@ pub async fn serve_instrumented(
     telemetry::testkit::install_test_subscriber();
     let (telemetry, guard) = Telemetry::builder(config)
         .log_sink(LogSink::memory())
+        // The test app's vocabulary: its `email` log field holds an address.
+        .email_fields(&["email"])
         .build()
         .unwrap();
-    let app = telemetry.instrument(router);
+    let app = telemetry.observe_router(router);
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     tokio::spawn(async move {
