@@ -14,7 +14,8 @@ use std::task::{Context, Poll};
 
 use opentelemetry::trace::{SpanContext, SpanId, TraceFlags, TraceId, TraceState};
 
-use crate::pipeline::TelemetryInner;
+use crate::log_emitter::{LogEmitter, RecordTrace};
+use crate::log_format::Correlation;
 use crate::trace_context::{span_id_hex, trace_id_hex};
 
 /// What every signal of one request shares. Handlers reach it with
@@ -27,7 +28,8 @@ pub struct RequestContext {
     pub(crate) trace_id_hex: [u8; 32],
     pub(crate) span_id_hex: [u8; 16],
     pub(crate) request_id: Arc<str>,
-    pub(crate) telemetry: Arc<TelemetryInner>,
+    /// The log output of the instance serving the request.
+    pub(crate) logs: Arc<LogEmitter>,
     pub(crate) user: OnceLock<(&'static str, String)>,
 }
 
@@ -47,7 +49,7 @@ thread_local! {
 
 impl RequestContext {
     pub(crate) fn new(
-        telemetry: Arc<TelemetryInner>,
+        logs: Arc<LogEmitter>,
         span_context: &SpanContext,
         request_id: Arc<str>,
     ) -> Self {
@@ -59,7 +61,7 @@ impl RequestContext {
             trace_id_hex: trace_id_hex(span_context.trace_id()),
             span_id_hex: span_id_hex(span_context.span_id()),
             request_id,
-            telemetry,
+            logs,
             user: OnceLock::new(),
         }
     }
@@ -103,8 +105,30 @@ impl RequestContext {
     /// `enduser.id`, or nothing). It lands on the SERVER span and the access-log line.
     /// The first call wins.
     pub fn set_user(&self, user_id: &str) {
-        if let Some(attribute) = self.telemetry.pii.user_attribute(user_id) {
+        if let Some(attribute) = self.logs.pii().user_attribute(user_id) {
             let _ = self.user.set(attribute);
+        }
+    }
+}
+
+impl RequestContext {
+    /// The trace fields of the request's stdout lines.
+    pub(crate) fn correlation(&self) -> Correlation<'_> {
+        Correlation {
+            trace_id: &self.trace_id_hex,
+            span_id: &self.span_id_hex,
+            sampled: self.flags.is_sampled(),
+            request_id: &self.request_id,
+        }
+    }
+
+    /// The trace fields of the request's OTLP log records.
+    pub(crate) fn record_trace(&self) -> RecordTrace<'_> {
+        RecordTrace {
+            trace_id: self.trace_id.to_bytes(),
+            span_id: self.span_id.to_bytes(),
+            flags: self.flags.to_u8(),
+            request_id: Some(&self.request_id),
         }
     }
 }

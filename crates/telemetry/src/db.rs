@@ -11,7 +11,11 @@ use opentelemetry::metrics::Histogram;
 use opentelemetry::trace::{Span as _, SpanKind, Status, TraceContextExt as _, Tracer as _};
 use opentelemetry::{Context as OtelContext, KeyValue};
 
-use crate::Telemetry;
+use crate::instance::Telemetry;
+use crate::semconv::{
+    DB_CLIENT_OPERATION_DURATION, DB_COLLECTION_NAME, DB_OPERATION_NAME, DB_QUERY_SUMMARY,
+    DB_SYSTEM_NAME, ERROR_TYPE, SERVER_ADDRESS, SERVER_PORT,
+};
 
 /// Bucket boundaries of `db.client.operation.duration` (semconv advice).
 pub const DB_DURATION_BOUNDARIES: [f64; 14] = [
@@ -23,6 +27,8 @@ pub const DB_DURATION_BOUNDARIES: [f64; 14] = [
 pub struct DbInstruments {
     telemetry: Telemetry,
     system: &'static str,
+    /// `server.address` and `server.port` of the database, when it has a server.
+    server: Option<(std::sync::Arc<str>, Option<u16>)>,
     duration: Histogram<f64>,
 }
 
@@ -31,7 +37,7 @@ impl DbInstruments {
     pub fn new(telemetry: &Telemetry, system: &'static str) -> Self {
         let duration = telemetry
             .meter()
-            .f64_histogram("db.client.operation.duration")
+            .f64_histogram(DB_CLIENT_OPERATION_DURATION)
             .with_unit("s")
             .with_description("Duration of database client operations.")
             .with_boundaries(DB_DURATION_BOUNDARIES.to_vec())
@@ -39,8 +45,17 @@ impl DbInstruments {
         Self {
             telemetry: telemetry.clone(),
             system,
+            server: None,
             duration,
         }
+    }
+
+    /// The database server's host (`server.address`) and port (`server.port`, recommended
+    /// when it is not the system's default), recorded on every span; for a client/server
+    /// database such as PostgreSQL (an embedded SQLite has none).
+    pub fn with_server(mut self, address: &str, port: Option<u16>) -> Self {
+        self.server = Some((std::sync::Arc::from(address), port));
+        self
     }
 
     /// Describes one operation: `operation` (`SELECT`, `INSERT`, …) on `collection` (a table).
@@ -90,13 +105,22 @@ impl DbOperation<'_> {
             }
             None => self.operation.into(),
         };
-        let mut attributes = Vec::with_capacity(4);
-        attributes.push(KeyValue::new("db.system.name", self.instruments.system));
-        attributes.push(KeyValue::new("db.operation.name", self.operation));
+        let mut attributes = Vec::with_capacity(6);
+        attributes.push(KeyValue::new(DB_SYSTEM_NAME, self.instruments.system));
+        attributes.push(KeyValue::new(DB_OPERATION_NAME, self.operation));
         if let Some(collection) = self.collection {
-            attributes.push(KeyValue::new("db.collection.name", collection));
+            attributes.push(KeyValue::new(DB_COLLECTION_NAME, collection));
         }
-        attributes.push(KeyValue::new("db.query.summary", summary.clone()));
+        attributes.push(KeyValue::new(DB_QUERY_SUMMARY, summary.clone()));
+        if let Some((address, port)) = &self.instruments.server {
+            attributes.push(KeyValue::new(
+                SERVER_ADDRESS,
+                std::sync::Arc::clone(address),
+            ));
+            if let Some(port) = port {
+                attributes.push(KeyValue::new(SERVER_PORT, i64::from(*port)));
+            }
+        }
         let parent = match crate::tracing_spans::current_span_context() {
             Some(parent) => OtelContext::new().with_remote_span_context(parent),
             None => OtelContext::new(),
@@ -111,15 +135,15 @@ impl DbOperation<'_> {
         let result = query.await;
         let seconds = started.elapsed().as_secs_f64();
         let mut metric_attributes = Vec::with_capacity(4);
-        metric_attributes.push(KeyValue::new("db.system.name", self.instruments.system));
-        metric_attributes.push(KeyValue::new("db.operation.name", self.operation));
+        metric_attributes.push(KeyValue::new(DB_SYSTEM_NAME, self.instruments.system));
+        metric_attributes.push(KeyValue::new(DB_OPERATION_NAME, self.operation));
         if let Some(collection) = self.collection {
-            metric_attributes.push(KeyValue::new("db.collection.name", collection));
+            metric_attributes.push(KeyValue::new(DB_COLLECTION_NAME, collection));
         }
         if let Err(error) = &result {
             let kind = classify(error);
-            metric_attributes.push(KeyValue::new("error.type", kind));
-            span.set_attribute(KeyValue::new("error.type", kind));
+            metric_attributes.push(KeyValue::new(ERROR_TYPE, kind));
+            span.set_attribute(KeyValue::new(ERROR_TYPE, kind));
             span.set_status(Status::error(kind));
         }
         self.instruments

@@ -19,27 +19,29 @@
 //! Nothing is process-global: two instances in one process never see each other's signals.
 //! See `examples/basic.rs` for a complete service.
 
+#![warn(missing_docs)]
+
 pub mod config;
 pub mod context;
 pub mod db;
 pub mod env;
 pub mod error;
+mod instance;
 pub mod layer;
+mod log_emitter;
 pub mod log_filter;
 mod log_format;
 pub mod log_sink;
 mod logs;
 pub mod metrics;
-mod otlp_encode;
+mod otlp;
 mod otlp_export;
 mod otlp_http;
-mod otlp_queue;
 pub mod outbound;
 pub mod pii;
-mod pipeline;
 mod prometheus;
+pub mod semconv;
 pub mod serve;
-mod server_span;
 pub mod settings_help;
 pub mod trace_context;
 pub mod tracing_spans;
@@ -50,22 +52,16 @@ pub mod testkit;
 pub use config::TelemetryConfig;
 pub use context::RequestContext;
 pub use error::{AppErrorKind, ErrorKind, ErrorObservation};
-pub use layer::TelemetryLayer;
-pub use logs::TelemetryLogLayer;
-pub use pipeline::{
+pub use instance::{
     InitError, SCOPE_NAME, SHUTDOWN_TIMEOUT, Telemetry, TelemetryBuilder, TelemetryGuard,
 };
+pub use layer::TelemetryLayer;
+pub use logs::TelemetryLogLayer;
 
 use axum::Router;
 use axum::routing::get;
 
 impl Telemetry {
-    /// The middleware layer of this instance. Apply it with `Router::layer` (after the routes,
-    /// so `http.route` is known), or use [`Telemetry::observe_router`].
-    pub fn layer(&self) -> TelemetryLayer {
-        TelemetryLayer::new(std::sync::Arc::clone(&self.inner))
-    }
-
     /// Adds `GET /metrics` (Prometheus text) to `router` and applies [`Telemetry::layer`] to
     /// every route and the fallback: one call instruments a whole app.
     ///

@@ -1,22 +1,21 @@
 //! Log records: `tracing` events and access lines, written once to stdout and, when export is
 //! on, sent as OTLP log records carrying the same trace context.
 
-use std::cell::RefCell;
 use std::fmt::Write as _;
 use std::sync::Arc;
 use std::time::SystemTime;
 
 use tracing::field::{Field, Visit};
 use tracing::span::{Attributes, Id, Record};
-use tracing::{Event, Level, Metadata, Subscriber};
+use tracing::{Event, Metadata, Subscriber};
 use tracing_subscriber::layer::Context as LayerContext;
 use tracing_subscriber::registry::LookupSpan;
 
 use crate::context::RequestContext;
-use crate::log_format::{Correlation, FieldValue, LogLine, write_line};
-use crate::otlp_queue::LogRecordView;
+use crate::log_emitter::{LogEmitter, OtlpRecord};
+use crate::log_format::{FieldValue, LogLine};
 use crate::pii::{REDACTED, is_secret_key, scrub};
-use crate::pipeline::TelemetryInner;
+use crate::semconv::EVENT_NAME_FIELD;
 use crate::tracing_spans::{self, SpanLink};
 
 /// Targets whose events stay on stdout and never enter the OTLP log pipeline: the exporters'
@@ -35,20 +34,16 @@ pub(crate) fn is_local_only(target: &str) -> bool {
     LOCAL_ONLY_TARGETS.iter().any(|t| target.starts_with(t))
 }
 
-thread_local! {
-    static LINE_BUFFER: RefCell<Vec<u8>> = RefCell::new(Vec::with_capacity(1024));
-}
-
 /// A `tracing` layer that writes events as log lines of the telemetry instance serving the
 /// current request (or of its fallback instance outside requests), and exports `tracing` spans
 /// as OpenTelemetry spans ([`crate::tracing_spans`]). See [`crate::Telemetry::log_layer`].
 #[derive(Debug)]
 pub struct TelemetryLogLayer {
-    fallback: Option<Arc<TelemetryInner>>,
+    fallback: Option<Arc<LogEmitter>>,
 }
 
 impl TelemetryLogLayer {
-    pub(crate) fn new(fallback: Option<Arc<TelemetryInner>>) -> Self {
+    pub(crate) fn new(fallback: Option<Arc<LogEmitter>>) -> Self {
         Self { fallback }
     }
 
@@ -65,16 +60,14 @@ where
 {
     fn enabled(&self, metadata: &Metadata<'_>, _ctx: LayerContext<'_, S>) -> bool {
         match &self.fallback {
-            Some(inner) => inner.log_filter.enabled_metadata(metadata),
+            Some(logs) => logs.filter().enabled_metadata(metadata),
             // Each instance applies its own filter in `on_event`.
             None => true,
         }
     }
 
     fn max_level_hint(&self) -> Option<tracing::level_filters::LevelFilter> {
-        self.fallback
-            .as_ref()
-            .map(|inner| inner.log_filter.max_level())
+        self.fallback.as_ref().map(|logs| logs.filter().max_level())
     }
 
     fn on_new_span(&self, attrs: &Attributes<'_>, id: &Id, ctx: LayerContext<'_, S>) {
@@ -98,18 +91,18 @@ where
                 Some(span) => span.request(),
                 None => current,
             };
-            let inner = match (&span, request, &self.fallback) {
+            let logs = match (&span, request, &self.fallback) {
                 (Some(span), _, _) => span.instance(),
-                (None, Some(request), _) => &request.telemetry,
+                (None, Some(request), _) => &request.logs,
                 (None, None, Some(fallback)) => fallback,
                 (None, None, None) => return,
             };
-            if !inner.log_filter.enabled_metadata(event.metadata()) {
+            if !logs.filter().enabled_metadata(event.metadata()) {
                 return;
             }
-            let mut visitor = EventFields::new(&inner.pii);
+            let mut visitor = EventFields::new(logs.pii());
             event.record(&mut visitor);
-            emit_event(inner, request, span.as_deref(), event.metadata(), &visitor);
+            emit_event(logs, request, span.as_deref(), event.metadata(), &visitor);
         });
     }
 }
@@ -186,7 +179,7 @@ impl Visit for EventFields<'_> {
 }
 
 fn emit_event(
-    inner: &TelemetryInner,
+    logs: &LogEmitter,
     request: Option<&RequestContext>,
     span: Option<&SpanLink>,
     metadata: &'static Metadata<'static>,
@@ -213,97 +206,38 @@ fn emit_event(
         message: &event.message,
         correlation: match span {
             Some(span) => Some(span.correlation()),
-            None => request.map(correlation),
+            None => request.map(RequestContext::correlation),
         },
         fields: &fields,
         http: None,
     };
-    write(inner, &line);
+    logs.write(&line);
     if !is_local_only(metadata.target()) {
-        export(inner, request, span, &line, None);
+        // A field `event.name` names the event: in OTLP it is the LogRecord's `event_name`,
+        // not an attribute (deprecated there); the stdout line keeps it as a field.
+        let event_name = fields.iter().find_map(|(key, value)| match (key, value) {
+            (&EVENT_NAME_FIELD, FieldValue::Str(name)) => Some(*name),
+            _ => None,
+        });
+        let attributes: Vec<(&'static str, FieldValue<'_>)>;
+        let otlp = match event_name {
+            Some(_) => {
+                attributes = fields
+                    .iter()
+                    .filter(|(key, _)| *key != EVENT_NAME_FIELD)
+                    .copied()
+                    .collect();
+                OtlpRecord {
+                    event_name,
+                    fields: Some(&attributes),
+                }
+            }
+            None => OtlpRecord::default(),
+        };
+        let trace = match span {
+            Some(span) => Some(span.record_trace()),
+            None => request.map(RequestContext::record_trace),
+        };
+        logs.export(&line, trace, otlp);
     }
-}
-
-pub(crate) fn correlation(request: &RequestContext) -> Correlation<'_> {
-    Correlation {
-        trace_id: &request.trace_id_hex,
-        span_id: &request.span_id_hex,
-        sampled: request.flags.is_sampled(),
-        request_id: &request.request_id,
-    }
-}
-
-/// Writes one line to the instance's sink, formatting into a per-thread buffer.
-pub(crate) fn write(inner: &TelemetryInner, line: &LogLine<'_>) {
-    let format = inner.config.log_format;
-    let project = inner.config.gcp_project.as_deref();
-    let service = inner.config.service_name.as_str();
-    LINE_BUFFER.with(|buffer| match buffer.try_borrow_mut() {
-        Ok(mut buffer) => {
-            buffer.clear();
-            write_line(&mut buffer, format, project, service, line);
-            inner.sink.write(&buffer);
-        }
-        Err(_) => {
-            let mut buffer = Vec::with_capacity(512);
-            write_line(&mut buffer, format, project, service, line);
-            inner.sink.write(&buffer);
-        }
-    });
-}
-
-/// Sends the same record as an OTLP log record (when export is on).
-pub(crate) fn export(
-    inner: &TelemetryInner,
-    request: Option<&RequestContext>,
-    span: Option<&SpanLink>,
-    line: &LogLine<'_>,
-    event_name: Option<&'static str>,
-) {
-    let Some(queue) = &inner.log_queue else {
-        return;
-    };
-    let (severity_number, severity_text) = severity(line.level);
-    let ids = match (span, request) {
-        (Some(span), _) => Some(span.trace()),
-        (None, Some(r)) => Some((r.trace_id.to_bytes(), r.span_id.to_bytes(), r.flags)),
-        (None, None) => None,
-    };
-    let trace = ids
-        .as_ref()
-        .map(|(trace_id, span_id, flags)| (trace_id, span_id, flags.to_u8()));
-    queue.push_log(&LogRecordView {
-        time: line.time,
-        severity_number,
-        severity_text,
-        body: line.message,
-        target: line.target,
-        event_name,
-        trace,
-        request_id: request.map(|r| r.request_id.as_ref()),
-        fields: line.fields,
-    });
-}
-
-/// OTLP severity number and text of a level.
-fn severity(level: Level) -> (u8, &'static str) {
-    match level {
-        Level::ERROR => (17, "ERROR"),
-        Level::WARN => (13, "WARN"),
-        Level::INFO => (9, "INFO"),
-        Level::DEBUG => (5, "DEBUG"),
-        Level::TRACE => (1, "TRACE"),
-    }
-}
-
-/// Writes an access line and exports it.
-pub(crate) fn emit_access(inner: &TelemetryInner, request: &RequestContext, line: &LogLine<'_>) {
-    write(inner, line);
-    export(
-        inner,
-        Some(request),
-        None,
-        line,
-        Some("http.server.request"),
-    );
 }

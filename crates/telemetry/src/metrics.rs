@@ -17,6 +17,10 @@ use opentelemetry::metrics::{
 };
 
 use crate::error::ErrorKind;
+use crate::semconv::{
+    APP_ERRORS, ERROR_TYPE, HTTP_REQUEST_METHOD, HTTP_RESPONSE_STATUS_CODE, HTTP_ROUTE,
+    HTTP_SERVER_ACTIVE_REQUESTS, HTTP_SERVER_REQUEST_DURATION, METHODS, URL_SCHEME,
+};
 
 /// Bucket boundaries of `http.server.request.duration`: semconv's advice plus 0.2 s (the SLO).
 pub const HTTP_SERVER_DURATION_BOUNDARIES: [f64; 15] = [
@@ -53,27 +57,22 @@ pub(crate) struct HttpServerInstruments {
     active_by_method: [OnceLock<BoundUpDownCounter<i64>>; METHODS.len()],
 }
 
-/// The request methods the conventions name; anything else is `_OTHER`.
-pub(crate) const METHODS: [&str; 10] = [
-    "GET", "POST", "PUT", "DELETE", "PATCH", "HEAD", "OPTIONS", "CONNECT", "TRACE", "_OTHER",
-];
-
 impl HttpServerInstruments {
     pub(crate) fn new(meter: &Meter) -> Self {
         Self {
             duration: meter
-                .f64_histogram("http.server.request.duration")
+                .f64_histogram(HTTP_SERVER_REQUEST_DURATION)
                 .with_unit("s")
                 .with_description("Duration of HTTP server requests.")
                 .with_boundaries(HTTP_SERVER_DURATION_BOUNDARIES.to_vec())
                 .build(),
             active: meter
-                .i64_up_down_counter("http.server.active_requests")
+                .i64_up_down_counter(HTTP_SERVER_ACTIVE_REQUESTS)
                 .with_unit("{request}")
                 .with_description("Number of active HTTP server requests.")
                 .build(),
             errors: meter
-                .u64_counter("app.errors")
+                .u64_counter(APP_ERRORS)
                 .with_unit("{error}")
                 .with_description(
                     "Failed requests, observed once each, by error.type and http.route.",
@@ -91,8 +90,8 @@ impl HttpServerInstruments {
             .unwrap_or(METHODS.len() - 1);
         self.active_by_method[index].get_or_init(|| {
             self.active.bind(&[
-                KeyValue::new("http.request.method", METHODS[index]),
-                KeyValue::new("url.scheme", "http"),
+                KeyValue::new(HTTP_REQUEST_METHOD, METHODS[index]),
+                KeyValue::new(URL_SCHEME, "http"),
             ])
         })
     }
@@ -170,17 +169,14 @@ impl RouteInstruments {
             }
         }
         let mut attributes = Vec::with_capacity(5);
-        attributes.push(KeyValue::new("http.request.method", method));
+        attributes.push(KeyValue::new(HTTP_REQUEST_METHOD, method));
         if let Some(route) = route {
-            attributes.push(KeyValue::new("http.route", Arc::clone(route)));
+            attributes.push(KeyValue::new(HTTP_ROUTE, Arc::clone(route)));
         }
-        attributes.push(KeyValue::new(
-            "http.response.status_code",
-            i64::from(status),
-        ));
-        attributes.push(KeyValue::new("url.scheme", "http"));
+        attributes.push(KeyValue::new(HTTP_RESPONSE_STATUS_CODE, i64::from(status)));
+        attributes.push(KeyValue::new(URL_SCHEME, "http"));
         if let Some(error) = error {
-            attributes.push(KeyValue::new("error.type", error.as_str()));
+            attributes.push(KeyValue::new(ERROR_TYPE, error.as_str()));
         }
         let mut durations = self
             .durations

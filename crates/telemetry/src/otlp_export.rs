@@ -1,4 +1,4 @@
-//! The transport of OTLP export: sends [`crate::otlp_encode`]'s bytes of the record queues
+//! The transport of OTLP export: sends [`crate::otlp`]'s bytes of the record queues
 //! (spans and logs) over OTLP/gRPC (a tonic channel with a pass-through codec) or OTLP/HTTP
 //! protobuf ([`RuntimeHttpClient`]), and builds the stock `opentelemetry-otlp` metric exporter
 //! on the same channel settings (metrics leave once per interval, not once per request).

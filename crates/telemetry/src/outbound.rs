@@ -37,6 +37,7 @@ use opentelemetry::{Context as OtelContext, KeyValue};
 
 use crate::Telemetry;
 use crate::metrics::HTTP_SERVER_DURATION_BOUNDARIES;
+use crate::semconv::known_method;
 use crate::trace_context::{
     RANDOM_FLAG, TRACEPARENT, TRACESTATE, format_traceparent, tracestate_header,
 };
@@ -199,21 +200,6 @@ fn propagated_flags(parent: Option<TraceFlags>, client: TraceFlags) -> TraceFlag
     let random = parent.map_or(RANDOM_FLAG, |p| p.to_u8() & RANDOM_FLAG);
     let sampled = client.to_u8() & TraceFlags::SAMPLED.to_u8();
     TraceFlags::new(sampled | random)
-}
-
-fn known_method(method: &http::Method) -> &'static str {
-    match *method {
-        http::Method::GET => "GET",
-        http::Method::POST => "POST",
-        http::Method::PUT => "PUT",
-        http::Method::DELETE => "DELETE",
-        http::Method::PATCH => "PATCH",
-        http::Method::HEAD => "HEAD",
-        http::Method::OPTIONS => "OPTIONS",
-        http::Method::CONNECT => "CONNECT",
-        http::Method::TRACE => "TRACE",
-        _ => "_OTHER",
-    }
 }
 
 #[cfg(test)]

@@ -33,9 +33,7 @@
 use std::fmt::Write as _;
 use std::sync::Arc;
 
-use opentelemetry::trace::{
-    Span as _, SpanContext, SpanKind, TraceContextExt as _, TraceFlags, Tracer as _,
-};
+use opentelemetry::trace::{Span as _, SpanContext, SpanKind, TraceContextExt as _, Tracer as _};
 use opentelemetry::{Context as OtelContext, Key, KeyValue, Value};
 use tracing::field::{Field, Visit};
 use tracing::span::{Attributes, Id, Record};
@@ -45,9 +43,9 @@ use tracing_subscriber::registry::LookupSpan;
 
 use crate::config::SpansOutsideRequests;
 use crate::context::RequestContext;
+use crate::log_emitter::{LogEmitter, RecordTrace};
 use crate::log_format::Correlation;
 use crate::logs::{EventFields, OwnedValue, is_local_only};
-use crate::pipeline::TelemetryInner;
 use crate::trace_context::{span_id_hex, trace_id_hex};
 
 /// Longest string value of a span attribute taken from a `tracing` field (longer values are cut
@@ -62,7 +60,7 @@ const CODE_LINE_NUMBER: &str = "code.line.number";
 /// What events and child spans need to know about an exported `tracing` span; shared, so an
 /// event inside the span clones one `Arc`.
 pub(crate) struct SpanLink {
-    instance: Arc<TelemetryInner>,
+    instance: Arc<LogEmitter>,
     request: Option<Arc<RequestContext>>,
     context: SpanContext,
     trace_id_hex: [u8; 32],
@@ -71,7 +69,7 @@ pub(crate) struct SpanLink {
 
 impl SpanLink {
     /// The instance the span belongs to: the one that writes the log lines of its events.
-    pub(crate) fn instance(&self) -> &Arc<TelemetryInner> {
+    pub(crate) fn instance(&self) -> &Arc<LogEmitter> {
         &self.instance
     }
 
@@ -91,13 +89,15 @@ impl SpanLink {
         }
     }
 
-    /// The span's trace id, span id and trace flags, as an OTLP log record carries them.
-    pub(crate) fn trace(&self) -> ([u8; 16], [u8; 8], TraceFlags) {
-        (
-            self.context.trace_id().to_bytes(),
-            self.context.span_id().to_bytes(),
-            self.context.trace_flags(),
-        )
+    /// The span's trace id, span id and trace flags (and the request's id, if any), as an OTLP
+    /// log record carries them.
+    pub(crate) fn record_trace(&self) -> RecordTrace<'_> {
+        RecordTrace {
+            trace_id: self.context.trace_id().to_bytes(),
+            span_id: self.context.span_id().to_bytes(),
+            flags: self.context.trace_flags().to_u8(),
+            request_id: self.request.as_ref().map(|r| &r.request_id),
+        }
     }
 }
 
@@ -115,7 +115,7 @@ pub(crate) fn on_new_span<S>(
     attrs: &Attributes<'_>,
     id: &Id,
     ctx: &Context<'_, S>,
-    fallback: Option<&Arc<TelemetryInner>>,
+    fallback: Option<&Arc<LogEmitter>>,
 ) where
     S: Subscriber + for<'a> LookupSpan<'a>,
 {
@@ -140,14 +140,14 @@ pub(crate) fn on_new_span<S>(
             Some(request) => {
                 let parent_context = request.span_context();
                 (
-                    Arc::clone(&request.telemetry),
+                    Arc::clone(&request.logs),
                     Some(request),
                     Some(parent_context),
                 )
             }
             None => match fallback {
                 Some(fallback)
-                    if fallback.config.spans_outside_requests == SpansOutsideRequests::Trace =>
+                    if fallback.spans_outside_requests() == SpansOutsideRequests::Trace =>
                 {
                     (Arc::clone(fallback), None, None)
                 }
@@ -155,7 +155,7 @@ pub(crate) fn on_new_span<S>(
             },
         },
     };
-    if !instance.log_filter.enabled_metadata(metadata) {
+    if !instance.filter().enabled_metadata(metadata) {
         return;
     }
     // `parent: None` asks for a new trace, also inside a request.
@@ -173,7 +173,7 @@ pub(crate) fn on_new_span<S>(
     }
     record_fields(&instance, &mut attributes, |visitor| attrs.record(visitor));
 
-    let tracer = &instance.tracer;
+    let tracer = instance.tracer();
     let parent_cx = match parent_context {
         Some(parent) => OtelContext::new().with_remote_span_context(parent),
         None => OtelContext::new(),
@@ -289,11 +289,11 @@ fn link_of<'a, R: LookupSpan<'a>>(
 /// bounded however large the value) and again after it (a redaction marker can be longer than
 /// what it replaces).
 fn record_fields(
-    instance: &TelemetryInner,
+    instance: &LogEmitter,
     attributes: &mut Vec<KeyValue>,
     record: impl FnOnce(&mut dyn Visit),
 ) {
-    let mut visitor = EventFields::new(&instance.pii);
+    let mut visitor = EventFields::new(instance.pii());
     record(&mut Bounded(&mut visitor));
     let EventFields {
         message, fields, ..

@@ -92,7 +92,9 @@ pub(super) async fn open(config: &ShopConfig, telemetry: &Telemetry) -> Result<S
         Ok(pool) => pool,
         Err(source) => return Err(connect_error(&options, config, source).await),
     };
-    let db = DbInstruments::new(telemetry, SYSTEM_NAME);
+    // DB spans name the server (`server.address`, `server.port`).
+    let db = DbInstruments::new(telemetry, SYSTEM_NAME)
+        .with_server(options.get_host(), Some(options.get_port()));
     migrate(&pool, &db).await?;
     let seeded = seed(&pool, &db).await.map_err(OpenError::Seed)?;
     if seeded > 0 {

@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 
 use crate::common::process::{collect, free_port, shop_command, sigterm, wait_with_deadline};
 use crate::common::{TempDatabase, parse_json_lines};
-use telemetry::testkit::{OtlpReceiver, SpanKind};
+use telemetry::testkit::{AttrValue, OtlpReceiver, SpanKind};
 
 /// A running binary exporting to `endpoint` (gRPC), with stdout and stderr collected.
 struct Shop {
@@ -288,7 +288,8 @@ async fn sigterm_during_load_finishes_in_flight_requests_refuses_new_ones_and_fl
         .wait_for_spans(Duration::from_secs(2), |spans| {
             spans.iter().any(|s| {
                 s.kind == SpanKind::Server
-                    && s.str_attr("http.request.header.x-request-id") == Some(marker)
+                    && s.attr("http.request.header.x-request-id")
+                        == Some(&AttrValue::Array(vec![AttrValue::Str(marker.to_owned())]))
             }) && spans
                 .iter()
                 .any(|s| s.kind == SpanKind::Server && s.name == "POST /v1/users")
@@ -303,7 +304,7 @@ async fn sigterm_during_load_finishes_in_flight_requests_refuses_new_ones_and_fl
         receiver
             .logs()
             .iter()
-            .any(|l| l.str_attr("request_id") == Some(marker)),
+            .any(|l| l.str_attr("app.request.id") == Some(marker)),
         "the access record was not flushed"
     );
     assert!(
@@ -453,7 +454,8 @@ async fn in_process_shutdown_drains_the_in_flight_request_refuses_new_ones_and_f
         .wait_for_spans(Duration::from_secs(2), |spans| {
             spans.iter().any(|s| {
                 s.kind == SpanKind::Server
-                    && s.str_attr("http.request.header.x-request-id") == Some(marker)
+                    && s.attr("http.request.header.x-request-id")
+                        == Some(&AttrValue::Array(vec![AttrValue::Str(marker.to_owned())]))
             }) && spans
                 .iter()
                 .any(|s| s.kind == SpanKind::Server && s.name == "POST /v1/users")
@@ -515,7 +517,8 @@ async fn in_process_shutdown_abandons_requests_at_the_drain_timeout_and_still_fl
         .wait_for_spans(Duration::from_secs(2), |spans| {
             spans.iter().any(|s| {
                 s.kind == SpanKind::Server
-                    && s.str_attr("http.request.header.x-request-id") == Some(marker)
+                    && s.attr("http.request.header.x-request-id")
+                        == Some(&AttrValue::Array(vec![AttrValue::Str(marker.to_owned())]))
             })
         })
         .await;

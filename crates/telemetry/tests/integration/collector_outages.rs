@@ -293,6 +293,18 @@ async fn run_phase(client: &reqwest::Client, baseline: &str, phase: &Phase) -> F
                         >= 1,
                     "{line}"
                 );
+                // The line says what is happening: a failed export loses the records it carried.
+                let failed = line["failed_exports"].as_u64().unwrap();
+                if failed > 0 {
+                    assert!(line["records_lost"].as_u64().unwrap() >= failed, "{line}");
+                    assert!(
+                        line["message"]
+                            .as_str()
+                            .unwrap()
+                            .starts_with("OTLP export is failing"),
+                        "{line}"
+                    );
+                }
             }
             assert_eq!(warn.len(), 2, "{}: {warn:?}", phase.name);
         }

@@ -75,7 +75,9 @@ fn limit(key: &str) -> Option<usize> {
         "url.path" | "path" | "requestUrl" => Some(MAX_PATH_LEN),
         "user_agent.original" | "userAgent" => Some(MAX_USER_AGENT_LEN),
         "server.address" => Some(MAX_HOST_LEN),
-        "http.request.header.x-request-id" | "request_id" => Some(MAX_REQUEST_ID_LEN),
+        "http.request.header.x-request-id" | "request_id" | "app.request.id" => {
+            Some(MAX_REQUEST_ID_LEN)
+        }
         "http.request.method_original" => Some(32),
         _ => None,
     }
@@ -101,8 +103,17 @@ async fn assert_bounded_and_one_line_per_record(h: &mut Harness, served: usize) 
             span.name.len()
         );
         for (key, value) in &span.attributes {
-            if let AttrValue::Str(value) = value {
-                check("span", key, value);
+            match value {
+                AttrValue::Str(value) => check("span", key, value),
+                // `http.request.header.<key>` is a string array: each element is bounded.
+                AttrValue::Array(values) => {
+                    for value in values {
+                        if let AttrValue::Str(value) = value {
+                            check("span", key, value);
+                        }
+                    }
+                }
+                _ => {}
             }
         }
     }

@@ -4,7 +4,7 @@
 
 use crate::common::Harness;
 use telemetry::config::OtlpProtocol;
-use telemetry::testkit::{CapturedMetric, MetricData, StatusCode};
+use telemetry::testkit::{AttrValue, CapturedMetric, MetricData, StatusCode};
 
 const PARENT: &str = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
 
@@ -65,10 +65,12 @@ async fn one_request_produces_one_server_span_with_semconv_attributes() {
         span.str_attr("user_agent.original"),
         Some("contract-test/1.0")
     );
+    // `http.request.header.<key>` is a string array.
     assert_eq!(
-        span.str_attr("http.request.header.x-request-id"),
-        Some(request_id.as_str())
+        span.attr("http.request.header.x-request-id"),
+        Some(&AttrValue::Array(vec![AttrValue::Str(request_id.clone())]))
     );
+    assert_eq!(span.str_attr("network.protocol.version"), Some("1.1"));
     assert!(span.attr("error.type").is_none());
     assert_eq!(span.status_code, StatusCode::Unset);
     assert_eq!(span.parent_span_id, "");
@@ -260,16 +262,44 @@ async fn stdout_and_otlp_logs_carry_the_span_ids_and_request_id() {
     for log in &logs {
         assert_eq!(log.trace_id, span.trace_id);
         assert_eq!(log.span_id, span.span_id);
-        assert_eq!(log.str_attr("request_id"), Some(request_id.as_str()));
+        assert_eq!(log.str_attr("app.request.id"), Some(request_id.as_str()));
+        assert!(log.attr("request_id").is_none(), "OTLP uses app.request.id");
     }
     let otlp_access = logs
         .iter()
-        .find(|l| l.event_name == "http.server.request")
+        .find(|l| l.event_name == "app.http.access")
         .unwrap();
+    // Semantic-convention (or app.*) keys in OTLP; the stdout line keeps its short names.
     assert_eq!(
-        otlp_access.attr("status").and_then(|v| v.as_i64()),
+        otlp_access
+            .attr("http.response.status_code")
+            .and_then(|v| v.as_i64()),
         Some(200)
     );
+    assert_eq!(otlp_access.str_attr("http.request.method"), Some("GET"));
+    assert_eq!(otlp_access.str_attr("http.route"), Some("/items/{id}"));
+    assert_eq!(otlp_access.str_attr("url.path"), Some("/items/5"));
+    assert_eq!(
+        otlp_access
+            .attr("http.response.body.size")
+            .and_then(|v| v.as_i64()),
+        Some(8)
+    );
+    assert!(otlp_access.attr("app.request.duration_ms").is_some());
+    for short in [
+        "method",
+        "route",
+        "path",
+        "status",
+        "duration_ms",
+        "response_size",
+        "event.name",
+    ] {
+        assert!(
+            otlp_access.attr(short).is_none(),
+            "{short} in {otlp_access:#?}"
+        );
+    }
     assert_eq!(otlp_access.severity_text, "INFO");
 }
 
@@ -310,6 +340,8 @@ async fn assert_observed_once(
     let mut h = Harness::start(&[]).await;
     let response = h.get(path).await;
     assert_eq!(response.status(), status);
+    // The library's error body helper answers JSON as JSON.
+    assert_eq!(response.headers()["content-type"], "application/json");
     let body: serde_json::Value = response.json().await.unwrap();
     assert_eq!(body["error"]["code"], code, "{body}");
     h.flush().await;
@@ -349,6 +381,20 @@ async fn assert_observed_once(
     assert_eq!(problems[0]["level"], level);
     assert_eq!(problems[0]["error.type"], kind);
     assert_eq!(problems[0]["error.code"], code);
+
+    // The OTLP access record: the same observation under OTLP keys; `error.message` is
+    // deprecated, so the detail is `app.error.message`.
+    let logs = h.receiver.logs();
+    let access: Vec<_> = logs
+        .iter()
+        .filter(|l| l.event_name == "app.http.access")
+        .collect();
+    assert_eq!(access.len(), 1, "{logs:#?}");
+    assert_eq!(access[0].str_attr("error.type"), Some(kind));
+    assert_eq!(access[0].str_attr("app.error.code"), Some(code));
+    assert!(access[0].str_attr("app.error.message").is_some());
+    assert!(access[0].attr("error.message").is_none());
+    assert!(access[0].attr("error.code").is_none());
     h
 }
 
@@ -545,4 +591,27 @@ async fn secrets_and_raw_identity_never_reach_any_signal() {
             }
         }
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_event_name_field_is_the_otlp_event_name_not_an_attribute() {
+    let mut h = Harness::start(&[]).await;
+    h.get("/event").await;
+    h.flush().await;
+    let lines = h.log_lines();
+    let line = lines
+        .iter()
+        .find(|l| l["message"] == "it happened")
+        .expect("the event's line");
+    assert_eq!(
+        line["event.name"], "app.test.happened",
+        "stdout keeps the field"
+    );
+    let logs = h.receiver.logs();
+    let record = logs
+        .iter()
+        .find(|l| l.event_name == "app.test.happened")
+        .unwrap_or_else(|| panic!("{logs:#?}"));
+    assert!(record.attr("event.name").is_none(), "{record:#?}");
+    assert_eq!(record.attr("test.count").and_then(|v| v.as_i64()), Some(3));
 }

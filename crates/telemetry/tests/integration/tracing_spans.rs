@@ -207,7 +207,7 @@ async fn instrumented_functions_are_child_spans_with_their_fields() {
         .unwrap();
     assert_eq!(record.span_id, price.span_id);
     assert_eq!(record.trace_id, server.trace_id);
-    assert_eq!(record.str_attr("request_id"), Some(request_id.as_str()));
+    assert_eq!(record.str_attr("app.request.id"), Some(request_id.as_str()));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

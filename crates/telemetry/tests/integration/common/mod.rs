@@ -29,6 +29,17 @@ pub fn routes() -> Router {
         .route("/boom", get(boom))
         .route("/healthz", get(|| async { "ok" }))
         .route("/user", get(user))
+        .route(
+            "/event",
+            get(|| async {
+                tracing::info!(
+                    event.name = "app.test.happened",
+                    test.count = 3,
+                    "it happened"
+                );
+                "ok"
+            }),
+        )
         .fallback(telemetry::layer::not_found_fallback)
 }
 
@@ -116,8 +127,8 @@ pub async fn serve_instrumented(
     telemetry::testkit::install_test_subscriber();
     let (telemetry, guard) = Telemetry::builder(config)
         .log_sink(LogSink::memory())
-        // The test app's vocabulary: its `email` log field holds an address.
-        .email_fields(&["email"])
+        // The test app's vocabulary: its `email` and `user.email` fields hold an address.
+        .email_fields(&["email", "user.email"])
         .build()
         .unwrap();
     let app = telemetry.observe_router(router);

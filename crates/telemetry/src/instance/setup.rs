@@ -1,6 +1,6 @@
-//! Building one telemetry instance: resource, tracer, meter and logger providers, OTLP
-//! exporters on their own threads, the `/metrics` reader, the stdout log sink. And shutting it
-//! down in order without blocking the runtime.
+//! Building one telemetry instance: resource, tracer and meter providers, the OTLP export
+//! queues and the metric exporter, the `/metrics` reader, the stdout log sink, the exporter
+//! health metrics — and the narrow handles the middleware and the log layer get.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -13,68 +13,28 @@ use opentelemetry_sdk::Resource;
 use opentelemetry_sdk::metrics::{
     Instrument, ManualReader, PeriodicReader, SdkMeterProvider, Stream,
 };
-use opentelemetry_sdk::trace::{Sampler, SdkTracer, SdkTracerProvider};
+use opentelemetry_sdk::resource::TelemetryResourceDetector;
+use opentelemetry_sdk::trace::{Sampler, SdkTracerProvider};
 
 use crate::config::{Persona, SamplerConfig, TelemetryConfig};
+use crate::layer::LayerHandles;
+use crate::log_emitter::LogEmitter;
 use crate::log_filter::LogFilter;
 use crate::log_sink::LogSink;
 use crate::metrics::HttpServerInstruments;
-use crate::otlp_encode::resource_body;
-use crate::otlp_queue::{ExportWarnings, RecordQueue, Signal};
+use crate::otlp::queue::{RecordQueue, Signal};
+use crate::otlp::resource::resource_body;
+use crate::otlp::warnings::ExportWarnings;
 use crate::pii::PiiPolicy;
 use crate::prometheus::SharedReader;
+use crate::semconv::{
+    APP_TELEMETRY_DROPPED, APP_TELEMETRY_EXPORT_FAILURES, APP_TELEMETRY_LOG_LINES_DROPPED,
+    APP_TELEMETRY_SIGNAL, CLOUD_ACCOUNT_ID, CLOUD_PLATFORM, CLOUD_PROVIDER,
+    DEPLOYMENT_ENVIRONMENT_NAME, FAAS_NAME, FAAS_VERSION, SERVICE_INSTANCE_ID, SERVICE_NAME,
+    SERVICE_VERSION,
+};
 
-/// Instrumentation scope name of everything this library records.
-pub const SCOPE_NAME: &str = "telemetry";
-
-/// How long [`TelemetryGuard::shutdown`] waits for the exporters before giving up (Cloud Run
-/// allows 10 s from SIGTERM to exit, for draining requests and flushing telemetry together).
-pub const SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(4);
-
-/// One telemetry instance: the handle an app passes to its layers, handlers and helpers.
-///
-/// Cheap to clone. Nothing here is process-global: two instances in one process (two tests,
-/// or an app and an in-process dependency) never see each other's signals.
-#[derive(Clone, Debug)]
-pub struct Telemetry {
-    pub(crate) inner: Arc<TelemetryInner>,
-}
-
-/// Flushes and stops the exporters of the instance it came with. Call
-/// [`TelemetryGuard::shutdown`] after the server stopped; dropping it without that only stops
-/// the stdout writer.
-#[derive(Debug)]
-#[must_use = "call `shutdown().await` after the server stops, or buffered telemetry is lost"]
-pub struct TelemetryGuard {
-    inner: Arc<TelemetryInner>,
-}
-
-pub(crate) struct TelemetryInner {
-    pub(crate) config: TelemetryConfig,
-    pub(crate) tracer: SdkTracer,
-    pub(crate) tracer_provider: SdkTracerProvider,
-    pub(crate) meter_provider: SdkMeterProvider,
-    pub(crate) meter: Meter,
-    pub(crate) prometheus: Arc<ManualReader>,
-    pub(crate) log_queue: Option<RecordQueue>,
-    pub(crate) span_queue: Option<RecordQueue>,
-    pub(crate) sink: LogSink,
-    pub(crate) pii: PiiPolicy,
-    pub(crate) http: HttpServerInstruments,
-    pub(crate) log_filter: LogFilter,
-    /// The application's forbidden metric attribute keys (`TelemetryBuilder`).
-    pub(crate) forbidden_metric_keys: &'static [&'static str],
-    shut_down: AtomicBool,
-}
-
-impl std::fmt::Debug for TelemetryInner {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Telemetry")
-            .field("service", &self.config.service_name)
-            .field("otlp", &self.config.otlp_endpoint)
-            .finish_non_exhaustive()
-    }
-}
+use super::{Instance, SCOPE_NAME, Telemetry, TelemetryGuard};
 
 /// Why a telemetry instance could not be built.
 #[derive(Debug, thiserror::Error)]
@@ -130,10 +90,12 @@ impl TelemetryBuilder {
 
     /// Builds the instance. Call it inside the tokio runtime when OTLP export is on.
     pub fn build(self) -> Result<(Telemetry, TelemetryGuard), InitError> {
-        let mut inner = TelemetryInner::build(self.config, self.sink)?;
-        inner.pii = inner.pii.clone().with_email_fields(self.email_fields);
-        inner.forbidden_metric_keys = self.forbidden_metric_keys;
-        let inner = Arc::new(inner);
+        let inner = Arc::new(Instance::build(
+            self.config,
+            self.sink,
+            self.email_fields,
+            self.forbidden_metric_keys,
+        )?);
         Ok((
             Telemetry {
                 inner: Arc::clone(&inner),
@@ -158,188 +120,15 @@ impl Telemetry {
             forbidden_metric_keys: &[],
         }
     }
-
-    /// The resolved configuration.
-    pub fn config(&self) -> &TelemetryConfig {
-        &self.inner.config
-    }
-
-    /// Attribute keys that must never appear on a metric: the library's generic
-    /// [`FORBIDDEN_METRIC_ATTRIBUTE_KEYS`](crate::metrics::FORBIDDEN_METRIC_ATTRIBUTE_KEYS)
-    /// and the application's (`TelemetryBuilder::forbidden_metric_attribute_keys`).
-    pub fn forbidden_metric_attribute_keys(&self) -> impl Iterator<Item = &'static str> + '_ {
-        crate::metrics::FORBIDDEN_METRIC_ATTRIBUTE_KEYS
-            .iter()
-            .chain(self.inner.forbidden_metric_keys)
-            .copied()
-    }
-
-    /// Drops every forbidden key ([`Self::forbidden_metric_attribute_keys`]) from attributes
-    /// about to be recorded on a domain metric.
-    pub fn retain_allowed_metric_attributes(&self, attributes: &mut Vec<KeyValue>) {
-        attributes.retain(|kv| {
-            !self
-                .forbidden_metric_attribute_keys()
-                .any(|key| key == kv.key.as_str())
-        });
-    }
-
-    /// A meter of this instance, for the application's domain metrics.
-    pub fn meter(&self) -> &Meter {
-        &self.inner.meter
-    }
-
-    /// The tracer of this instance, for custom spans.
-    pub fn tracer(&self) -> &SdkTracer {
-        &self.inner.tracer
-    }
-
-    /// The PII policy of this instance.
-    pub fn pii(&self) -> &PiiPolicy {
-        &self.inner.pii
-    }
-
-    /// The log sink of this instance.
-    pub fn log_sink(&self) -> &LogSink {
-        &self.inner.sink
-    }
-
-    /// Exports everything queued so far (spans, logs, then metrics) and waits for it, on a
-    /// blocking thread. For tests and benchmarks; services rely on the batch schedule.
-    pub async fn force_flush(&self) {
-        let inner = Arc::clone(&self.inner);
-        let _ = tokio::task::spawn_blocking(move || {
-            let _ = inner.tracer_provider.force_flush();
-            if let Some(spans) = &inner.span_queue {
-                spans.flush(inner.config.otlp_timeout);
-            }
-            if let Some(logs) = &inner.log_queue {
-                logs.flush(inner.config.otlp_timeout);
-            }
-            let _ = inner.meter_provider.force_flush();
-        })
-        .await;
-    }
-
-    /// The Prometheus text exposition of this instance's metrics (what `/metrics` serves).
-    pub fn prometheus_text(&self) -> String {
-        crate::prometheus::render(&self.inner.prometheus)
-    }
-
-    /// A `tracing` layer writing events as this instance's log lines (stdout and OTLP), with
-    /// the `RUST_LOG` filter of its configuration, and exporting `tracing` spans as
-    /// OpenTelemetry spans ([`crate::tracing_spans`]). Events and spans inside a request go to
-    /// the instance serving that request; outside any request, to this one.
-    pub fn log_layer(&self) -> crate::logs::TelemetryLogLayer {
-        crate::logs::TelemetryLogLayer::new(Some(Arc::clone(&self.inner)))
-    }
-
-    /// Installs [`Telemetry::log_layer`] as the process's global `tracing` subscriber.
-    /// Returns `false` when one was already installed (the existing one is kept).
-    pub fn install_global_subscriber(&self) -> bool {
-        use tracing_subscriber::layer::SubscriberExt;
-        let subscriber = tracing_subscriber::registry().with(self.log_layer());
-        tracing::subscriber::set_global_default(subscriber).is_ok()
-    }
 }
 
-impl TelemetryGuard {
-    /// Flushes and stops the exporters within [`SHUTDOWN_TIMEOUT`]; see
-    /// [`TelemetryGuard::shutdown_within`].
-    pub async fn shutdown(self) {
-        self.shutdown_within(SHUTDOWN_TIMEOUT).await;
-    }
-
-    /// Flushes and stops traces and logs (in parallel), then metrics (so the last export
-    /// counts every request), each on a blocking thread so the runtime keeps serving, and
-    /// returns within `budget` even when the collector is down; then writes out the stdout
-    /// buffer. If this future is dropped early, the stdout buffer is still written out.
-    /// Idempotent.
-    pub async fn shutdown_within(self, budget: Duration) {
-        shutdown_inner(&self.inner, budget).await;
-    }
-}
-
-/// Writes out the stdout buffer when dropped: also when a shutdown is cancelled midway.
-struct CloseSinkOnDrop<'a>(&'a LogSink);
-
-impl Drop for CloseSinkOnDrop<'_> {
-    fn drop(&mut self) {
-        self.0.close();
-    }
-}
-
-pub(crate) async fn shutdown_inner(inner: &Arc<TelemetryInner>, budget: Duration) {
-    if inner.shut_down.swap(true, Ordering::SeqCst) {
-        return;
-    }
-    let _close_sink = CloseSinkOnDrop(&inner.sink);
-    let started = tokio::time::Instant::now();
-    let deadline = started + budget;
-    let traces = {
-        let worker = Arc::clone(inner);
-        tokio::task::spawn_blocking(move || {
-            if let Some(spans) = &worker.span_queue {
-                spans.shutdown(budget);
-            }
-            worker.tracer_provider.shutdown_with_timeout(budget)
-        })
-    };
-    let logs = {
-        let worker = Arc::clone(inner);
-        tokio::task::spawn_blocking(move || {
-            if let Some(logs) = &worker.log_queue {
-                logs.shutdown(budget);
-            }
-        })
-    };
-    let _ = tokio::time::timeout_at(deadline, async {
-        let _ = traces.await;
-        let _ = logs.await;
-    })
-    .await;
-    let remaining = deadline.saturating_duration_since(tokio::time::Instant::now());
-    let metrics = {
-        let worker = Arc::clone(inner);
-        tokio::task::spawn_blocking(move || worker.meter_provider.shutdown_with_timeout(remaining))
-    };
-    let _ = tokio::time::timeout_at(
-        deadline.max(tokio::time::Instant::now() + Duration::from_millis(200)),
-        metrics,
-    )
-    .await;
-}
-
-impl Drop for TelemetryGuard {
-    fn drop(&mut self) {
-        if !self.inner.shut_down.load(Ordering::SeqCst) {
-            self.inner.sink.close();
-        }
-    }
-}
-
-/// An instance dropped without [`TelemetryGuard::shutdown`] (a test, a server task ending):
-/// the meter provider's own drop flushes synchronously, waiting for the exporter up to its
-/// timeout (5 s against a collector that went away), and the last reference is usually dropped
-/// on an async worker thread — which that wait would stall, with every request queued on it.
-/// The provider is shut down on a thread of its own instead.
-impl Drop for TelemetryInner {
-    fn drop(&mut self) {
-        if self.shut_down.load(Ordering::SeqCst) {
-            return;
-        }
-        let provider = self.meter_provider.clone();
-        // Without a thread to spare, the provider's drop flushes here, as it would have.
-        let _ = std::thread::Builder::new()
-            .name("telemetry-drop".to_owned())
-            .spawn(move || {
-                let _ = provider.shutdown_with_timeout(SHUTDOWN_TIMEOUT);
-            });
-    }
-}
-
-impl TelemetryInner {
-    fn build(config: TelemetryConfig, sink: Option<LogSink>) -> Result<Self, InitError> {
+impl Instance {
+    fn build(
+        config: TelemetryConfig,
+        sink: Option<LogSink>,
+        email_fields: &'static [&'static str],
+        forbidden_metric_keys: &'static [&'static str],
+    ) -> Result<Self, InitError> {
         let export = config.otlp_enabled();
         if export && tokio::runtime::Handle::try_current().is_err() {
             return Err(InitError::NoRuntime);
@@ -410,14 +199,28 @@ impl TelemetryInner {
         let pii = PiiPolicy::new(
             config.pii_mode,
             config.pii_key.as_ref().map(|k| k.expose().as_bytes()),
-        );
+        )
+        .with_email_fields(email_fields);
         let log_filter = LogFilter::parse(&config.log_filter).unwrap_or_else(|_| {
             // from_lookup validated it; a hand-built config with a bad filter falls back to info.
             LogFilter::parse("info").unwrap_or_else(|e| unreachable!("{e}"))
         });
         crate::otlp_export::announce(&config, &log_filter, &sink);
+        let logs = Arc::new(LogEmitter::new(
+            &config,
+            log_filter,
+            pii,
+            sink.clone(),
+            log_queue.as_ref().map(RecordQueue::pusher),
+            tracer.clone(),
+        ));
+        let layer = Arc::new(LayerHandles::new(
+            &config,
+            Arc::new(HttpServerInstruments::new(&meter)),
+            span_queue.as_ref().map(RecordQueue::pusher),
+            Arc::clone(&logs),
+        ));
         Ok(Self {
-            http: HttpServerInstruments::new(&meter),
             sink,
             config,
             tracer,
@@ -427,9 +230,9 @@ impl TelemetryInner {
             prometheus,
             log_queue,
             span_queue,
-            pii,
-            log_filter,
-            forbidden_metric_keys: &[],
+            logs,
+            layer,
+            forbidden_metric_keys,
             shut_down: AtomicBool::new(false),
         })
     }
@@ -439,7 +242,7 @@ impl TelemetryInner {
 /// bounded queue as SERVER spans: encoded when they end, dropped and counted when the queue is
 /// full, exported by the same thread, reported by the same WARN line.
 #[derive(Debug)]
-struct QueueSpanProcessor(crate::otlp_queue::RecordPusher);
+struct QueueSpanProcessor(crate::otlp::queue::RecordPusher);
 
 impl opentelemetry_sdk::trace::SpanProcessor for QueueSpanProcessor {
     fn on_start(&self, _span: &mut opentelemetry_sdk::trace::Span, _cx: &opentelemetry::Context) {}
@@ -447,8 +250,9 @@ impl opentelemetry_sdk::trace::SpanProcessor for QueueSpanProcessor {
     fn on_end(&self, span: opentelemetry_sdk::trace::SpanData) {
         if span.span_context.is_sampled() {
             // Every span of this instance comes from its one tracer, whose scope is SCOPE_NAME.
-            self.0
-                .push(SCOPE_NAME, |w| crate::otlp_encode::encode_span(w, &span));
+            self.0.push(SCOPE_NAME, |w| {
+                crate::otlp::span::encode_span(w, &(&span).into())
+            });
         }
     }
 
@@ -499,11 +303,11 @@ impl opentelemetry_sdk::metrics::exporter::PushMetricExporter for CountingMetric
 fn register_health_metrics(
     meter: &Meter,
     sink: &LogSink,
-    spans: Option<crate::otlp_queue::QueueStats>,
-    logs: Option<crate::otlp_queue::QueueStats>,
+    spans: Option<crate::otlp::queue::QueueStats>,
+    logs: Option<crate::otlp::queue::QueueStats>,
     metric_failures: &Arc<AtomicU64>,
 ) {
-    let queues: Vec<(&'static str, crate::otlp_queue::QueueStats)> = spans
+    let queues: Vec<(&'static str, crate::otlp::queue::QueueStats)> = spans
         .map(|s| ("spans", s))
         .into_iter()
         .chain(logs.map(|l| ("logs", l)))
@@ -511,38 +315,44 @@ fn register_health_metrics(
     if !queues.is_empty() {
         let dropped = queues.clone();
         meter
-            .u64_observable_counter("app.telemetry.dropped")
+            .u64_observable_counter(APP_TELEMETRY_DROPPED)
             .with_unit("{record}")
             .with_description(
                 "Spans and log records dropped before export because the export queue was full.",
             )
             .with_callback(move |observer| {
                 for (signal, stats) in &dropped {
-                    observer.observe(stats.dropped(), &[KeyValue::new("signal", *signal)]);
+                    observer.observe(
+                        stats.dropped(),
+                        &[KeyValue::new(APP_TELEMETRY_SIGNAL, *signal)],
+                    );
                 }
             })
             .build();
         let metrics = Arc::clone(metric_failures);
         meter
-            .u64_observable_counter("app.telemetry.export.failures")
+            .u64_observable_counter(APP_TELEMETRY_EXPORT_FAILURES)
             .with_unit("{request}")
             .with_description(
                 "OTLP export requests that failed or timed out (their records are lost).",
             )
             .with_callback(move |observer| {
                 for (signal, stats) in &queues {
-                    observer.observe(stats.failed_exports(), &[KeyValue::new("signal", *signal)]);
+                    observer.observe(
+                        stats.failed_exports(),
+                        &[KeyValue::new(APP_TELEMETRY_SIGNAL, *signal)],
+                    );
                 }
                 observer.observe(
                     metrics.load(Ordering::Relaxed),
-                    &[KeyValue::new("signal", "metrics")],
+                    &[KeyValue::new(APP_TELEMETRY_SIGNAL, "metrics")],
                 );
             })
             .build();
     }
     let sink = sink.clone();
     meter
-        .u64_observable_counter("app.telemetry.log_lines.dropped")
+        .u64_observable_counter(APP_TELEMETRY_LOG_LINES_DROPPED)
         .with_unit("{line}")
         .with_description("Log lines dropped because stdout could not keep up.")
         .with_callback(move |observer| observer.observe(sink.dropped_lines(), &[]))
@@ -561,31 +371,32 @@ fn build_resource(config: &TelemetryConfig) -> Resource {
         bytes.iter().map(|b| format!("{b:02x}")).collect::<String>()
     };
     let mut attributes = vec![
-        KeyValue::new("service.name", config.service_name.clone()),
-        KeyValue::new("service.version", config.service_version.clone()),
-        KeyValue::new("service.instance.id", instance_id),
+        KeyValue::new(SERVICE_NAME, config.service_name.clone()),
+        KeyValue::new(SERVICE_VERSION, config.service_version.clone()),
+        KeyValue::new(SERVICE_INSTANCE_ID, instance_id),
         KeyValue::new(
-            "deployment.environment.name",
+            DEPLOYMENT_ENVIRONMENT_NAME,
             config.deployment_environment.clone(),
         ),
-        KeyValue::new("telemetry.sdk.name", "opentelemetry"),
-        KeyValue::new("telemetry.sdk.language", "rust"),
-        KeyValue::new("telemetry.sdk.version", "0.33.1"),
     ];
     if config.persona == Persona::Cloud || config.cloud_run_service.is_some() {
-        attributes.push(KeyValue::new("cloud.provider", "gcp"));
-        attributes.push(KeyValue::new("cloud.platform", "gcp_cloud_run"));
+        attributes.push(KeyValue::new(CLOUD_PROVIDER, "gcp"));
+        attributes.push(KeyValue::new(CLOUD_PLATFORM, "gcp_cloud_run"));
         if let Some(project) = &config.gcp_project {
-            attributes.push(KeyValue::new("cloud.account.id", project.clone()));
+            attributes.push(KeyValue::new(CLOUD_ACCOUNT_ID, project.clone()));
         }
         if let Some(service) = &config.cloud_run_service {
-            attributes.push(KeyValue::new("faas.name", service.clone()));
+            attributes.push(KeyValue::new(FAAS_NAME, service.clone()));
         }
         if let Some(revision) = &config.cloud_run_revision {
-            attributes.push(KeyValue::new("faas.version", revision.clone()));
+            attributes.push(KeyValue::new(FAAS_VERSION, revision.clone()));
         }
     }
+    // `telemetry.sdk.{name,language,version}` from the SDK itself: its detector carries the
+    // version of the `opentelemetry_sdk` crate this library was built against, so the value can
+    // never go stale when the dependency moves.
     Resource::builder_empty()
+        .with_detector(Box::new(TelemetryResourceDetector))
         .with_attributes(attributes)
         .build()
 }
@@ -600,5 +411,45 @@ fn sampler(config: SamplerConfig) -> Sampler {
         SamplerConfig::ParentBasedTraceIdRatio(r) => {
             Sampler::ParentBased(Box::new(Sampler::TraceIdRatioBased(r)))
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    #[test]
+    fn the_sdk_version_is_the_opentelemetry_sdk_we_are_built_with() {
+        let config = TelemetryConfig::from_lookup("svc", "1.2.3", |_| None).unwrap();
+        let resource = build_resource(&config);
+        let get = |key: &str| {
+            resource
+                .get(&opentelemetry::Key::from_static_str(match key {
+                    "name" => "telemetry.sdk.name",
+                    "language" => "telemetry.sdk.language",
+                    _ => "telemetry.sdk.version",
+                }))
+                .map(|v| v.as_str().into_owned())
+        };
+        assert_eq!(get("name").as_deref(), Some("opentelemetry"));
+        assert_eq!(get("language").as_deref(), Some("rust"));
+        // The lock file names the opentelemetry_sdk this build used.
+        let lock =
+            std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../../Cargo.lock"))
+                .unwrap();
+        let locked = lock
+            .split("[[package]]")
+            .find(|p| p.contains("name = \"opentelemetry_sdk\""))
+            .and_then(|p| p.lines().find_map(|l| l.strip_prefix("version = ")))
+            .map(|v| v.trim_matches('"').to_owned());
+        assert_eq!(get("version"), locked);
+        assert_eq!(
+            resource
+                .get(&opentelemetry::Key::from_static_str("service.version"))
+                .map(|v| v.as_str().into_owned())
+                .as_deref(),
+            Some("1.2.3")
+        );
     }
 }

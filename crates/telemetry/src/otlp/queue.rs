@@ -1,35 +1,34 @@
-//! The hot-path OTLP pipeline for log records and SERVER spans: each record is encoded to
-//! protobuf on the thread that produces it, appended to a bounded in-memory batch, and sent
-//! by one export thread per signal.
+//! The batch queue of encoded records (spans and log records): each record is encoded by
+//! [`crate::otlp`]'s encoders on the thread that produces it, appended here to a bounded
+//! in-memory batch as bytes, and sent by one export thread per signal through the transport.
 //!
 //! This replaces the SDK's record → clone → channel → proto structs → prost path, which cost
 //! about 9,000 instructions per log record and 6,000 per span here (benchmarks.md); encoding
 //! once, directly, costs a fraction of that. `ResourceLogs`/`ResourceSpans` and
 //! `ScopeLogs`/`ScopeSpans` have the same wire shape (resource = 1, scopes = 2; scope = 1,
-//! records = 2), so one queue serves both. Behaviour follows the SDK's batch processors:
+//! records = 2), so one queue serves both ([`super::request`]). Behaviour follows the SDK's batch processors:
 //! - at most `max_queue_size` records (`OTEL_BLRP_MAX_QUEUE_SIZE`, `OTEL_BSP_MAX_QUEUE_SIZE`)
 //!   wait for export; beyond it new records are dropped and counted ([`RecordQueue::dropped`]),
 //!   never waited for;
 //! - an export starts every schedule delay, or as soon as a batch's worth of records wait;
 //! - each export is bounded by `OTEL_EXPORTER_OTLP_TIMEOUT`; a failed export is counted
-//!   ([`RecordQueue::failed_exports`]) and its records are dropped (retries and backpressure
+//!   ([`RecordQueue::failed_exports`], and its records in `records_lost`) and its records are dropped (retries and backpressure
 //!   belong to the Collector);
 //! - while records are being lost (failed exports or a full queue), the export thread writes
-//!   one WARN line to the instance's own log sink, at most once per [`EXPORT_WARN_INTERVAL`]
-//!   per signal, carrying the counts and the endpoint ([`ExportWarnings`]); never a line per
-//!   failure.
+//!   one WARN line to the instance's own log sink, rate-limited ([`super::warnings`]).
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 use std::thread::JoinHandle;
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, Instant};
 
-use crate::config::safe_endpoint;
-use crate::config::{BatchSettings, LogFormat, TelemetryConfig};
-use crate::log_format::{FieldValue, LogLine, write_line};
-use crate::log_sink::LogSink;
-use crate::otlp_encode::Writer;
+use crate::config::{BatchSettings, TelemetryConfig};
 use crate::otlp_export::Transport;
+
+use super::log_record::{LogRecordView, encode_log_record};
+use super::protobuf::Writer;
+use super::request::{append_record, export_request};
+use super::warnings::{ExportWarnings, Losses, WarnState};
 
 /// Which OTLP signal a queue carries.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -38,20 +37,6 @@ pub(crate) enum Signal {
     Logs,
     /// `TraceService/Export`, `/v1/traces`
     Spans,
-}
-
-/// One log record, borrowed, as the emitters hand it over.
-#[derive(Debug)]
-pub(crate) struct LogRecordView<'a> {
-    pub(crate) time: SystemTime,
-    pub(crate) severity_number: u8,
-    pub(crate) severity_text: &'static str,
-    pub(crate) body: &'a str,
-    pub(crate) target: &'static str,
-    pub(crate) event_name: Option<&'static str>,
-    pub(crate) trace: Option<(&'a [u8; 16], &'a [u8; 8], u8)>,
-    pub(crate) request_id: Option<&'a str>,
-    pub(crate) fields: &'a [(&'static str, FieldValue<'a>)],
 }
 
 struct Pending {
@@ -66,46 +51,6 @@ struct Pending {
     flush_requested: bool,
 }
 
-/// At most one WARN line about lost telemetry per signal per this interval.
-pub(crate) const EXPORT_WARN_INTERVAL: Duration = Duration::from_secs(60);
-
-/// Target of the export thread's WARN line.
-const EXPORT_WARN_TARGET: &str = "telemetry::export";
-
-/// Where and how the export thread reports lost telemetry: one line in the instance's own
-/// format on its own sink (stdout only: an OTLP log record about failing OTLP export would
-/// only join the queue that is losing records).
-pub(crate) struct ExportWarnings {
-    sink: LogSink,
-    format: LogFormat,
-    gcp_project: Option<String>,
-    /// `service.name`, named by every line.
-    service: String,
-    /// The endpoint without user info or query (never the headers).
-    endpoint: String,
-}
-
-impl ExportWarnings {
-    pub(crate) fn new(config: &TelemetryConfig, sink: LogSink) -> Self {
-        Self {
-            sink,
-            format: config.log_format,
-            gcp_project: config.gcp_project.clone(),
-            service: config.service_name.clone(),
-            endpoint: safe_endpoint(config.otlp_endpoint.as_deref().unwrap_or("")),
-        }
-    }
-}
-
-/// What the export thread has already reported (owned by the thread).
-#[derive(Default)]
-struct WarnState {
-    last_line: Option<Instant>,
-    failures_reported: u64,
-    dropped_reported: u64,
-    last_error: Option<String>,
-}
-
 struct Shared {
     pending: Mutex<Pending>,
     wake: Condvar,
@@ -118,6 +63,8 @@ struct Shared {
     timeout: Duration,
     dropped: AtomicU64,
     failed_exports: AtomicU64,
+    /// Records carried by failed exports.
+    records_lost: AtomicU64,
     closed: AtomicBool,
     signal: Signal,
     warnings: Option<ExportWarnings>,
@@ -186,6 +133,7 @@ impl RecordQueue {
             timeout: config.otlp_timeout,
             dropped: AtomicU64::new(0),
             failed_exports: AtomicU64::new(0),
+            records_lost: AtomicU64::new(0),
             closed: AtomicBool::new(false),
             signal,
             warnings,
@@ -199,17 +147,6 @@ impl RecordQueue {
             shared,
             worker: Mutex::new(Some(handle)),
         })
-    }
-
-    /// Encodes a log record and queues it; drops (and counts) it when the queue is full.
-    pub(crate) fn push_log(&self, record: &LogRecordView<'_>) {
-        self.push(record.target, |w| encode_record(w, record));
-    }
-
-    /// Encodes one record with `encode` (the body of a `LogRecord` or `Span` message) under
-    /// scope `scope` and queues it.
-    pub(crate) fn push(&self, scope: &'static str, encode: impl FnOnce(&mut Writer)) {
-        push_into(&self.shared, scope, encode);
     }
 
     /// A cheap handle that queues records here (for the SDK span processor of child spans).
@@ -280,9 +217,16 @@ impl std::fmt::Debug for RecordPusher {
 }
 
 impl RecordPusher {
-    /// As [`RecordQueue::push`].
+    /// Encodes one record with `encode` (the body of a `LogRecord` or `Span` message) under
+    /// scope `scope` and queues it; drops (and counts) it when the queue is full.
     pub(crate) fn push(&self, scope: &'static str, encode: impl FnOnce(&mut Writer)) {
         push_into(&self.0, scope, encode);
+    }
+
+    /// Encodes a log record and queues it under its target; drops (and counts) it when the
+    /// queue is full.
+    pub(crate) fn push_log(&self, record: &LogRecordView<'_>) {
+        self.push(record.target, |w| encode_log_record(w, record));
     }
 }
 
@@ -316,10 +260,7 @@ fn enqueue(shared: &Shared, target: &'static str, encoded: &[u8]) {
         }
     };
     let buffer = &mut pending.scopes[index].1;
-    // ScopeLogs.log_records / ScopeSpans.spans = 2, length-delimited.
-    buffer.push(0x12);
-    push_varint(buffer, encoded.len() as u64);
-    buffer.extend_from_slice(encoded);
+    append_record(buffer, encoded);
     pending.records += 1;
     pending.queued_seq += 1;
     let full = pending.records == shared.settings.max_export_batch_size;
@@ -353,6 +294,21 @@ impl QueueStats {
 }
 
 impl Shared {
+    fn signal_name(&self) -> &'static str {
+        match self.signal {
+            Signal::Logs => "logs",
+            Signal::Spans => "spans",
+        }
+    }
+
+    fn losses(&self) -> Losses {
+        Losses {
+            failed_exports: self.failed_exports.load(Ordering::Relaxed),
+            records_lost: self.records_lost.load(Ordering::Relaxed),
+            dropped: self.dropped.load(Ordering::Relaxed),
+        }
+    }
+
     fn run(&self) {
         let mut reported = WarnState::default();
         loop {
@@ -381,7 +337,7 @@ impl Shared {
                 (records, pending.queued_seq, scopes)
             };
             if records > 0 {
-                let body = self.encode_request(&scopes);
+                let body = export_request(&self.resource, self.scope_version, &scopes);
                 let send = self.transport.send(body);
                 // The runtime may already be shut down (the app ended without shutting the
                 // telemetry down): tokio then panics on the timer. Count a failed export and
@@ -399,15 +355,21 @@ impl Shared {
                     Ok(Ok(())) => {}
                     Ok(Err(error)) => {
                         self.failed_exports.fetch_add(1, Ordering::Relaxed);
+                        self.records_lost
+                            .fetch_add(records as u64, Ordering::Relaxed);
                         reported.last_error = Some(error.to_string());
                     }
                     Err(_) => {
                         self.failed_exports.fetch_add(1, Ordering::Relaxed);
+                        self.records_lost
+                            .fetch_add(records as u64, Ordering::Relaxed);
                         self.closed.store(true, Ordering::Relaxed);
                     }
                 }
             }
-            self.warn_if_losing(&mut reported);
+            if let Some(warnings) = &self.warnings {
+                warnings.report(self.signal_name(), self.losses(), &mut reported);
+            }
             let finished = {
                 let mut pending = lock(&self.pending);
                 pending.exported_seq = taken_seq;
@@ -427,154 +389,5 @@ impl Shared {
                 return;
             }
         }
-    }
-
-    /// Writes the WARN line when records were lost since the last line and the last line is at
-    /// least [`EXPORT_WARN_INTERVAL`] old. The counts are totals since start.
-    fn warn_if_losing(&self, reported: &mut WarnState) {
-        let Some(warnings) = &self.warnings else {
-            return;
-        };
-        let failed = self.failed_exports.load(Ordering::Relaxed);
-        let dropped = self.dropped.load(Ordering::Relaxed);
-        if failed == reported.failures_reported && dropped == reported.dropped_reported {
-            return;
-        }
-        if reported
-            .last_line
-            .is_some_and(|at| at.elapsed() < EXPORT_WARN_INTERVAL)
-        {
-            return;
-        }
-        reported.last_line = Some(Instant::now());
-        reported.failures_reported = failed;
-        reported.dropped_reported = dropped;
-        let error = reported
-            .last_error
-            .as_deref()
-            .map(crate::pii::scrub)
-            .unwrap_or_default();
-        let mut fields = vec![
-            (
-                "signal",
-                FieldValue::Static(match self.signal {
-                    Signal::Logs => "logs",
-                    Signal::Spans => "spans",
-                }),
-            ),
-            ("endpoint", FieldValue::Str(&warnings.endpoint)),
-            ("failed_exports", FieldValue::U64(failed)),
-            ("dropped", FieldValue::U64(dropped)),
-        ];
-        if !error.is_empty() {
-            fields.push(("error", FieldValue::Str(&error)));
-        }
-        fields.push((
-            "next_report_within_s",
-            FieldValue::U64(EXPORT_WARN_INTERVAL.as_secs()),
-        ));
-        let line = LogLine {
-            time: SystemTime::now(),
-            level: tracing::Level::WARN,
-            target: EXPORT_WARN_TARGET,
-            message: "OTLP export is failing or falling behind: telemetry is being dropped",
-            correlation: None,
-            fields: &fields,
-            http: None,
-        };
-        let mut out = Vec::with_capacity(512);
-        write_line(
-            &mut out,
-            warnings.format,
-            warnings.gcp_project.as_deref(),
-            &warnings.service,
-            &line,
-        );
-        warnings.sink.write(&out);
-    }
-
-    /// `Export{Logs,Trace}ServiceRequest` around the queued records.
-    fn encode_request(&self, scopes: &[(&'static str, Vec<u8>)]) -> Vec<u8> {
-        let size: usize =
-            scopes.iter().map(|(_, b)| b.len() + 64).sum::<usize>() + self.resource.len() + 16;
-        let mut w = Writer::with_capacity(size);
-        w.message(1, |w| {
-            w.bytes(1, &self.resource);
-            for (name, records) in scopes {
-                w.message(2, |w| {
-                    w.message(1, |w| {
-                        w.string(1, name);
-                        w.string(2, self.scope_version);
-                    });
-                    w.raw(records);
-                });
-            }
-        });
-        w.buf
-    }
-}
-
-fn push_varint(buf: &mut Vec<u8>, mut v: u64) {
-    while v >= 0x80 {
-        buf.push((v as u8) | 0x80);
-        v >>= 7;
-    }
-    buf.push(v as u8);
-}
-
-/// One `LogRecord` message body.
-fn encode_record(w: &mut Writer, r: &LogRecordView<'_>) {
-    let time = r
-        .time
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_nanos() as u64);
-    w.fixed64(1, time);
-    w.uint(2, u64::from(r.severity_number));
-    w.string(3, r.severity_text);
-    w.message(5, |w| w.bytes(1, r.body.as_bytes()));
-    if let Some(request_id) = r.request_id {
-        attribute(w, "request_id", FieldValue::Str(request_id));
-    }
-    for (key, value) in r.fields {
-        attribute(w, key, *value);
-    }
-    if let Some((trace_id, span_id, flags)) = r.trace {
-        w.fixed32(8, u32::from(flags));
-        w.bytes(9, trace_id);
-        w.bytes(10, span_id);
-    }
-    w.fixed64(11, time);
-    w.string(12, r.event_name.unwrap_or(""));
-}
-
-fn attribute(w: &mut Writer, key: &str, value: FieldValue<'_>) {
-    w.message(6, |w| {
-        w.string(1, key);
-        w.message(2, |w| match value {
-            FieldValue::Str(s) | FieldValue::Static(s) => w.bytes(1, s.as_bytes()),
-            FieldValue::Shared(s) => w.bytes(1, s.as_bytes()),
-            FieldValue::Bool(b) => w.int_field(2, u64::from(b)),
-            FieldValue::I64(i) => w.int_field(3, i as u64),
-            FieldValue::U64(u) => w.int_field(3, u.min(i64::MAX as u64)),
-            FieldValue::F64(f) => w.double_field(4, f),
-        });
-    });
-}
-
-#[cfg(test)]
-mod tests {
-    use super::safe_endpoint;
-
-    #[test]
-    fn the_reported_endpoint_has_no_credentials_or_query() {
-        assert_eq!(
-            safe_endpoint("http://user:pw@collector:4317/otlp?key=s#x"),
-            "http://collector:4317/otlp"
-        );
-        assert_eq!(
-            safe_endpoint("http://127.0.0.1:4318"),
-            "http://127.0.0.1:4318"
-        );
-        assert_eq!(safe_endpoint("collector:4317"), "collector:4317");
     }
 }

@@ -1,0 +1,278 @@
+//! The facts of one request, gathered once when it arrives and read by every consumer (the
+//! SERVER span, the access line, the metrics, the error observation), and the facts of how it
+//! ended.
+//!
+//! Everything taken from the request is bounded here, before anything records it, and the path
+//! is scrubbed: no consumer sees a raw value.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime};
+
+use axum::extract::{ConnectInfo, MatchedPath};
+use http::{Request, StatusCode, Version};
+
+use crate::error::ErrorObservation;
+use crate::metrics::RouteInstruments;
+use crate::pii::{PiiPolicy, scrub};
+use crate::semconv::{METHODS, method_index};
+
+use super::request_id::{REQUEST_ID_HEADER, generate_request_id, is_valid_request_id};
+
+/// Longest `url.path` recorded (longer paths are cut at a character boundary).
+pub const MAX_PATH_LEN: usize = 1024;
+/// Longest `user_agent.original` recorded.
+pub const MAX_USER_AGENT_LEN: usize = 256;
+/// Longest `server.address` recorded.
+pub const MAX_HOST_LEN: usize = 255;
+/// Longest `http.request.method_original` recorded.
+pub const MAX_METHOD_LEN: usize = 32;
+
+/// What the request said about itself, bounded and scrubbed.
+#[derive(Debug)]
+pub(crate) struct RequestFacts {
+    /// `http.request.method`: a known method or `_OTHER`.
+    pub(crate) method: &'static str,
+    /// `http.request.method_original`, only when `method` is `_OTHER` (≤ [`MAX_METHOD_LEN`]).
+    pub(crate) method_original: Option<Box<str>>,
+    /// `http.route`: the matched route template.
+    pub(crate) route: Option<Arc<str>>,
+    /// `url.path`: scrubbed, ≤ [`MAX_PATH_LEN`].
+    pub(crate) path: Arc<str>,
+    /// `url.scheme`.
+    pub(crate) scheme: &'static str,
+    /// `network.protocol.version`: `1.0`, `1.1`, `2`, `3`.
+    pub(crate) protocol_version: &'static str,
+    /// `server.address`: the `Host` header without its port, ≤ [`MAX_HOST_LEN`].
+    pub(crate) server_address: Option<Arc<str>>,
+    /// `client.address`, as the PII mode shows it.
+    pub(crate) client_address: Option<Arc<str>>,
+    /// `user_agent.original`, ≤ [`MAX_USER_AGENT_LEN`], visible ASCII only.
+    pub(crate) user_agent: Option<Arc<str>>,
+    /// The request id: the caller's when well-formed, else a new UUIDv7.
+    pub(crate) request_id: Arc<str>,
+}
+
+impl RequestFacts {
+    /// Reads the facts of `request` (headers, route, peer address) once.
+    pub(crate) fn gather<B>(
+        request: &Request<B>,
+        pii: &PiiPolicy,
+        routes: &RouteInstruments,
+    ) -> Self {
+        let headers = request.headers();
+        let request_id: Arc<str> = match headers.get(REQUEST_ID_HEADER) {
+            Some(value) if is_valid_request_id(value.as_bytes()) => {
+                Arc::from(String::from_utf8_lossy(value.as_bytes()).as_ref())
+            }
+            _ => generate_request_id(),
+        };
+        let method = METHODS[method_index(request.method())];
+        let method_original = (method == "_OTHER")
+            .then(|| Box::from(bounded(request.method().as_str(), MAX_METHOD_LEN)));
+        let route = request
+            .extensions()
+            .get::<MatchedPath>()
+            .map(|matched| routes.route(matched.as_str()));
+        // Bounded before scrubbing (the scan is linear in what it reads) and after it (a
+        // redaction marker can be longer than what it replaces).
+        let scrubbed = scrub(bounded(request.uri().path(), MAX_PATH_LEN));
+        let path: Arc<str> = Arc::from(bounded(&scrubbed, MAX_PATH_LEN));
+        let user_agent = headers
+            .get(http::header::USER_AGENT)
+            .and_then(|v| v.to_str().ok())
+            .map(|ua| Arc::from(bounded(ua, MAX_USER_AGENT_LEN)));
+        let server_address = headers
+            .get(http::header::HOST)
+            .and_then(|h| h.to_str().ok())
+            .map(|host| Arc::from(bounded(host_without_port(host), MAX_HOST_LEN)));
+        let client_address = request
+            .extensions()
+            .get::<ConnectInfo<SocketAddr>>()
+            .and_then(|ConnectInfo(addr)| pii.client_address(addr.ip()))
+            .map(Arc::from);
+        Self {
+            method,
+            method_original,
+            route,
+            path,
+            scheme: "http",
+            protocol_version: protocol_version(request.version()),
+            server_address,
+            client_address,
+            user_agent,
+            request_id,
+        }
+    }
+
+    /// The route template when one matched, else the path (for the access line's message).
+    pub(crate) fn route_or_path(&self) -> &str {
+        self.route.as_deref().unwrap_or(&self.path)
+    }
+}
+
+/// How the request ended: read by the same consumers when the response is ready.
+#[derive(Debug)]
+pub(crate) struct Outcome {
+    /// `http.response.status_code`.
+    pub(crate) status: StatusCode,
+    /// The body size, when known as the response starts.
+    pub(crate) response_size: Option<u64>,
+    /// From the first line of the middleware to the response.
+    pub(crate) elapsed: Duration,
+    /// When the response was ready (the SERVER span's end).
+    pub(crate) end: SystemTime,
+    /// The single error observation of a failed request (status ≥ 400 or a panic).
+    pub(crate) failure: Option<Failure>,
+}
+
+/// A failed request's observation, with its detail already scrubbed.
+#[derive(Debug)]
+pub(crate) struct Failure {
+    pub(crate) observation: ErrorObservation,
+    /// `observation.detail` scrubbed of PII (what the span and the log record carry).
+    pub(crate) detail: String,
+}
+
+impl Failure {
+    pub(crate) fn new(observation: ErrorObservation) -> Self {
+        let detail = scrub(&observation.detail).into_owned();
+        Self {
+            observation,
+            detail,
+        }
+    }
+}
+
+/// When the request started, on both clocks (monotonic for durations, wall for timestamps).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Started {
+    pub(crate) at: Instant,
+    pub(crate) time: SystemTime,
+}
+
+impl Started {
+    pub(crate) fn now() -> Self {
+        Self {
+            at: Instant::now(),
+            time: SystemTime::now(),
+        }
+    }
+}
+
+/// `network.protocol.version` of an HTTP version.
+fn protocol_version(version: Version) -> &'static str {
+    match version {
+        Version::HTTP_09 => "0.9",
+        Version::HTTP_10 => "1.0",
+        Version::HTTP_2 => "2",
+        Version::HTTP_3 => "3",
+        _ => "1.1",
+    }
+}
+
+/// `host` without a trailing `:port` (an IPv6 literal's colons are not a port).
+fn host_without_port(host: &str) -> &str {
+    host.rsplit_once(':').map_or(host, |(h, port)| {
+        if port.bytes().all(|b| b.is_ascii_digit()) {
+            h
+        } else {
+            host
+        }
+    })
+}
+
+/// `s` cut to at most `max` bytes at a character boundary.
+pub(crate) fn bounded(s: &str, max: usize) -> &str {
+    if s.len() <= max {
+        return s;
+    }
+    let mut end = max;
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    &s[..end]
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+    use crate::config::PiiMode;
+
+    fn gather(request: Request<()>) -> RequestFacts {
+        let pii = PiiPolicy::new(PiiMode::Pseudonym, Some(b"0123456789abcdef"));
+        RequestFacts::gather(&request, &pii, &RouteInstruments::default())
+    }
+
+    #[test]
+    fn a_plain_request_gives_its_bounded_facts() {
+        let request = Request::get("/v1/products/7")
+            .header("host", "shop.example:8080")
+            .header("user-agent", "curl/8")
+            .header("x-request-id", "abc-123")
+            .body(())
+            .unwrap();
+        let facts = gather(request);
+        assert_eq!(facts.method, "GET");
+        assert!(facts.method_original.is_none());
+        assert_eq!(&*facts.path, "/v1/products/7");
+        assert_eq!(facts.server_address.as_deref(), Some("shop.example"));
+        assert_eq!(facts.user_agent.as_deref(), Some("curl/8"));
+        assert_eq!(&*facts.request_id, "abc-123");
+        assert_eq!(facts.protocol_version, "1.1");
+        assert_eq!(facts.scheme, "http");
+        // No matched route (a router sets MatchedPath), no peer address (no ConnectInfo).
+        assert!(facts.route.is_none());
+        assert!(facts.client_address.is_none());
+        assert_eq!(facts.route_or_path(), "/v1/products/7");
+    }
+
+    #[test]
+    fn hostile_values_are_cut_scrubbed_or_replaced() {
+        let long_path = format!("/{}", "a".repeat(5000));
+        let request = Request::builder()
+            .method(http::Method::from_bytes(&[b'X'; 100]).unwrap())
+            .uri(format!("{long_path}?token=secret"))
+            .version(Version::HTTP_2)
+            .header("host", "h".repeat(400))
+            .header("user-agent", "u".repeat(400))
+            .header("x-request-id", "bad id with spaces")
+            .body(())
+            .unwrap();
+        let facts = gather(request);
+        assert_eq!(facts.method, "_OTHER");
+        assert_eq!(
+            facts.method_original.as_deref().map(str::len),
+            Some(MAX_METHOD_LEN)
+        );
+        assert_eq!(facts.path.len(), MAX_PATH_LEN);
+        assert!(!facts.path.contains("secret"));
+        assert_eq!(
+            facts.server_address.as_deref().map(str::len),
+            Some(MAX_HOST_LEN)
+        );
+        assert_eq!(
+            facts.user_agent.as_deref().map(str::len),
+            Some(MAX_USER_AGENT_LEN)
+        );
+        assert_eq!(facts.request_id.len(), 36, "a new UUIDv7");
+        assert_eq!(facts.protocol_version, "2");
+
+        let email = gather(Request::get("/users/ann@example.com").body(()).unwrap());
+        assert!(!email.path.contains("ann@example.com"), "{}", email.path);
+    }
+
+    #[test]
+    fn ipv6_hosts_keep_their_colons() {
+        assert_eq!(host_without_port("[::1]:8080"), "[::1]");
+        assert_eq!(host_without_port("[::1]"), "[::1]");
+        assert_eq!(host_without_port("example"), "example");
+    }
+
+    #[test]
+    fn bounding_respects_character_boundaries() {
+        assert_eq!(bounded("héllo", 2), "h");
+        assert_eq!(bounded("abc", 10), "abc");
+    }
+}
