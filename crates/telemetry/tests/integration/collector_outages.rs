@@ -373,8 +373,12 @@ async fn collector_outages_never_fail_or_stall_requests_and_are_reported() {
             name: "(b) never answers (gRPC), queues 512",
             collector: Collector::Hung,
             protocol: OtlpProtocol::Grpc,
+            // Each timed-out export frees one batch (at most 512): with 6 s per attempt the
+            // queue drains at under 100 records/s, so the phase's 2,000 requests overflow it
+            // even on a slow, loaded machine (with 2 s, a machine serving under ~700
+            // requests/s never filled it and the drop assertion below failed).
             extra: &[
-                ("OTEL_EXPORTER_OTLP_TIMEOUT", "2000"),
+                ("OTEL_EXPORTER_OTLP_TIMEOUT", "6000"),
                 ("OTEL_BSP_MAX_QUEUE_SIZE", "512"),
                 ("OTEL_BLRP_MAX_QUEUE_SIZE", "512"),
             ],
