@@ -905,6 +905,41 @@ fn parse_batch(env: &EnvReader<'_>, vars: BatchVars) -> Result<BatchSettings, Co
     })
 }
 
+/// A TLS set-up error, naming the variables it came from (or the platform's roots).
+pub(crate) fn tls_error(
+    tls: &OtlpTls,
+    signal: OtlpSignal,
+    error: &dyn std::error::Error,
+) -> String {
+    let mut error_text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        error_text.push_str(": ");
+        error_text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    let mut variables: Vec<&str> = Vec::new();
+    if let Some(ca) = &tls.certificate {
+        variables.push(ca.variable);
+    }
+    if let Some(client) = &tls.client {
+        variables.push(client.certificate.variable);
+        variables.push(client.key.variable);
+    }
+    if variables.is_empty() {
+        format!(
+            "TLS for the {} export failed with the platform's root certificates (set SSL_CERT_FILE or OTEL_EXPORTER_OTLP_CERTIFICATE): {error_text}",
+            signal.name()
+        )
+    } else {
+        format!(
+            "TLS for the {} export cannot use {}: {error_text}",
+            signal.name(),
+            variables.join(", ")
+        )
+    }
+}
+
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used)]

@@ -26,6 +26,7 @@ pub mod context;
 pub mod db;
 pub mod env;
 pub mod error;
+mod event_fields;
 mod instance;
 pub mod layer;
 mod log_emitter;

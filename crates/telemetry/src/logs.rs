@@ -1,38 +1,20 @@
 //! Log records: `tracing` events and access lines, written once to stdout and, when export is
 //! on, sent as OTLP log records carrying the same trace context.
 
-use std::fmt::Write as _;
 use std::sync::Arc;
 use std::time::SystemTime;
 
-use tracing::field::{Field, Visit};
 use tracing::span::{Attributes, Id, Record};
 use tracing::{Event, Metadata, Subscriber};
 use tracing_subscriber::layer::Context as LayerContext;
 use tracing_subscriber::registry::LookupSpan;
 
 use crate::context::RequestContext;
+use crate::event_fields::{EventFields, OwnedValue, is_local_only};
 use crate::log_emitter::{LogEmitter, OtlpRecord};
 use crate::log_format::{FieldValue, LogLine};
-use crate::pii::{REDACTED, is_secret_key, scrub};
 use crate::semconv::EVENT_NAME_FIELD;
 use crate::tracing_spans::{self, SpanLink};
-
-/// Targets whose events stay on stdout and never enter the OTLP log pipeline: the exporters'
-/// own transport would otherwise log about exporting logs about exporting, forever.
-const LOCAL_ONLY_TARGETS: [&str; 7] = [
-    "hyper",
-    "h2",
-    "tonic",
-    "tower",
-    "reqwest",
-    "opentelemetry",
-    "rustls",
-];
-
-pub(crate) fn is_local_only(target: &str) -> bool {
-    LOCAL_ONLY_TARGETS.iter().any(|t| target.starts_with(t))
-}
 
 /// A `tracing` layer that writes events as log lines of the telemetry instance serving the
 /// current request (or of its fallback instance outside requests), and exports `tracing` spans
@@ -104,77 +86,6 @@ where
             event.record(&mut visitor);
             emit_event(logs, request, span.as_deref(), event.metadata(), &visitor);
         });
-    }
-}
-
-/// The fields of an event (or span), with the PII rules applied: secret keys redacted, email
-/// fields reduced to their domain (or redacted), free text scrubbed.
-pub(crate) struct EventFields<'a> {
-    pub(crate) pii: &'a crate::pii::PiiPolicy,
-    pub(crate) message: String,
-    pub(crate) fields: Vec<(&'static str, OwnedValue)>,
-}
-
-pub(crate) enum OwnedValue {
-    Str(String),
-    I64(i64),
-    U64(u64),
-    F64(f64),
-    Bool(bool),
-}
-
-impl<'a> EventFields<'a> {
-    pub(crate) fn new(pii: &'a crate::pii::PiiPolicy) -> Self {
-        Self {
-            pii,
-            message: String::new(),
-            fields: Vec::new(),
-        }
-    }
-
-    fn push(&mut self, field: &Field, value: OwnedValue) {
-        let name = field.name();
-        if is_secret_key(name) {
-            self.fields
-                .push((name, OwnedValue::Str(REDACTED.to_owned())));
-        } else {
-            self.fields.push((name, value));
-        }
-    }
-}
-
-impl Visit for EventFields<'_> {
-    fn record_debug(&mut self, field: &Field, value: &dyn std::fmt::Debug) {
-        let mut text = String::new();
-        let _ = write!(text, "{value:?}");
-        self.record_str(field, &text);
-    }
-    fn record_str(&mut self, field: &Field, value: &str) {
-        if field.name() == "message" {
-            self.message = scrub(value).into_owned();
-        } else if self.pii.is_email_field(field.name()) {
-            // A field the application named as an email: only the domain, when the PII mode
-            // allows it.
-            let shown = match self.pii.email_domain(value) {
-                Some(domain) => format!("{REDACTED}@{}", scrub(domain)),
-                None => REDACTED.to_owned(),
-            };
-            self.push(field, OwnedValue::Str(shown));
-        } else {
-            self.push(field, OwnedValue::Str(scrub(value).into_owned()));
-        }
-    }
-    fn record_i64(&mut self, field: &Field, value: i64) {
-        self.push(field, OwnedValue::I64(value));
-    }
-    fn record_u64(&mut self, field: &Field, value: u64) {
-        self.push(field, OwnedValue::U64(value));
-    }
-    fn record_f64(&mut self, field: &Field, value: f64) {
-        self.push(field, OwnedValue::F64(value));
-    }
-    fn record_bool(&mut self, field: &Field, value: bool) {
-        self.push(field, OwnedValue::Bool(value));
     }
 }
 

@@ -27,7 +27,7 @@ impl RuntimeHttpClient {
     /// variables) when the TLS files cannot be used.
     pub(crate) fn new(config: &TelemetryConfig, signal: OtlpSignal) -> Result<Self, String> {
         let tls = config.otlp_tls.get(signal);
-        let fail = |e: reqwest::Error| crate::otlp_export::tls_error(tls, signal, &e);
+        let fail = |e: reqwest::Error| crate::config::tls_error(tls, signal, &e);
         let mut builder = reqwest::Client::builder()
             .timeout(config.otlp_timeout)
             .pool_max_idle_per_host(2);

@@ -43,9 +43,9 @@ use tracing_subscriber::registry::LookupSpan;
 
 use crate::config::SpansOutsideRequests;
 use crate::context::RequestContext;
+use crate::event_fields::{EventFields, OwnedValue, is_local_only};
 use crate::log_emitter::{LogEmitter, RecordTrace};
 use crate::log_format::Correlation;
-use crate::logs::{EventFields, OwnedValue, is_local_only};
 use crate::trace_context::{span_id_hex, trace_id_hex};
 
 /// Longest string value of a span attribute taken from a `tracing` field (longer values are cut
