@@ -1,0 +1,1 @@
+// Placeholder: the console UI (replaced by the front-end).
