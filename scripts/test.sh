@@ -60,4 +60,7 @@ scripts/api-fuzz.sh
 log "local observability stack: static checks, rule and routing tests, live Prometheus (scripts/check-deploy.sh)"
 scripts/check-deploy.sh
 
+log "cloud deployment: Terraform, Cloud Run YAML, workflows, Collector configs (scripts/check-gcp.sh)"
+scripts/check-gcp.sh
+
 log "all checks passed"
