@@ -203,7 +203,15 @@ def check_cloud_run():
             pairs.append(("shop: environment", kenv, tenv))
         else:
             pairs.append((f"{name}: image", a["image"], "var.collector_image"))
-            pairs.append((f"{name}: args", a.get("args"), ["--config=/etc/otelcol-google/config.yaml"]))
+            tf_locals = {}
+            for block in tf.get("locals", []):
+                tf_locals.update(block)
+            config_dir = one(tf_locals.get("collector_config_dir"))
+            args = str(tf_locals.get("collector_args"))
+            tf_args = [f"--config={config_dir}/config.yaml"] if "--config=${local.collector_config_dir}/config.yaml" in args else args
+            pairs.append((f"{name}: args (base config)", a.get("args"), tf_args))
+            pairs.append((f"{name}: config mount", [m["mountPath"] for m in a.get("volumeMounts", [])],
+                          [one(m["mount_path"]).replace("${local.collector_config_dir}", str(config_dir)) for m in b.get("volume_mounts", [])]))
     variables = hcl2.loads(read("deploy/gcp/terraform/variables.tf"))
     collector_default = [one(v["collector_image"]["default"]) for v in variables["variable"] if "collector_image" in v][0]
     for i, (what, a, b) in enumerate(pairs):

@@ -2,9 +2,11 @@
 # deploy/gcp/service.yaml (scripts/check-gcp.sh compares them).
 locals {
   collector_config_dir = "/etc/otelcol-google"
+  # Each overlay in a directory of its own, beside (not inside) the base config's mount.
+  saas_config_dir = "/etc/otelcol-saas"
   collector_args = concat(
     ["--config=${local.collector_config_dir}/config.yaml"],
-    [for name, _ in local.saas_enabled : "--config=${local.collector_config_dir}/${name}/${name}.yaml"],
+    [for name, _ in local.saas_enabled : "--config=${local.saas_config_dir}/${name}/${name}.yaml"],
   )
 }
 
@@ -144,7 +146,7 @@ resource "google_cloud_run_v2_service" "shop" {
         for_each = local.saas_enabled
         content {
           name       = "collector-${volume_mounts.key}"
-          mount_path = "${local.collector_config_dir}/${volume_mounts.key}"
+          mount_path = "${local.saas_config_dir}/${volume_mounts.key}"
         }
       }
 
