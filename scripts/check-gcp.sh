@@ -61,7 +61,7 @@ trap 'rm -rf "$WORK"' EXIT
 log "terraform fmt -check ($("$TOOLS/terraform" version | head -1))"
 "$TOOLS/terraform" fmt -check -recursive -diff deploy/gcp/terraform
 
-log "checkov: Terraform and Dockerfile (offline)"
+log "checkov: Terraform, Dockerfile, workflows (offline)"
 # Every accepted finding is skipped inline with its reason: a skip without one is a finding.
 if grep -rnE '#checkov:skip=[A-Z_0-9]+(:\s*)?$' deploy/gcp/terraform Dockerfile; then
   echo "FAIL: a checkov skip above has no reason (#checkov:skip=ID: reason)"; exit 1
@@ -69,6 +69,7 @@ fi
 export BC_SKIP_MAPPING=TRUE
 "$VENV/checkov" --quiet --compact --framework terraform -d deploy/gcp/terraform
 "$VENV/checkov" --quiet --compact --framework dockerfile -f Dockerfile
+"$VENV/checkov" --quiet --compact --framework github_actions -d .github/workflows
 
 # --- Cloud Run service YAML ----------------------------------------------------------------
 log "deploy/gcp/service.yaml against the Knative serving.knative.dev/v1 Service schema"
