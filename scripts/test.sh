@@ -38,6 +38,12 @@ if ! python3 -c 'import ensurepip, venv' >/dev/null 2>&1; then
   apt_install python3-venv
 fi
 
+# The console's test exporting from the Python OpenTelemetry SDK (crates/console): a venv from
+# PyPI under target/ (scripts/python-otel-venv.sh); here a missing venv fails that test.
+log "Python OpenTelemetry SDK for the console's receiver test (scripts/python-otel-venv.sh)"
+CONSOLE_PYTHON="$(scripts/python-otel-venv.sh)"
+export CONSOLE_PYTHON CONSOLE_REQUIRE_PYTHON=1
+
 log "docs: every relative link and file path in README.md and docs/ exists"
 python3 scripts/check-doc-links.py
 
