@@ -15,7 +15,8 @@ cargo build --release -p shop -p loadgen 2>&1 | tail -1
 target_dir="${CARGO_TARGET_DIR:-$PWD/target}"
 hz=$(getconf CLK_TCK)
 work=$(mktemp -d)
-trap 'rm -rf "$work"' EXIT
+shop_pid=""
+trap '[ -n "$shop_pid" ] && kill "$shop_pid" 2>/dev/null; rm -rf "$work"' EXIT
 
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 rss_kib() { awk '/^VmRSS:/ {print $2}' "/proc/$1/status"; }
@@ -27,6 +28,7 @@ run() {
   APP_CONSOLE=$console PORT=$port APP_LOG_FORMAT=json DATABASE_URL="sqlite://$work/shop.db?mode=rwc" \
     "$target_dir/release/shop" >/dev/null 2>&1 &
   local pid=$!
+  shop_pid=$pid
   for _ in $(seq 100); do curl -sf "http://127.0.0.1:$port/healthz" >/dev/null && break; sleep 0.1; done
   local start_rss; start_rss=$(rss_kib "$pid")
   local before; before=$(cpu_ticks "$pid")
@@ -43,18 +45,23 @@ run() {
   local end_rss; end_rss=$(rss_kib "$pid")
   local stored=""
   if [ "$console" = on ]; then
-    stored=$(curl -s "http://127.0.0.1:$port/_console/api/metrics" | python3 -c 'import json,sys
-c = json.load(sys.stdin)["pipeline"]["console"]
+    stored=$(curl -s "http://127.0.0.1:$port/_console/api/metrics" | python3 -c '
+import json, sys
+p = json.load(sys.stdin)["pipeline"]
+c = p["console"]
 s = c["store"]
-print(f"store: {s[\"spans\"]} spans, {s[\"logs\"]} logs, {s[\"bytes\"] // 1048576} MiB estimated; evicted {c[\"evicted_spans\"]} spans, {c[\"evicted_logs\"]} logs; batches dropped {c[\"batches_dropped\"]}")')
+print("store: %d spans, %d logs, %d MiB estimated; evicted %d spans, %d logs; batches dropped %d; queues dropped %d spans, %d logs" % (
+    s["spans"], s["logs"], s["bytes"] // 1048576, c["evicted_spans"], c["evicted_logs"], c["batches_dropped"],
+    p["spans_dropped"], p["logs_dropped"]))')
   fi
   kill -TERM "$pid"; wait "$pid" 2>/dev/null || true
-  local sent; sent=$(python3 -c 'import json,sys; d = json.load(open(sys.argv[1])); print(d["requests"])' "$work/loadgen.json" 2>/dev/null || echo "$requests")
-  python3 - "$console" "$sent" "$before" "$after" "$hz" "$start_rss" "$end_rss" <<'PY'
+  local sent rps errors
+  read -r sent rps errors < <(python3 -c 'import json,sys; d = json.load(open(sys.argv[1])); print(d["requests"], round(d["throughput_rps"]), d["errors"])' "$work/loadgen.json")
+  python3 - "$console" "$sent" "$before" "$after" "$hz" "$start_rss" "$end_rss" "$rps" "$errors" <<'PY'
 import sys
-console, sent, before, after, hz, start, end = sys.argv[1:]
+console, sent, before, after, hz, start, end, rps, errors = sys.argv[1:]
 cpu_us = (int(after) - int(before)) / int(hz) * 1e6 / int(sent)
-print(f"APP_CONSOLE={console}: {sent} requests, shop CPU {cpu_us:.1f} µs/request, VmRSS {int(start)//1024} MiB at start, {int(end)//1024} MiB at the end")
+print(f"APP_CONSOLE={console}: {sent} requests ({rps}/s, {errors} errors), shop CPU {cpu_us:.1f} us/request, VmRSS {int(start)//1024} MiB at start, {int(end)//1024} MiB at the end")
 PY
   echo "  VmRSS MiB every 2 s:$samples"
   [ -n "$stored" ] && echo "  $stored"

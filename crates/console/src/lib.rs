@@ -92,6 +92,18 @@ impl Console {
         routes::router(Arc::clone(&self.store))
     }
 
+    /// Spans and log records stored since the start (kept or evicted since), and export
+    /// requests dropped before decoding: what `/_console/api/metrics` reports, for benchmarks.
+    pub fn received(&self) -> Received {
+        let c = &self.store.counters;
+        let usage = self.store.usage();
+        Received {
+            spans: usage.spans as u64 + c.evicted_spans.load(Ordering::Relaxed),
+            logs: usage.logs as u64 + c.evicted_logs.load(Ordering::Relaxed),
+            batches_dropped: c.dropped_batches.load(Ordering::Relaxed),
+        }
+    }
+
     /// Stores a decoded trace export request (the standalone receivers call this).
     pub fn ingest_traces(&self, request: &ExportTraceServiceRequest) {
         self.store.insert_traces(request);
@@ -106,6 +118,17 @@ impl Console {
     pub fn ingest_metrics(&self, request: &ExportMetricsServiceRequest) {
         self.store.insert_metrics(request);
     }
+}
+
+/// What a console has received ([`Console::received`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Received {
+    /// Spans stored (some may be evicted since).
+    pub spans: u64,
+    /// Log records stored (some may be evicted since).
+    pub logs: u64,
+    /// Export requests the tap dropped because the ingest queue was full.
+    pub batches_dropped: u64,
 }
 
 /// The [`ExportTap`] of a [`Console`]: queues each encoded batch for the decoding thread, or
