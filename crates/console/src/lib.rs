@@ -105,12 +105,12 @@ impl Console {
     }
 
     /// Stores a decoded trace export request (the standalone receivers call this).
-    pub fn ingest_traces(&self, request: &ExportTraceServiceRequest) {
+    pub fn ingest_traces(&self, request: ExportTraceServiceRequest) {
         self.store.insert_traces(request);
     }
 
     /// Stores a decoded logs export request.
-    pub fn ingest_logs(&self, request: &ExportLogsServiceRequest) {
+    pub fn ingest_logs(&self, request: ExportLogsServiceRequest) {
         self.store.insert_logs(request);
     }
 
@@ -165,15 +165,15 @@ impl ExportTap for ConsoleTap {
 
 fn ingest_loop(store: &Store, queue: &Receiver<(TapSignal, Bytes)>) {
     while let Ok((signal, bytes)) = queue.recv() {
-        let decoded = match signal {
-            TapSignal::Traces => ExportTraceServiceRequest::decode(bytes)
-                .map(|request| store.insert_traces(&request)),
-            TapSignal::Logs => {
-                ExportLogsServiceRequest::decode(bytes).map(|request| store.insert_logs(&request))
-            }
-            TapSignal::Metrics => ExportMetricsServiceRequest::decode(bytes)
-                .map(|request| store.insert_metrics(&request)),
-        };
+        let decoded =
+            match signal {
+                TapSignal::Traces => ExportTraceServiceRequest::decode(bytes)
+                    .map(|request| store.insert_traces(request)),
+                TapSignal::Logs => ExportLogsServiceRequest::decode(bytes)
+                    .map(|request| store.insert_logs(request)),
+                TapSignal::Metrics => ExportMetricsServiceRequest::decode(bytes)
+                    .map(|request| store.insert_metrics(&request)),
+            };
         if decoded.is_err() {
             store.counters.undecodable.fetch_add(1, Ordering::Relaxed);
         }

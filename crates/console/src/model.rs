@@ -100,39 +100,44 @@ fn non_zero_hex(bytes: &[u8]) -> Option<String> {
 }
 
 /// An OTLP value as JSON (bytes as lowercase hex).
-pub(crate) fn any_value_json(value: Option<&AnyValue>) -> Value {
-    match value.and_then(|v| v.value.as_ref()) {
+pub(crate) fn any_value_json(value: Option<AnyValue>) -> Value {
+    match value.and_then(|v| v.value) {
         None => Value::Null,
-        Some(any_value::Value::StringValue(s)) => Value::String(s.clone()),
-        Some(any_value::Value::BoolValue(b)) => Value::Bool(*b),
-        Some(any_value::Value::IntValue(i)) => Value::from(*i),
-        Some(any_value::Value::DoubleValue(d)) => Value::from(*d),
+        Some(any_value::Value::StringValue(s)) => Value::String(s),
+        Some(any_value::Value::BoolValue(b)) => Value::Bool(b),
+        Some(any_value::Value::IntValue(i)) => Value::from(i),
+        Some(any_value::Value::DoubleValue(d)) => Value::from(d),
         Some(any_value::Value::ArrayValue(array)) => Value::Array(
             array
                 .values
-                .iter()
+                .into_iter()
                 .map(|v| any_value_json(Some(v)))
                 .collect(),
         ),
-        Some(any_value::Value::KvlistValue(list)) => Value::Object(attributes(&list.values)),
-        Some(any_value::Value::BytesValue(bytes)) => Value::String(hex(bytes)),
+        Some(any_value::Value::KvlistValue(list)) => Value::Object(attributes(list.values)),
+        Some(any_value::Value::BytesValue(bytes)) => Value::String(hex(&bytes)),
         #[allow(unreachable_patterns)]
         Some(_) => Value::Null,
     }
 }
 
-/// Key-values as a JSON object.
-pub(crate) fn attributes(values: &[KeyValue]) -> Attributes {
+/// A borrowed OTLP value as JSON.
+pub(crate) fn any_value_ref(value: Option<&AnyValue>) -> Value {
+    any_value_json(value.cloned())
+}
+
+/// Key-values as a JSON object, moving their keys and values.
+pub(crate) fn attributes(values: Vec<KeyValue>) -> Attributes {
     values
-        .iter()
-        .map(|kv| (kv.key.clone(), any_value_json(kv.value.as_ref())))
+        .into_iter()
+        .map(|kv| (kv.key, any_value_json(kv.value)))
         .collect()
 }
 
 /// The resource's attributes and its `service.name` (`unknown_service` without one).
-pub(crate) fn resource(resource: Option<&Resource>) -> (Arc<Attributes>, Arc<str>) {
+pub(crate) fn resource(resource: Option<Resource>) -> (Arc<Attributes>, Arc<str>) {
     let attributes = resource
-        .map(|r| attributes(&r.attributes))
+        .map(|r| attributes(r.attributes))
         .unwrap_or_default();
     let service: Arc<str> = attributes
         .get("service.name")
@@ -159,17 +164,17 @@ fn nanos_ms(start: u64, end: u64) -> f64 {
 
 /// A span of `service` under `scope`.
 pub(crate) fn span_view(
-    span: &Span,
+    span: Span,
     service: &Arc<str>,
     scope: &Arc<str>,
     resource: &Arc<Attributes>,
 ) -> SpanView {
-    let status = span.status.as_ref();
+    let status = span.status;
     SpanView {
         trace_id: hex(&span.trace_id),
         span_id: hex(&span.span_id),
         parent_span_id: non_zero_hex(&span.parent_span_id),
-        name: span.name.clone(),
+        name: span.name,
         kind: kind(span.kind),
         service: Arc::clone(service),
         scope: Arc::clone(scope),
@@ -177,30 +182,30 @@ pub(crate) fn span_view(
         end_unix_nano: span.end_time_unix_nano.to_string(),
         duration_ms: nanos_ms(span.start_time_unix_nano, span.end_time_unix_nano),
         status: StatusView {
-            code: match status.map(|s| s.code) {
+            code: match status.as_ref().map(|s| s.code) {
                 Some(1) => "OK",
                 Some(2) => "ERROR",
                 _ => "UNSET",
             },
-            message: status.map(|s| s.message.clone()).unwrap_or_default(),
+            message: status.map(|s| s.message).unwrap_or_default(),
         },
-        attributes: attributes(&span.attributes),
+        attributes: attributes(span.attributes),
         events: span
             .events
-            .iter()
+            .into_iter()
             .map(|e| EventView {
-                name: e.name.clone(),
+                name: e.name,
                 time_unix_nano: e.time_unix_nano.to_string(),
-                attributes: attributes(&e.attributes),
+                attributes: attributes(e.attributes),
             })
             .collect(),
         links: span
             .links
-            .iter()
+            .into_iter()
             .map(|l| LinkView {
                 trace_id: hex(&l.trace_id),
                 span_id: hex(&l.span_id),
-                attributes: attributes(&l.attributes),
+                attributes: attributes(l.attributes),
             })
             .collect(),
         resource: Arc::clone(resource),
@@ -242,15 +247,15 @@ pub(crate) fn request_view(span: &SpanView) -> Option<RequestView> {
 }
 
 /// A log record of `service` under `scope`.
-pub(crate) fn log_view(record: &LogRecord, service: &Arc<str>, scope: &str) -> LogView {
-    let attributes = attributes(&record.attributes);
+pub(crate) fn log_view(record: LogRecord, service: &Arc<str>, scope: &str) -> LogView {
+    let attributes = attributes(record.attributes);
     let target = if scope.is_empty() {
         string_attribute(&attributes, "code.namespace")
             .or_else(|| string_attribute(&attributes, "target"))
     } else {
         Some(scope.to_owned())
     };
-    let body = match any_value_json(record.body.as_ref()) {
+    let body = match any_value_json(record.body) {
         Value::String(s) => s,
         Value::Null => String::new(),
         other => other.to_string(),
@@ -262,10 +267,10 @@ pub(crate) fn log_view(record: &LogRecord, service: &Arc<str>, scope: &str) -> L
     };
     LogView {
         time_unix_nano: time.to_string(),
-        severity_text: record.severity_text.clone(),
+        severity_text: record.severity_text,
         severity_number: record.severity_number,
         target,
-        event_name: (!record.event_name.is_empty()).then(|| record.event_name.clone()),
+        event_name: (!record.event_name.is_empty()).then_some(record.event_name),
         body,
         attributes,
         trace_id: non_zero_hex(&record.trace_id),
@@ -350,7 +355,7 @@ mod tests {
                 },
             )),
         };
-        assert_eq!(any_value_json(Some(&value)), serde_json::json!([3, "ab01"]));
+        assert_eq!(any_value_json(Some(value)), serde_json::json!([3, "ab01"]));
         assert_eq!(hex(&[0, 255]), "00ff");
         assert_eq!(non_zero_hex(&[0; 8]), None);
     }

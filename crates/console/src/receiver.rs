@@ -106,7 +106,7 @@ async fn traces(State(console): State<Console>, headers: HeaderMap, body: Bytes)
     }
     match ExportTraceServiceRequest::decode(body) {
         Ok(request) => {
-            console.ingest_traces(&request);
+            console.ingest_traces(request);
             protobuf(ExportTraceServiceResponse::default())
         }
         Err(error) => bad_request(&error),
@@ -119,7 +119,7 @@ async fn logs(State(console): State<Console>, headers: HeaderMap, body: Bytes) -
     }
     match ExportLogsServiceRequest::decode(body) {
         Ok(request) => {
-            console.ingest_logs(&request);
+            console.ingest_logs(request);
             protobuf(ExportLogsServiceResponse::default())
         }
         Err(error) => bad_request(&error),
@@ -148,7 +148,7 @@ impl TraceService for Grpc {
         &self,
         request: tonic::Request<ExportTraceServiceRequest>,
     ) -> Result<tonic::Response<ExportTraceServiceResponse>, tonic::Status> {
-        self.0.ingest_traces(request.get_ref());
+        self.0.ingest_traces(request.into_inner());
         Ok(tonic::Response::new(ExportTraceServiceResponse::default()))
     }
 }
@@ -159,7 +159,7 @@ impl LogsService for Grpc {
         &self,
         request: tonic::Request<ExportLogsServiceRequest>,
     ) -> Result<tonic::Response<ExportLogsServiceResponse>, tonic::Status> {
-        self.0.ingest_logs(request.get_ref());
+        self.0.ingest_logs(request.into_inner());
         Ok(tonic::Response::new(ExportLogsServiceResponse::default()))
     }
 }

@@ -11,7 +11,7 @@ use opentelemetry_proto::tonic::common::v1::KeyValue;
 use opentelemetry_proto::tonic::metrics::v1::{metric, number_data_point};
 use serde::Serialize;
 
-use crate::model::{self, any_value_json};
+use crate::model::{self, any_value_ref};
 
 /// Snapshots kept per route (at the default 5 s interval: 30 minutes).
 const MAX_SNAPSHOTS: usize = 360;
@@ -85,7 +85,7 @@ pub(crate) struct RouteSeries {
 
 fn string(attributes: &[KeyValue], key: &str) -> Option<String> {
     let kv = attributes.iter().find(|kv| kv.key == key)?;
-    match any_value_json(kv.value.as_ref()) {
+    match any_value_ref(kv.value.as_ref()) {
         serde_json::Value::String(s) => Some(s),
         serde_json::Value::Null => None,
         other => Some(other.to_string()),
@@ -107,7 +107,7 @@ impl Red {
 
     pub(crate) fn ingest(&mut self, request: &ExportMetricsServiceRequest) {
         for resource_metrics in &request.resource_metrics {
-            let (resource, service) = model::resource(resource_metrics.resource.as_ref());
+            let (resource, service) = model::resource(resource_metrics.resource.clone());
             let service = service.to_string();
             let instance = resource
                 .get("service.instance.id")

@@ -113,17 +113,17 @@ impl Store {
     }
 
     /// Stores the spans of an export request.
-    pub(crate) fn insert_traces(&self, request: &ExportTraceServiceRequest) {
+    pub(crate) fn insert_traces(&self, request: ExportTraceServiceRequest) {
         let mut views = Vec::new();
-        for resource_spans in &request.resource_spans {
-            let (resource, service) = model::resource(resource_spans.resource.as_ref());
-            for scope_spans in &resource_spans.scope_spans {
+        for resource_spans in request.resource_spans {
+            let (resource, service) = model::resource(resource_spans.resource);
+            for scope_spans in resource_spans.scope_spans {
                 let scope: Arc<str> = scope_spans
                     .scope
                     .as_ref()
                     .map_or("", |s| s.name.as_str())
                     .into();
-                for span in &scope_spans.spans {
+                for span in scope_spans.spans {
                     views.push(model::span_view(span, &service, &scope, &resource));
                 }
             }
@@ -150,13 +150,13 @@ impl Store {
     }
 
     /// Stores the log records of an export request.
-    pub(crate) fn insert_logs(&self, request: &ExportLogsServiceRequest) {
+    pub(crate) fn insert_logs(&self, request: ExportLogsServiceRequest) {
         let mut views = Vec::new();
-        for resource_logs in &request.resource_logs {
-            let (_, service) = model::resource(resource_logs.resource.as_ref());
-            for scope_logs in &resource_logs.scope_logs {
+        for resource_logs in request.resource_logs {
+            let (_, service) = model::resource(resource_logs.resource);
+            for scope_logs in resource_logs.scope_logs {
                 let scope = scope_logs.scope.as_ref().map_or("", |s| s.name.as_str());
-                for record in &scope_logs.log_records {
+                for record in scope_logs.log_records {
                     views.push(model::log_view(record, &service, scope));
                 }
             }

@@ -23,7 +23,7 @@ fn limits(max_spans: usize, max_logs: usize) -> Limits {
 async fn oldest_spans_and_logs_are_evicted_and_counted() {
     let served = common::serve(limits(5, 3)).await;
     for n in 0..8u8 {
-        served.console.ingest_traces(&traces(
+        served.console.ingest_traces(traces(
             "shop",
             vec![server_span(
                 n,
@@ -35,7 +35,7 @@ async fn oldest_spans_and_logs_are_evicted_and_counted() {
             )],
         ));
     }
-    served.console.ingest_logs(&logs(
+    served.console.ingest_logs(logs(
         "shop",
         "shop::orders",
         (0..5u8)
@@ -80,7 +80,7 @@ async fn the_byte_cap_evicts_the_oldest_record_of_either_kind() {
     for n in 0..40u8 {
         served
             .console
-            .ingest_logs(&logs("shop", "shop", vec![log(Some(n), 9, "INFO", &big)]));
+            .ingest_logs(logs("shop", "shop", vec![log(Some(n), 9, "INFO", &big)]));
     }
     let (_, metrics) = served.json("/_console/api/metrics").await;
     let store = &metrics["pipeline"]["console"]["store"];
@@ -98,7 +98,7 @@ async fn the_byte_cap_evicts_the_oldest_record_of_either_kind() {
 #[tokio::test]
 async fn requests_filter_by_route_status_error_duration_service_and_text() {
     let served = common::serve(Limits::default()).await;
-    served.console.ingest_traces(&traces(
+    served.console.ingest_traces(traces(
         "shop",
         vec![
             server_span(1, "GET", "/v1/products", 200, 5, T0 + 1),
@@ -107,7 +107,7 @@ async fn requests_filter_by_route_status_error_duration_service_and_text() {
             server_span(4, "GET", "/v1/orders/{id}", 404, 2, T0 + 4),
         ],
     ));
-    served.console.ingest_traces(&traces(
+    served.console.ingest_traces(traces(
         "payments-sim",
         vec![server_span(5, "POST", "/v1/charges", 201, 20, T0 + 5)],
     ));
@@ -172,12 +172,12 @@ async fn a_trace_has_its_spans_of_every_service_and_its_logs() {
     child.parent_span_id = vec![9, 1, 0, 0, 0, 0, 0, 1];
     served
         .console
-        .ingest_traces(&traces("payments-sim", vec![child]));
-    served.console.ingest_traces(&traces(
+        .ingest_traces(traces("payments-sim", vec![child]));
+    served.console.ingest_traces(traces(
         "shop",
         vec![server_span(9, "POST", "/v1/orders", 201, 50, T0)],
     ));
-    served.console.ingest_logs(&logs(
+    served.console.ingest_logs(logs(
         "shop",
         "shop::orders::checkout",
         vec![
@@ -227,7 +227,7 @@ async fn a_trace_has_its_spans_of_every_service_and_its_logs() {
 #[tokio::test]
 async fn logs_filter_by_level_target_text_trace_and_service() {
     let served = common::serve(Limits::default()).await;
-    served.console.ingest_logs(&logs(
+    served.console.ingest_logs(logs(
         "shop",
         "shop::orders",
         vec![
@@ -237,7 +237,7 @@ async fn logs_filter_by_level_target_text_trace_and_service() {
             log(None, 17, "ERROR", "database down"),
         ],
     ));
-    served.console.ingest_logs(&logs(
+    served.console.ingest_logs(logs(
         "payments-sim",
         "payments_sim::charges",
         vec![log(Some(2), 9, "INFO", "charge approved")],
@@ -291,15 +291,13 @@ async fn clear_empties_the_store_and_the_stream_tells_live_clients() {
     );
     let mut stream = response;
     // The subscription exists once the response headers are back.
-    served.console.ingest_traces(&traces(
+    served.console.ingest_traces(traces(
         "shop",
         vec![server_span(1, "GET", "/v1/products", 200, 3, T0)],
     ));
-    served.console.ingest_logs(&logs(
-        "shop",
-        "shop",
-        vec![log(Some(1), 9, "INFO", "hello")],
-    ));
+    served
+        .console
+        .ingest_logs(logs("shop", "shop", vec![log(Some(1), 9, "INFO", "hello")]));
     let cleared = served
         .client
         .post(served.url("/_console/api/clear"))
