@@ -391,6 +391,26 @@ mod tests {
     use super::*;
 
     #[test]
+    fn openmetrics_only_when_the_scraper_prefers_it() {
+        let prometheus = "application/openmetrics-text;version=1.0.0,application/openmetrics-text;version=0.0.1;q=0.75,text/plain;version=0.0.4;q=0.5,*/*;q=0.1";
+        assert!(wants_openmetrics(Some(prometheus)));
+        assert!(wants_openmetrics(Some("application/openmetrics-text")));
+        assert!(wants_openmetrics(Some(
+            "Application/OpenMetrics-Text; version=0.0.1"
+        )));
+        assert!(!wants_openmetrics(None));
+        assert!(!wants_openmetrics(Some("*/*")));
+        assert!(!wants_openmetrics(Some("text/plain;version=0.0.4")));
+        assert!(!wants_openmetrics(Some(
+            "text/plain,application/openmetrics-text;q=0.5"
+        )));
+        assert!(!wants_openmetrics(Some("application/openmetrics-text;q=0")));
+        assert!(!wants_openmetrics(Some(
+            "application/openmetrics-text;version=2.0.0"
+        )));
+    }
+
+    #[test]
     fn names_follow_the_compatibility_rules() {
         assert_eq!(
             sanitize_name("http.server.request.duration"),
