@@ -22,12 +22,14 @@ async fn main() -> std::io::Result<()> {
         std::process::exit(2);
     };
     let receiver = OtlpReceiver::start().await?;
-    println!(
+    let mut stdout = std::io::stdout();
+    writeln!(
+        stdout,
         "grpc={} http={}",
         receiver.grpc_endpoint(),
         receiver.http_endpoint()
-    );
-    std::io::stdout().flush()?;
+    )?;
+    stdout.flush()?;
     let partial = format!("{out}.partial");
     let mut written = usize::MAX;
     loop {

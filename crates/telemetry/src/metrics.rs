@@ -121,10 +121,15 @@ struct DurationKey {
 #[derive(Default)]
 pub(crate) struct RouteInstruments {
     route: OnceLock<Arc<str>>,
-    durations: RwLock<Vec<(DurationKey, BoundHistogram<f64>, Arc<HistogramSlots>)>>,
+    durations: RwLock<Vec<BoundDuration>>,
     /// The exemplar slot of each `app.errors` series of this route, by error kind and route.
-    errors: RwLock<Vec<(ErrorKind, Option<Arc<str>>, Arc<Slot>)>>,
+    errors: RwLock<Vec<ErrorSlot>>,
 }
+
+/// A bound duration series and the exemplar slots of its buckets.
+type BoundDuration = (DurationKey, BoundHistogram<f64>, Arc<HistogramSlots>);
+/// The exemplar slot of one `app.errors` series (error kind, route).
+type ErrorSlot = (ErrorKind, Option<Arc<str>>, Arc<Slot>);
 
 impl std::fmt::Debug for RouteInstruments {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -248,9 +253,7 @@ impl RouteInstruments {
         let Some((span, at)) = exemplar else {
             return;
         };
-        let matches = |(k, r, _): &&(ErrorKind, Option<Arc<str>>, Arc<Slot>)| {
-            *k == kind && r.as_deref() == route.map(|r| &**r)
-        };
+        let matches = |(k, r, _): &&ErrorSlot| *k == kind && r.as_deref() == route.map(|r| &**r);
         let found = self
             .errors
             .read()
