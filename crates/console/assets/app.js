@@ -213,6 +213,10 @@ function connect() {
     }
     if (state.view && state.view.onLog) state.view.onLog([l]);
   });
+  es.addEventListener('lagged', () => {
+    // The server dropped events for this slow client: reload the view from the store.
+    if (!state.paused) route();
+  });
   es.addEventListener('cleared', () => {
     state.requests = [];
     state.logs = [];
@@ -1097,32 +1101,70 @@ function metricsView(main, params) {
   }
 
   function renderHealth(pipeline, series) {
-    const items = [];
     const p = pipeline || {};
+    const open = new Set([...health.querySelectorAll('details[open]')].map((d) => d.dataset.key));
     const label = {
       spans_dropped: 'Spans dropped',
       logs_dropped: 'Log records dropped',
       export_failures: 'Export failures',
+      log_lines_dropped: 'Log lines dropped (stdout)',
     };
-    const keys = ['spans_dropped', 'logs_dropped', 'export_failures', ...Object.keys(p).filter((k) => !(k in label))];
-    for (const k of keys) {
-      if (!(k in p)) continue;
-      const v = p[k];
-      const bad = ['spans_dropped', 'logs_dropped', 'export_failures'].includes(k) && Number(v) > 0;
-      items.push(el('div', { class: 'stat' + (bad ? ' bad' : '') }, el('dt', { text: label[k] || k.replaceAll('_', ' ') }), el('dd', { class: 'mono', text: typeof v === 'object' ? JSON.stringify(v) : String(v) })));
-    }
+    const human = (k) => label[k] || k.replaceAll('_', ' ');
+    const scalar = (v) => v === null || typeof v !== 'object';
+    const stat = (k, v, bad) => el('div', { class: 'stat' + (bad ? ' bad' : '') }, el('dt', { text: human(k) }), el('dd', { class: 'mono', text: String(v) }));
+    const keys = [...Object.keys(label), ...Object.keys(p).filter((k) => !(k in label))];
+    const items = keys.filter((k) => k in p && scalar(p[k])).map((k) => stat(k, p[k], k in label && Number(p[k]) > 0));
     const blocks = [el('h3', { id: 'health-h', text: 'Exporter health' }), el('dl', { class: 'stats' }, items)];
     if (series) {
-      const ratio = series.budget ? series.active / series.budget : 0;
+      const budget = series.budget || 1;
+      const ratio = series.active / budget;
       blocks.push(
         el(
           'p',
           { class: 'series' },
           el('label', { for: 'series-meter', text: 'Active metric series ' }),
-          el('meter', { id: 'series-meter', min: 0, max: series.budget || 1, low: (series.budget || 1) * 0.7, high: (series.budget || 1) * 0.9, optimum: 0, value: series.active }),
+          el('meter', { id: 'series-meter', min: 0, max: budget, low: budget * 0.7, high: budget * 0.9, optimum: 0, value: series.active }),
           el('span', { class: 'mono', text: ` ${series.active} of ${series.budget} budget (${(ratio * 100).toFixed(0)} %)` }),
         ),
       );
+    }
+    // Per instance (the shop and its in-process simulator are two).
+    if (Array.isArray(p.instances) && p.instances.length) {
+      const cols = ['service', 'instance', 'spans_dropped', 'logs_dropped', 'export_failures', 'log_lines_dropped', 'active_series'];
+      blocks.push(
+        el(
+          'details',
+          { class: 'more', dataset: { key: 'instances' }, open: open.has('instances') },
+          el('summary', { text: `Per instance (${p.instances.length})` }),
+          el(
+            'div',
+            { class: 'table-wrap' },
+            el(
+              'table',
+              { class: 'grid compact' },
+              el('thead', null, el('tr', null, cols.map((c) => el('th', { scope: 'col', text: human(c) })))),
+              el(
+                'tbody',
+                null,
+                p.instances.map((i) => el('tr', null, cols.map((c) => el('td', { class: c === 'service' ? '' : 'mono', title: c === 'instance' ? i[c] : null }, c === 'service' ? serviceBadge(i[c]) : c === 'instance' ? short(String(i[c] ?? '')) : String(i[c] ?? ''))))),
+              ),
+            ),
+          ),
+        ),
+      );
+    }
+    // The console's own store and intake.
+    if (p.console && typeof p.console === 'object') {
+      const c = p.console;
+      const parts = [];
+      if (c.store) {
+        const st = c.store;
+        const mib = (b) => (b / 1048576).toFixed(1) + ' MiB';
+        parts.push(el('p', { class: 'mono small' }, `store: ${st.spans} of ${st.max_spans} spans, ${st.logs} of ${st.max_logs} log records, ${mib(st.bytes)} of ${mib(st.max_bytes)}`));
+      }
+      const rest = Object.entries(c).filter(([k, v]) => k !== 'store' && scalar(v));
+      if (rest.length) parts.push(el('dl', { class: 'stats small' }, rest.map(([k, v]) => stat(k, v, false))));
+      blocks.push(el('details', { class: 'more', dataset: { key: 'store' }, open: open.has('store') }, el('summary', { text: 'Console store' }), parts));
     }
     health.replaceChildren(...blocks);
   }
