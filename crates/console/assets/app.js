@@ -1193,17 +1193,17 @@ function metricsView(main, params) {
           el(
             'tr',
             null,
-            el('td', null, serviceBadge(r.service)),
+            el('td', { 'data-label': 'Service' }, serviceBadge(r.service)),
             el('th', { scope: 'row', class: 'mono' }, `${r.method || ''} ${r.route || ''}`.trim()),
-            el('td', null, el('div', { class: 'cell-chart' }, el('span', { class: 'mono big', text: rate(lastRate) }), sparkline(pts, [{ key: 'rate', cls: 'c-rate', label: 'rate' }], { tMin, tMax, fmt: (v) => rate(v) + ' req/s', title: 'Request rate' }))),
+            el('td', { 'data-label': 'Rate (req/s)' }, el('div', { class: 'cell-chart' }, el('span', { class: 'mono big', text: rate(lastRate) }), sparkline(pts, [{ key: 'rate', cls: 'c-rate', label: 'rate' }], { tMin, tMax, fmt: (v) => rate(v) + ' req/s', title: 'Request rate' }))),
             el(
               'td',
-              null,
+              { 'data-label': 'Error rate' },
               el('div', { class: 'cell-chart' }, el('span', { class: 'mono big' + (lastErr > 0 ? ' bad' : ''), text: pct(lastErr) }), sparkline(pts, [{ key: 'error_rate', cls: 'c-err', label: 'errors' }], { tMin, tMax, max: 0.05, fmt: pct, title: 'Error rate' })),
             ),
             el(
               'td',
-              null,
+              { 'data-label': 'Latency p50 / p95 / p99' },
               el(
                 'div',
                 { class: 'cell-chart' },
