@@ -60,8 +60,9 @@ fn unknown(arg: &std::ffi::OsStr) -> String {
 /// settings, each with its default. Empty values count as unset.
 pub fn help() -> String {
     format!(
-        "{USAGE}\nSettings are environment variables; an empty value counts as unset.\n\n{SETTINGS_HELP}\n{}\n{}",
+        "{USAGE}\nSettings are environment variables; an empty value counts as unset.\n\n{SETTINGS_HELP}\n{}\n{}\n{}",
         payments_sim::service::SETTINGS_HELP,
+        console::config::SETTINGS_HELP,
         telemetry::settings_help::SETTINGS_HELP,
     )
 }

@@ -27,6 +27,7 @@ pub mod db;
 pub mod env;
 pub mod error;
 mod event_fields;
+pub mod export_tap;
 mod instance;
 pub mod layer;
 mod log_emitter;

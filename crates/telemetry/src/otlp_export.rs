@@ -125,7 +125,7 @@ impl Transport {
         }
     }
 
-    pub(crate) async fn send(&self, body: Vec<u8>) -> OTelSdkResult {
+    pub(crate) async fn send(&self, body: Bytes) -> OTelSdkResult {
         match self {
             Self::Grpc {
                 client,
@@ -136,7 +136,7 @@ impl Transport {
                 client.ready().await.map_err(|e| {
                     OTelSdkError::InternalFailure(format!("OTLP/gRPC channel not ready: {e}"))
                 })?;
-                let mut request = tonic::Request::new(Bytes::from(body));
+                let mut request = tonic::Request::new(body);
                 *request.metadata_mut() = metadata.clone();
                 client
                     .unary(
@@ -161,7 +161,7 @@ impl Transport {
             } => {
                 let mut request = Request::post(url.clone())
                     .header(http::header::CONTENT_TYPE, "application/x-protobuf")
-                    .body(Bytes::from(body))
+                    .body(body)
                     .map_err(|e| OTelSdkError::InternalFailure(e.to_string()))?;
                 for (name, value) in headers {
                     request.headers_mut().insert(name.clone(), value.clone());
