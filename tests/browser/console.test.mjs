@@ -32,8 +32,8 @@ function assert(cond, msg) {
 }
 
 // ---- the shop's API ----
-async function api(method, p, { body, headers = {} } = {}) {
-  const res = await fetch(BASE + p, {
+async function api(method, p, { body, headers = {}, base = BASE } = {}) {
+  const res = await fetch(base + p, {
     method,
     headers: { ...(body ? { 'content-type': 'application/json' } : {}), ...headers },
     body: body ? JSON.stringify(body) : undefined,
@@ -65,6 +65,17 @@ async function main() {
     args: ['--no-sandbox', '--disable-dev-shm-usage', '--disable-gpu'],
   });
   const ctx = await browser.newContext({ viewport: { width: 1280, height: 800 }, colorScheme: 'light', reducedMotion: 'reduce' });
+  if (process.env.CONSOLE_ASSETS_DIR) {
+    // For UI work: serve the page's files from the working tree instead of the binary's
+    // embedded copies, so an edit needs no rebuild. The test itself (scripts/console-browser.sh)
+    // never sets it.
+    await ctx.route(/\/_console\/(assets\/app\.(js|css))?(#.*)?$/, async (route) => {
+      const u = new URL(route.request().url());
+      const file = u.pathname.endsWith('.js') ? 'app.js' : u.pathname.endsWith('.css') ? 'app.css' : 'index.html';
+      const type = { 'app.js': 'text/javascript', 'app.css': 'text/css', 'index.html': 'text/html' }[file];
+      await route.fulfill({ status: 200, contentType: type + '; charset=utf-8', body: fs.readFileSync(path.join(process.env.CONSOLE_ASSETS_DIR, file)) });
+    });
+  }
   page = await ctx.newPage();
   page.on('pageerror', (e) => pageErrors.push(e.message));
   page.on('dialog', (d) => {
@@ -115,6 +126,31 @@ async function main() {
     hostileTrace = traceIdOf(hostile);
   });
 
+  // For the screenshots: a bounded stream of mixed traffic (reads, misses, bad input, checkouts)
+  // so the lists and the metric charts have something to show; stopped before Clear.
+  let background = Promise.resolve();
+  let stopBackground = false;
+  let backgroundStarted = Date.now();
+  if (SHOTS) {
+    background = (async () => {
+      // Some provider failures (the shop retries, some checkouts answer 502) and latency.
+      const sim = /"url.full":"(http:\/\/127\.0\.0\.1:\d+)"/.exec(fs.readFileSync(SERVER_LOG, 'utf8'));
+      if (sim) await api('PUT', '/admin/faults', { base: sim[1], body: { error_rate: 0.3, latency_ms: { p50: 4, p99: 40 } } });
+      backgroundStarted = Date.now();
+      const user = await api('POST', '/v1/users', { body: { email: `shots+${Date.now()}@example.com`, name: 'Screenshots' } });
+      const auth = { authorization: 'Bearer ' + user.json.token };
+      for (let i = 0; i < 1000 && !stopBackground; i++) {
+        await api('GET', '/v1/products');
+        await api('GET', '/v1/products/' + (1 + ((i * 7) % 45))); // ids above 36 are misses
+        if (i % 5 === 0) await api('GET', '/v1/me', { headers: auth });
+        if (i % 6 === 0) await api('GET', '/v1/me'); // 401
+        if (i % 9 === 0) await api('POST', '/v1/orders', { body: { items: [{ product_id: 2 + (i % 5), quantity: 1 }] }, headers: { ...auth, 'idempotency-key': `shots-${Date.now()}-${i}` } });
+        if (i % 11 === 0) await api('POST', '/v1/users', { body: { email: 'not an email', name: '' } }); // 400
+        await new Promise((r) => setTimeout(r, 150));
+      }
+    })();
+  }
+
   const rowOf = (trace) => page.locator(`#req-rows tr[data-trace="${trace}"]`);
   await step('the checkout and the failing request appear live in Requests', async () => {
     const checkout = rowOf(checkoutTrace).filter({ hasText: '/v1/orders' }).first();
@@ -148,7 +184,7 @@ async function main() {
     await page.fill('#f-route', '/v1/orders');
     await page.waitForFunction(() => {
       const rows = [...document.querySelectorAll('#req-rows tr')];
-      return rows.length > 0 && rows.every((r) => r.querySelector('.route').textContent === '/v1/orders');
+      return rows.length > 0 && rows.every((r) => r.querySelector('.route a').textContent === '/v1/orders');
     }, null, { timeout: WAIT });
     await page.fill('#f-route', '');
     await page.fill('#f-error', 'not_found');
@@ -314,7 +350,13 @@ async function main() {
     for (const k of ['Spans dropped', 'Log records dropped', 'Export failures', 'Active metric series']) assert(health.includes(k), `the exporter health lacks "${k}"`);
     assert((await page.locator('#series-meter').count()) === 1, 'no series meter');
   });
-  if (SHOTS) await shot('metrics');
+  if (SHOTS) {
+    // Let the charts gather about a minute of history.
+    await new Promise((r) => setTimeout(r, Math.max(0, 60_000 - (Date.now() - backgroundStarted))));
+    await page.reload();
+    await page.locator('#metric-rows tr').first().waitFor({ timeout: WAIT });
+    await shot('metrics');
+  }
 
   await step('keyboard: skip link, Tab order, visible focus, view keys', async () => {
     await page.goto(CONSOLE + '#/requests');
@@ -390,6 +432,9 @@ async function main() {
     assert(o2 <= 1, `the trace page scrolls sideways by ${o2}px`);
     await page.setViewportSize({ width: 1280, height: 800 });
   });
+
+  stopBackground = true;
+  await background;
 
   await step('clear empties the store and the list', async () => {
     await page.goto(CONSOLE + '#/requests');

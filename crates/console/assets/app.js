@@ -63,6 +63,27 @@ function nsDiffMs(a, b) {
     return 0;
   }
 }
+// Compares two nanosecond decimal strings (no BigInt needed: longer is later).
+function cmpNs(a, b) {
+  a = a || '';
+  b = b || '';
+  return a.length - b.length || (a < b ? -1 : a > b ? 1 : 0);
+}
+// Newest first, by a record's start (or log time), whatever order export batches arrived in.
+function newestFirst(key) {
+  return (x, y) => cmpNs(y[key], x[key]);
+}
+// Inserts rows (already sorted newest first) into tbody at their place, keeps at most `cap`.
+function insertSorted(tbody, fresh, key, makeRow, cap) {
+  let cursor = tbody.firstElementChild;
+  for (const r of fresh) {
+    while (cursor && cmpNs(cursor.dataset.t, r[key]) > 0) cursor = cursor.nextElementSibling;
+    const tr = makeRow(r);
+    tr.dataset.t = r[key] || '';
+    tbody.insertBefore(tr, cursor);
+  }
+  while (tbody.children.length > cap) tbody.lastElementChild.remove();
+}
 function pad(n, w = 2) {
   return String(n).padStart(w, '0');
 }
@@ -437,6 +458,7 @@ function requestsView(main, params) {
       el(
         'td',
         { class: 'route' },
+        el('span', { class: 'm-narrow', 'aria-hidden': 'true', text: (r.method || '') + ' ' }),
         href ? el('a', { class: 'open', href, 'aria-label': `Open trace of ${label} ${r.status}`, text: r.route || '(no route)' }) : r.route || '(no route)',
       ),
       el('td', null, el('span', { class: 'status ' + statusClass(r.status), text: r.status ?? '' })),
@@ -460,7 +482,11 @@ function requestsView(main, params) {
 
   function renderAll() {
     const frag = document.createDocumentFragment();
-    for (const r of rows.slice(0, SHOW_REQUESTS)) frag.append(row(r));
+    for (const r of rows.slice(0, SHOW_REQUESTS)) {
+      const tr = row(r);
+      tr.dataset.t = r.start_unix_nano || '';
+      frag.append(tr);
+    }
     tbody.replaceChildren(frag);
     renderSummary();
   }
@@ -475,7 +501,7 @@ function requestsView(main, params) {
     try {
       const body = await getJSON('requests?' + p);
       if (my !== gen) return;
-      rows = body.requests || [];
+      rows = (body.requests || []).sort(newestFirst('start_unix_nano'));
       total = body.total ?? rows.length;
       evicted = body.evicted ?? 0;
       rows.forEach(note);
@@ -509,15 +535,12 @@ function requestsView(main, params) {
   let pending = [];
   const flush = () => {
     flushTimer = null;
-    const fresh = pending.filter(matches);
+    const fresh = pending.filter(matches).sort(newestFirst('start_unix_nano'));
     pending = [];
     if (!fresh.length) return;
-    rows = fresh.concat(rows).slice(0, KEEP_REQUESTS);
+    rows = fresh.concat(rows).sort(newestFirst('start_unix_nano')).slice(0, KEEP_REQUESTS);
     total += fresh.length;
-    const frag = document.createDocumentFragment();
-    for (const r of fresh.slice(0, SHOW_REQUESTS)) frag.append(row(r));
-    tbody.prepend(frag);
-    while (tbody.children.length > SHOW_REQUESTS) tbody.lastElementChild.remove();
+    insertSorted(tbody, fresh.slice(0, SHOW_REQUESTS), 'start_unix_nano', row, SHOW_REQUESTS);
     renderSummary();
     const r = fresh[0];
     announce(fresh.length === 1 ? `New request: ${r.method} ${r.route || ''} ${r.status}` : `${fresh.length} new requests`);
@@ -543,10 +566,14 @@ function requestsView(main, params) {
   };
 }
 
-const serviceColors = new Map();
+// A service's colour comes from its name, so it is the same in every view and on every load.
+function serviceColor(name) {
+  let x = 5381;
+  for (const c of name || '') x = ((x * 33) ^ c.charCodeAt(0)) >>> 0;
+  return (x + 5) % 6;
+}
 function serviceBadge(name) {
-  if (!serviceColors.has(name)) serviceColors.set(name, serviceColors.size % 6);
-  return el('span', { class: 'svc svc' + serviceColors.get(name), text: name || '?' });
+  return el('span', { class: 'svc svc' + serviceColor(name), text: name || '?' });
 }
 
 // ---------- Trace ----------
@@ -716,13 +743,13 @@ function traceView(main, traceId, selectedSpan) {
           { class: 'span-name', style: `padding-left:${Math.min(depth, 12) * 0.9}rem` },
           serviceBadge(s.service),
           el('span', { class: 'kind', text: s.kind }),
-          el('span', { class: 'nm', text: s.name }),
+          el('span', { class: 'nm', title: s.name, text: s.name }),
           nLogs ? el('span', { class: 'logcount', title: `${nLogs} log records`, text: `${nLogs} log` }) : null,
         ),
         el(
           'span',
           { class: 'span-bar' },
-          el('span', { class: 'bar svcbar' + serviceColors.get(s.service) + (err ? ' err' : ''), style: `left:${off.toFixed(3)}%;width:${Math.min(w, 100 - off).toFixed(3)}%` }),
+          el('span', { class: 'bar svcbar' + serviceColor(s.service) + (err ? ' err' : ''), style: `left:${off.toFixed(3)}%;width:${Math.min(w, 100 - off).toFixed(3)}%` }),
         ),
         el('span', { class: 'dur', text: fmtMs(s.duration_ms) }),
       );
@@ -784,7 +811,6 @@ function traceView(main, traceId, selectedSpan) {
       data = await getJSON('traces/' + traceId);
       data.spans = data.spans || [];
       data.logs = data.logs || [];
-      for (const s of data.spans) serviceBadge(s.service); // assign colours in order
       const services = data.services || [...new Set(data.spans.map((s) => s.service))];
       const root = data.spans.find((s) => !s.parent_span_id) || data.spans[0];
       meta.replaceChildren(
@@ -938,7 +964,11 @@ function logsView(main, params) {
   }
   function renderAll() {
     const frag = document.createDocumentFragment();
-    for (const l of rows.slice(0, SHOW_LOGS)) frag.append(row(l));
+    for (const l of rows.slice(0, SHOW_LOGS)) {
+      const tr = row(l);
+      tr.dataset.t = l.time_unix_nano || '';
+      frag.append(tr);
+    }
     tbody.replaceChildren(frag);
     renderSummary();
   }
@@ -952,7 +982,7 @@ function logsView(main, params) {
     try {
       const body = await getJSON('logs?' + p);
       if (my !== gen) return;
-      rows = body.logs || [];
+      rows = (body.logs || []).sort(newestFirst('time_unix_nano'));
       total = body.total ?? rows.length;
       evicted = body.evicted ?? 0;
       rows.forEach(note);
@@ -984,15 +1014,12 @@ function logsView(main, params) {
   let flushTimer = null;
   const flush = () => {
     flushTimer = null;
-    const fresh = pending.filter(matches);
+    const fresh = pending.filter(matches).sort(newestFirst('time_unix_nano'));
     pending = [];
     if (!fresh.length) return;
-    rows = fresh.concat(rows).slice(0, KEEP_LOGS);
+    rows = fresh.concat(rows).sort(newestFirst('time_unix_nano')).slice(0, KEEP_LOGS);
     total += fresh.length;
-    const frag = document.createDocumentFragment();
-    for (const l of fresh.slice(0, SHOW_LOGS)) frag.append(row(l));
-    tbody.prepend(frag);
-    while (tbody.children.length > SHOW_LOGS) tbody.lastElementChild.remove();
+    insertSorted(tbody, fresh.slice(0, SHOW_LOGS), 'time_unix_nano', row, SHOW_LOGS);
     renderSummary();
   };
   return {
@@ -1019,9 +1046,9 @@ function logsView(main, params) {
 function sparkline(points, series, opts) {
   // series: [{key, cls, label}], points: [{t_unix_s, ...}]
   const W = 160;
-  const H = 40;
+  const H = 44;
   const P = 2;
-  const TOP = 11; // room for the peak label
+  const TOP = 14; // room for the peak label
   const s = svg('svg', { viewBox: `0 0 ${W} ${H}`, width: W, height: H, class: 'spark', role: 'img' });
   const ts = points.map((p) => p.t_unix_s);
   const tMin = opts.tMin;
@@ -1078,7 +1105,7 @@ function metricsView(main, params) {
     'table',
     { class: 'grid metrics' },
     el('caption', { class: 'visually-hidden', text: 'RED metrics per route' }),
-    el('thead', null, el('tr', null, ['Service', 'Route', 'Rate (req/s)', 'Error rate', 'Latency p50 / p95 / p99'].map((h) => el('th', { scope: 'col', text: h })))),
+    el('thead', null, el('tr', null, ['Service', 'Route', 'Rate (req/s)', 'Error rate (5xx)', 'Latency p50 / p95 / p99'].map((h) => el('th', { scope: 'col', text: h })))),
     tbody,
   );
   const empty = el('p', { class: 'empty', text: 'No requests in this window yet.' });
@@ -1182,7 +1209,10 @@ function metricsView(main, params) {
       const routes = (body.routes || []).slice();
       let tMax = now;
       for (const r of routes) for (const p of r.points || []) tMax = Math.max(tMax, p.t_unix_s);
-      const tMin = tMax - windowS;
+      // The charts span the window, or less while the store holds less history.
+      let first = tMax;
+      for (const r of routes) for (const p of r.points || []) first = Math.min(first, p.t_unix_s);
+      const tMin = Math.max(tMax - windowS, first - 5);
       routes.sort((a, b) => (a.service + a.route + a.method < b.service + b.route + b.method ? -1 : 1));
       const frag = document.createDocumentFragment();
       for (const r of routes) {
@@ -1198,7 +1228,7 @@ function metricsView(main, params) {
             el('td', { 'data-label': 'Rate (req/s)' }, el('div', { class: 'cell-chart' }, el('span', { class: 'mono big', text: rate(lastRate) }), sparkline(pts, [{ key: 'rate', cls: 'c-rate', label: 'rate' }], { tMin, tMax, fmt: (v) => rate(v) + ' req/s', title: 'Request rate' }))),
             el(
               'td',
-              { 'data-label': 'Error rate' },
+              { 'data-label': 'Error rate (5xx)' },
               el('div', { class: 'cell-chart' }, el('span', { class: 'mono big' + (lastErr > 0 ? ' bad' : ''), text: pct(lastErr) }), sparkline(pts, [{ key: 'error_rate', cls: 'c-err', label: 'errors' }], { tMin, tMax, max: 0.05, fmt: pct, title: 'Error rate' })),
             ),
             el(
