@@ -455,6 +455,7 @@ async function main() {
 async function shot(name) {
   fs.mkdirSync(SHOTS, { recursive: true });
   await page.evaluate(() => document.activeElement && document.activeElement.blur && document.activeElement.blur());
+  await page.mouse.move(1, page.viewportSize().height - 1); // no hover highlight
   await page.waitForTimeout(300); // let the last rows settle
   const file = path.join(SHOTS, name + '.png');
   await page.screenshot({ path: file });
