@@ -278,6 +278,12 @@ async function main() {
     await shot('trace');
   }
 
+  await step('keyboard: Esc goes back from the trace to the list it was opened from', async () => {
+    await page.keyboard.press('Escape');
+    await page.waitForURL(/#\/requests/);
+    await rowOf(checkoutTrace).first().waitFor({ timeout: WAIT });
+  });
+
   await step('a failing request: its trace shows error.type and the WARN access line', async () => {
     await page.goto(CONSOLE + '#/trace/' + failingTrace);
     await page.locator('#span-details').filter({ hasText: 'error.type' }).waitFor({ timeout: WAIT });
@@ -435,6 +441,7 @@ async function main() {
 
   stopBackground = true;
   await background;
+  if (SHOTS) await new Promise((r) => setTimeout(r, 1500)); // its last records reach the store
 
   await step('clear empties the store and the list', async () => {
     await page.goto(CONSOLE + '#/requests');

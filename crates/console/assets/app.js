@@ -143,6 +143,7 @@ const state = {
   logs: [],
   pendingRequests: 0,
   pendingLogs: 0,
+  navigated: false, // whether this page went from one view to another (Esc can go back)
   view: null, // {name, render(): void, onRequest?(r), onLog?(l), onCleared?(), dispose?()}
 };
 
@@ -687,6 +688,10 @@ function traceView(main, traceId, selectedSpan) {
 
   function renderWaterfall() {
     const spans = data.spans.slice();
+    if (!spans.length) {
+      waterfall.replaceChildren(el('p', { class: 'muted', text: 'No span of this trace is stored (only log records carry its id).' }));
+      return;
+    }
     const byId = new Map(spans.map((s) => [s.span_id, s]));
     const kids = new Map();
     const roots = [];
@@ -1294,7 +1299,10 @@ function initKeys() {
         e.target.blur();
         return;
       }
-      if (location.hash.startsWith('#/trace/')) history.length > 1 ? history.back() : (location.hash = '#/requests');
+      if (location.hash.startsWith('#/trace/')) {
+        if (state.navigated) history.back();
+        else location.hash = '#/requests';
+      }
       return;
     }
     if (typing(e)) return;
@@ -1320,6 +1328,7 @@ function start() {
   document.getElementById('clear').addEventListener('click', clearAll);
   let lastView = null;
   window.addEventListener('hashchange', () => {
+    state.navigated = true;
     route();
     const name = parseHash().parts[0] || 'requests';
     // Moving to another view puts focus at its start, for keyboard and screen reader users.
