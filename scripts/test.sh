@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # The one test command: what CI runs (.ci/run) and what a newcomer runs on a fresh machine.
 # Installs what the tests need, then: the docs' links (scripts/check-doc-links.py), format check, clippy -D warnings, every test, a
-# bounded schemathesis run against the real binary (scripts/api-fuzz.sh) and the telemetry console in headless Chromium
-# (scripts/console-browser.sh).
+# bounded schemathesis run against the real binary (scripts/api-fuzz.sh), the telemetry console in headless Chromium
+# (scripts/console-browser.sh), the local stack's checks (scripts/check-deploy.sh) and the cloud deployment's (scripts/check-gcp.sh).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -38,6 +38,12 @@ if ! python3 -c 'import ensurepip, venv' >/dev/null 2>&1; then
   apt_install python3-venv
 fi
 
+# The console's test exporting from the Python OpenTelemetry SDK (crates/console): a venv from
+# PyPI under target/ (scripts/python-otel-venv.sh); here a missing venv fails that test.
+log "Python OpenTelemetry SDK for the console's receiver test (scripts/python-otel-venv.sh)"
+CONSOLE_PYTHON="$(scripts/python-otel-venv.sh)"
+export CONSOLE_PYTHON CONSOLE_REQUIRE_PYTHON=1
+
 log "docs: every relative link and file path in README.md and docs/ exists"
 python3 scripts/check-doc-links.py
 
@@ -63,5 +69,8 @@ scripts/console-browser.sh
 
 log "local observability stack: static checks, rule and routing tests, live Prometheus (scripts/check-deploy.sh)"
 scripts/check-deploy.sh
+
+log "cloud deployment: Terraform, Cloud Run YAML, workflows, Collector configs (scripts/check-gcp.sh)"
+scripts/check-gcp.sh
 
 log "all checks passed"

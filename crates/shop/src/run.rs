@@ -126,7 +126,11 @@ pub async fn start(settings: Settings, budget: ShutdownBudget) -> Result<Started
         .then(|| Console::new(settings.console.limits));
     let mut builder = crate::observability::telemetry_builder(settings.telemetry);
     if let Some(console) = &console {
-        builder = builder.export_tap(console.tap());
+        let address = SocketAddr::new(settings.shop.host, settings.shop.port);
+        builder = builder.export_tap(console.tap()).startup_field(
+            "console.url",
+            format!("http://{address}{}/", console::MOUNT),
+        );
     }
     // Inside the runtime: the OTLP exporters need it.
     let (telemetry, guard) = builder

@@ -235,7 +235,12 @@ const ANNOUNCE_TARGET: &str = "telemetry::startup";
 /// Writes the one start-up line (INFO, stdout only) saying whether OTLP export is on, and
 /// where each signal goes over which protocol and security. Never credentials: the endpoint
 /// loses its user info and query, headers appear as a count, TLS files by variable only.
-pub(crate) fn announce(config: &TelemetryConfig, filter: &LogFilter, sink: &LogSink) {
+pub(crate) fn announce(
+    config: &TelemetryConfig,
+    filter: &LogFilter,
+    sink: &LogSink,
+    extra: &[(&'static str, String)],
+) {
     if !filter.enabled(ANNOUNCE_TARGET, &tracing::Level::INFO) {
         return;
     }
@@ -279,6 +284,9 @@ pub(crate) fn announce(config: &TelemetryConfig, filter: &LogFilter, sink: &LogS
             "otlp.headers",
             FieldValue::U64(config.otlp_headers.len() as u64),
         ));
+    }
+    for (key, value) in extra {
+        fields.push((key, FieldValue::Str(value)));
     }
     let line = LogLine {
         time: SystemTime::now(),

@@ -5,6 +5,7 @@ mod accounts;
 mod binary;
 mod catalog;
 mod common;
+mod console;
 mod metric_contract;
 mod openapi;
 mod operations;

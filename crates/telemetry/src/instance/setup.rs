@@ -65,9 +65,17 @@ pub struct TelemetryBuilder {
     email_fields: &'static [&'static str],
     forbidden_metric_keys: &'static [&'static str],
     tap: Option<Arc<dyn ExportTap>>,
+    startup_fields: Vec<(&'static str, String)>,
 }
 
 impl TelemetryBuilder {
+    /// Adds `key=value` to the instance's start-up line (target `telemetry::startup`), e.g.
+    /// the URL of a console the application serves.
+    pub fn startup_field(mut self, key: &'static str, value: impl Into<String>) -> Self {
+        self.startup_fields.push((key, value.into()));
+        self
+    }
+
     /// Hands every encoded OTLP export request (spans, log records, metrics) to `tap` as well,
     /// in process: exactly what is exported, also when no OTLP endpoint is set (see
     /// [`crate::export_tap`]). Without a tap (the default) nothing extra is encoded.
@@ -106,6 +114,7 @@ impl TelemetryBuilder {
             self.email_fields,
             self.forbidden_metric_keys,
             self.tap,
+            &self.startup_fields,
         )?);
         Ok((
             Telemetry {
@@ -130,6 +139,7 @@ impl Telemetry {
             email_fields: &[],
             forbidden_metric_keys: &[],
             tap: None,
+            startup_fields: Vec::new(),
         }
     }
 }
@@ -141,6 +151,7 @@ impl Instance {
         email_fields: &'static [&'static str],
         forbidden_metric_keys: &'static [&'static str],
         tap: Option<Arc<dyn ExportTap>>,
+        startup_fields: &[(&'static str, String)],
     ) -> Result<Self, InitError> {
         let export = config.otlp_enabled();
         // The record queues run when OTLP export is on or a tap wants the encoded batches.
@@ -233,7 +244,7 @@ impl Instance {
             // from_lookup validated it; a hand-built config with a bad filter falls back to info.
             LogFilter::parse("info").unwrap_or_else(|e| unreachable!("{e}"))
         });
-        crate::otlp_export::announce(&config, &log_filter, &sink);
+        crate::otlp_export::announce(&config, &log_filter, &sink, startup_fields);
         let logs = Arc::new(LogEmitter::new(
             &config,
             log_filter,
