@@ -46,6 +46,9 @@ pub const MOUNT: &str = "/_console";
 /// rather than hold up an export thread.
 const INGEST_QUEUE: usize = 256;
 
+/// How long a span or log record waits at most before the console gets it.
+pub const MAX_SCHEDULE_DELAY: Duration = Duration::from_millis(500);
+
 /// One console: its store and the queue feeding it. Cheap to clone.
 #[derive(Debug, Clone)]
 pub struct Console {
@@ -129,6 +132,11 @@ impl ExportTap for ConsoleTap {
 
     fn metric_interval(&self) -> Duration {
         self.metric_interval
+    }
+
+    /// Requests show up within half a second, whatever `OTEL_BSP_SCHEDULE_DELAY` says.
+    fn max_schedule_delay(&self) -> Option<Duration> {
+        Some(MAX_SCHEDULE_DELAY)
     }
 }
 

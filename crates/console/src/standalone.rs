@@ -1,6 +1,8 @@
 //! The standalone console (the `console` binary): OTLP/gRPC and OTLP/HTTP receivers and the UI,
 //! each on its own listener, one [`Console`] behind them.
 
+use std::future::Future;
+use std::io::Write as _;
 use std::net::SocketAddr;
 
 use tokio::net::TcpListener;
@@ -91,6 +93,71 @@ impl Standalone {
         let _ = self.stop.send(true);
         for task in self.tasks {
             let _ = task.await;
+        }
+    }
+}
+
+/// What the `console` binary (and `shop console`) runs: starts, writes the start-up line (one
+/// JSON line on stdout, target `console::startup`, with the three addresses), serves until
+/// `shutdown` completes, then stops.
+pub async fn run(
+    config: &StandaloneConfig,
+    shutdown: impl Future<Output = ()>,
+) -> std::io::Result<()> {
+    let console = Standalone::start(config).await?;
+    let line = serde_json::json!({
+        "level": "INFO",
+        "target": "console::startup",
+        "message": "telemetry console listening",
+        "console.url": console.url(),
+        "otlp.grpc": format!("http://{}", console.otlp_grpc),
+        "otlp.http": format!("http://{}", console.otlp_http),
+    });
+    {
+        let mut out = std::io::stdout().lock();
+        writeln!(out, "{line}")?;
+        out.flush()?;
+    }
+    shutdown.await;
+    console.stop().await;
+    Ok(())
+}
+
+/// The whole binary: `--help`, the settings (exit 2 naming the variable), [`run`] until SIGTERM
+/// or Ctrl-C. `program` names the command in messages (`console`, `shop console`).
+pub fn main(program: &str, args: &[String]) -> std::process::ExitCode {
+    use std::process::ExitCode;
+    if args.iter().any(|a| a == "--help" || a == "-h") {
+        let mut out = std::io::stdout().lock();
+        let _ = writeln!(
+            out,
+            "{program}: the standalone telemetry console (OTLP/gRPC + OTLP/HTTP receiver and UI)\n\nusage: {program}\n\n{}",
+            crate::config::SETTINGS_HELP
+        );
+        return ExitCode::SUCCESS;
+    }
+    if let Some(unknown) = args.first() {
+        eprintln!(
+            "{program}: unknown argument {unknown:?} (settings are environment variables; see --help)"
+        );
+        return ExitCode::from(2);
+    }
+    let config = match StandaloneConfig::from_lookup(|k| std::env::var(k).ok()) {
+        Ok(config) => config,
+        Err(error) => {
+            eprintln!("{program}: {error}");
+            return ExitCode::from(2);
+        }
+    };
+    let result = telemetry::serve::block_on(async move {
+        let signals = telemetry::serve::ShutdownSignals::install()?;
+        run(&config, signals.received()).await
+    });
+    match result {
+        Ok(Ok(())) => ExitCode::SUCCESS,
+        Ok(Err(error)) | Err(error) => {
+            eprintln!("{program}: {error}");
+            ExitCode::FAILURE
         }
     }
 }

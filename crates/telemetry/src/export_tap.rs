@@ -42,6 +42,13 @@ pub trait ExportTap: Send + Sync + std::fmt::Debug + 'static {
     fn metric_interval(&self) -> Duration {
         Duration::from_secs(10)
     }
+
+    /// The longest a span or log record may wait for its batch while the tap is installed:
+    /// the record queues export at least this often (`OTEL_BSP_SCHEDULE_DELAY` /
+    /// `OTEL_BLRP_SCHEDULE_DELAY` when shorter). `None` (the default) keeps the configured delays.
+    fn max_schedule_delay(&self) -> Option<Duration> {
+        None
+    }
 }
 
 /// The metric exporter feeding a tap: the SDK's collection, encoded as the OTLP exporter would.

@@ -2,6 +2,8 @@
 //! checkout equals what the OTLP receiver captured, both services in one trace; its own
 //! requests are not shop traffic; absent in the cloud persona and with `APP_CONSOLE=off`.
 
+#![allow(clippy::unwrap_used)]
+
 use std::collections::HashMap;
 use std::time::Duration;
 

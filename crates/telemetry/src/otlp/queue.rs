@@ -120,6 +120,10 @@ impl RecordQueue {
                 "telemetry-otlp-spans",
             ),
         };
+        let mut settings = settings;
+        if let Some(delay) = tap.as_ref().and_then(|tap| tap.max_schedule_delay()) {
+            settings.schedule_delay = settings.schedule_delay.min(delay);
+        }
         let transport = if config.otlp_enabled() {
             Some(Transport::new(config, otlp_signal)?)
         } else {
