@@ -365,8 +365,10 @@ async function main() {
   }
 
   await step('keyboard: skip link, Tab order, visible focus, view keys', async () => {
+    // A fresh document and history: focus at the start, no trace tab yet.
+    await page.goto('about:blank');
     await page.goto(CONSOLE + '#/requests');
-    await page.reload(); // a fresh document: focus at the start, no trace tab yet
+    await page.locator('#conn[data-state="live"]').waitFor({ timeout: WAIT });
     await page.locator('#req-rows tr').first().waitFor({ timeout: WAIT });
     await page.keyboard.press('Tab');
     assert((await page.evaluate(() => document.activeElement.className)) === 'skip', 'the first Tab stop is not the skip link');
@@ -389,6 +391,7 @@ async function main() {
     await page.waitForURL(/#\/metrics/);
     await page.keyboard.press('1');
     await page.waitForURL(/#\/requests/);
+    await page.locator('h2.view-title', { hasText: 'Requests' }).waitFor({ timeout: WAIT });
     // Rows: ArrowDown moves from one row's link to the next one's.
     await page.locator('#req-rows tr a.open').first().waitFor({ timeout: WAIT });
     await page.locator('#req-rows tr a.open').first().focus();
