@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # The one test command: what CI runs (.ci/run) and what a newcomer runs on a fresh machine.
-# Installs what the tests need, then: the docs' links (scripts/check-doc-links.py), format check, clippy -D warnings, every test, and a
-# bounded schemathesis run against the real binary (scripts/api-fuzz.sh), the local stack's checks
-# (scripts/check-deploy.sh) and the cloud deployment's (scripts/check-gcp.sh).
+# Installs what the tests need, then: the docs' links (scripts/check-doc-links.py), format check, clippy -D warnings, every test, a
+# bounded schemathesis run against the real binary (scripts/api-fuzz.sh), the telemetry console in headless Chromium
+# (scripts/console-browser.sh), the local stack's checks (scripts/check-deploy.sh) and the cloud deployment's (scripts/check-gcp.sh).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -78,6 +78,9 @@ fi
 
 log "API fuzzing: schemathesis against the running shop and its /openapi.json"
 scripts/api-fuzz.sh
+
+log "telemetry console: headless Chromium against the running shop (scripts/console-browser.sh)"
+scripts/console-browser.sh
 
 log "local observability stack: static checks, rule and routing tests, live Prometheus (scripts/check-deploy.sh)"
 scripts/check-deploy.sh
