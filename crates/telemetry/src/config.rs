@@ -1050,12 +1050,39 @@ mod tests {
     use super::*;
     use std::collections::HashMap;
 
+    /// Reads `pairs`; the metadata server is not asked unless `pairs` say so (the cloud
+    /// persona's lookup is tested against a fake server in the integration tests).
     fn load(pairs: &[(&str, &str)]) -> Result<TelemetryConfig, ConfigError> {
-        let env: HashMap<String, String> = pairs
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect();
+        let mut env: HashMap<String, String> =
+            HashMap::from([("APP_GCP_METADATA".to_owned(), "off".to_owned())]);
+        env.extend(pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())));
         TelemetryConfig::from_lookup("shop", "1.2.3", |k| env.get(k).cloned())
+    }
+
+    #[test]
+    fn cloud_defaults_for_proxies_probes_and_the_project() {
+        let key = ("APP_PII_KEY", "0123456789abcdef0123");
+        let cloud = load(&[("APP_ENV", "cloud"), key]).unwrap();
+        assert!(matches!(
+            cloud.trusted_proxies,
+            TrustedProxies::Hops { count: 1, .. }
+        ));
+        assert_eq!(cloud.untraced_routes, ["/healthz", "/readyz"]);
+        assert_eq!(cloud.gcp_metadata, MetadataLookup::Skipped);
+        assert!(cloud.sentry.is_none());
+        let local = load(&[]).unwrap();
+        assert_eq!(local.trusted_proxies, TrustedProxies::Off);
+        let traced = load(&[("APP_TRACE_PROBES", "on")]).unwrap();
+        assert!(traced.untraced_routes.is_empty());
+        let probes = load(&[("APP_PROBE_ROUTES", "/livez, /ready")]).unwrap();
+        assert_eq!(probes.untraced_routes, ["/livez", "/ready"]);
+        // The explicit project wins, APP_GCP_PROJECT first.
+        let project = load(&[
+            ("GOOGLE_CLOUD_PROJECT", "from-google"),
+            ("APP_GCP_PROJECT", "from-app"),
+        ])
+        .unwrap();
+        assert_eq!(project.gcp_project.as_deref(), Some("from-app"));
     }
 
     #[test]
@@ -1113,6 +1140,15 @@ mod tests {
             ("APP_SPANS_OUTSIDE_REQUESTS", "keep"),
             ("APP_METRIC_CARDINALITY_LIMIT", "5"),
             ("APP_ACCESS_LOG_EXCLUDE", "healthz"),
+            ("APP_PROBE_ROUTES", "healthz"),
+            ("APP_TRACE_PROBES", "yes"),
+            ("APP_GCP_METADATA", "maybe"),
+            ("GCE_METADATA_HOST", "http://metadata.google.internal/"),
+            ("APP_GCP_PROJECT", "My Project"),
+            ("GOOGLE_CLOUD_PROJECT", "a/b"),
+            ("APP_TRUSTED_PROXIES", "everyone"),
+            ("APP_FORWARDED_HEADER", "x-real-ip"),
+            ("SENTRY_DSN", "not-a-dsn"),
             ("RUST_LOG", "info,hyper=loud"),
             ("RUST_LOG", "verbose"),
             ("OTEL_EXPORTER_OTLP_CERTIFICATE", "/nonexistent/ca.pem"),
