@@ -70,13 +70,17 @@ pub(crate) fn valid_host(host: &str) -> bool {
 /// `timeout` in total. Never fails: what could not be read is `None`, with its reason.
 pub fn fetch(host: &str, timeout: Duration) -> GcpMetadata {
     let deadline = Instant::now() + timeout;
+    // The thread's own sockets time out a little later, so a server that never answers is
+    // always reported by the wait below (`no answer within …`), never by a socket error
+    // racing it; the thread is abandoned by then.
+    let socket_deadline = deadline + Duration::from_secs(1);
     let (sender, receiver) = mpsc::channel();
     let thread_host = host.to_owned();
     let spawned = std::thread::Builder::new()
         .name("telemetry-gcp-metadata".to_owned())
         .spawn(move || {
             for item in Item::ALL {
-                let result = get(&thread_host, item.path(), deadline).and_then(|body| {
+                let result = get(&thread_host, item.path(), socket_deadline).and_then(|body| {
                     item.parse(&body)
                         .ok_or_else(|| "not a plausible value".to_owned())
                 });

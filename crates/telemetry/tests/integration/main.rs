@@ -5,6 +5,7 @@ mod cardinality_limit;
 mod collector_outages;
 mod common;
 mod export_health;
+mod gcp_metadata;
 mod hostile_input;
 mod http_contract;
 mod outbound;
