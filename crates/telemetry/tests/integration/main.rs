@@ -2,6 +2,7 @@
 //! Each module is one former test file; `common` is their shared harness.
 
 mod cardinality_limit;
+mod client_address;
 mod collector_outages;
 mod common;
 mod export_health;
@@ -9,6 +10,7 @@ mod gcp_metadata;
 mod hostile_input;
 mod http_contract;
 mod outbound;
+mod probes;
 mod prometheus_exposition;
 mod testkit_receiver;
 mod tls_export;
