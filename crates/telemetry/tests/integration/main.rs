@@ -12,6 +12,7 @@ mod http_contract;
 mod outbound;
 mod probes;
 mod prometheus_exposition;
+mod sentry;
 mod testkit_receiver;
 mod tls_export;
 mod tracing_spans;
