@@ -23,8 +23,8 @@ use rustls_pki_types::{CertificateDer, PrivateKeyDer};
 
 pub use crate::env::{ConfigError, EnvReader, Secret};
 pub use crate::gcp_metadata::MetadataLookup;
-pub use crate::sentry::SentryConfig;
 pub use crate::layer::client_address::{ForwardedHeader, TrustedProxies};
+pub use crate::sentry::SentryConfig;
 
 /// The OTLP/gRPC endpoint of a local collector (the cloud persona's sidecar), the
 /// OpenTelemetry default for `grpc`.

@@ -247,9 +247,10 @@ fn get(host: &str, path: &str, deadline: Instant) -> Result<String, String> {
             Ok(left)
         }
     };
-    let authority = if host.rsplit_once(':').is_some_and(|(_, port)| {
-        !port.is_empty() && port.bytes().all(|b| b.is_ascii_digit())
-    }) {
+    let authority = if host
+        .rsplit_once(':')
+        .is_some_and(|(_, port)| !port.is_empty() && port.bytes().all(|b| b.is_ascii_digit()))
+    {
         host.to_owned()
     } else {
         format!("{host}:80")
@@ -273,7 +274,9 @@ fn get(host: &str, path: &str, deadline: Instant) -> Result<String, String> {
     let mut response = Vec::with_capacity(512);
     let mut chunk = [0u8; 1024];
     loop {
-        stream.set_read_timeout(Some(left()?)).map_err(|e| e.to_string())?;
+        stream
+            .set_read_timeout(Some(left()?))
+            .map_err(|e| e.to_string())?;
         match stream.read(&mut chunk) {
             Ok(0) => break,
             Ok(n) => {
@@ -388,7 +391,8 @@ mod tests {
 
     #[test]
     fn responses_are_parsed_strictly() {
-        let ok = b"HTTP/1.1 200 OK\r\nMetadata-Flavor: Google\r\nContent-Length: 4\r\n\r\nabcdEXTRA";
+        let ok =
+            b"HTTP/1.1 200 OK\r\nMetadata-Flavor: Google\r\nContent-Length: 4\r\n\r\nabcdEXTRA";
         assert_eq!(parse_response(ok).as_deref(), Ok("abcd"));
         let no_flavor = b"HTTP/1.1 200 OK\r\nContent-Length: 4\r\n\r\nabcd";
         assert!(parse_response(no_flavor).is_err());

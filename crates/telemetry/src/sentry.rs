@@ -315,7 +315,8 @@ mod enabled {
                 return;
             }
             self.quiet_until = None;
-            self.client.capture_event(event(report, &self.service), None);
+            self.client
+                .capture_event(event(report, &self.service), None);
             for envelope in self.handover.take() {
                 let mut body = Vec::with_capacity(2048);
                 if envelope.to_writer(&mut body).is_err() {
@@ -398,7 +399,10 @@ mod enabled {
         let fingerprint: Vec<Cow<'static, str>> = vec![
             report.kind.into(),
             report.code.to_string().into(),
-            route.clone().unwrap_or_else(|| "(no route)".to_owned()).into(),
+            route
+                .clone()
+                .unwrap_or_else(|| "(no route)".to_owned())
+                .into(),
         ];
         Event {
             level: Level::Error,
@@ -457,7 +461,11 @@ mod tests {
     #[test]
     fn dsns_are_checked_and_never_printed() {
         assert!(read("").unwrap().is_none());
-        assert!(read("https://abc123@o1.ingest.sentry.io/42").unwrap().is_some());
+        assert!(
+            read("https://abc123@o1.ingest.sentry.io/42")
+                .unwrap()
+                .is_some()
+        );
         assert!(read("http://abc123@127.0.0.1:9000/42").unwrap().is_some());
         for bad in [
             "not a dsn",

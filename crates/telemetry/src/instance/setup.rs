@@ -27,13 +27,13 @@ use crate::otlp::resource::resource_body;
 use crate::otlp::warnings::ExportWarnings;
 use crate::pii::PiiPolicy;
 use crate::prometheus::SharedReader;
-use crate::sentry::SentryReporter;
 use crate::semconv::{
     APP_TELEMETRY_DROPPED, APP_TELEMETRY_EXPORT_FAILURES, APP_TELEMETRY_LOG_LINES_DROPPED,
     APP_TELEMETRY_SIGNAL, CLOUD_ACCOUNT_ID, CLOUD_PLATFORM, CLOUD_PROVIDER, CLOUD_REGION,
-    DEPLOYMENT_ENVIRONMENT_NAME, FAAS_INSTANCE, FAAS_NAME, FAAS_VERSION, SERVICE_INSTANCE_ID, SERVICE_NAME,
-    SERVICE_VERSION,
+    DEPLOYMENT_ENVIRONMENT_NAME, FAAS_INSTANCE, FAAS_NAME, FAAS_VERSION, SERVICE_INSTANCE_ID,
+    SERVICE_NAME, SERVICE_VERSION,
 };
+use crate::sentry::SentryReporter;
 
 use super::{Instance, SCOPE_NAME, Telemetry, TelemetryGuard};
 

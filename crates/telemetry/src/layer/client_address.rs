@@ -100,7 +100,9 @@ impl Network {
     pub fn contains(&self, ip: IpAddr) -> bool {
         match (self.address, ip) {
             (IpAddr::V4(net), IpAddr::V4(ip)) => {
-                let mask = u32::MAX.checked_shl(32 - u32::from(self.prefix)).unwrap_or(0);
+                let mask = u32::MAX
+                    .checked_shl(32 - u32::from(self.prefix))
+                    .unwrap_or(0);
                 u32::from(net) & mask == u32::from(ip) & mask
             }
             (IpAddr::V6(net), IpAddr::V6(ip)) => {
@@ -115,7 +117,10 @@ impl Network {
 }
 
 /// Reads `APP_TRUSTED_PROXIES` and `APP_FORWARDED_HEADER`.
-pub(crate) fn from_env(env: &EnvReader<'_>, persona: Persona) -> Result<TrustedProxies, ConfigError> {
+pub(crate) fn from_env(
+    env: &EnvReader<'_>,
+    persona: Persona,
+) -> Result<TrustedProxies, ConfigError> {
     const ALLOWED: &str = "off, a number of proxies in front of the service (1-16), or comma-separated trusted networks, e.g. 10.0.0.0/8,2001:db8::/32";
     let header = env
         .choice(
@@ -317,7 +322,10 @@ mod tests {
 
     fn networks(list: &str, header: ForwardedHeader) -> TrustedProxies {
         TrustedProxies::Networks {
-            networks: list.split(',').map(|n| Network::parse(n).unwrap()).collect(),
+            networks: list
+                .split(',')
+                .map(|n| Network::parse(n).unwrap())
+                .collect(),
             header,
         }
     }
@@ -331,8 +339,14 @@ mod tests {
     #[test]
     fn off_ignores_every_header() {
         let xff = &["203.0.113.7"];
-        assert_eq!(resolve(&TrustedProxies::Off, "x-forwarded-for", xff), ip(PEER));
-        assert_eq!(client_ip(&TrustedProxies::Off, None, &HeaderMap::new()), None);
+        assert_eq!(
+            resolve(&TrustedProxies::Off, "x-forwarded-for", xff),
+            ip(PEER)
+        );
+        assert_eq!(
+            client_ip(&TrustedProxies::Off, None, &HeaderMap::new()),
+            None
+        );
     }
 
     #[test]
@@ -351,7 +365,11 @@ mod tests {
         assert_eq!(resolve(&p, "x-forwarded-for", &[]), ip(PEER));
         // Two hops: one entry further left; a chain shorter than that ends at its left end.
         assert_eq!(
-            resolve(&hops(2), "x-forwarded-for", &["6.6.6.6, 203.0.113.7, 10.0.0.2"]),
+            resolve(
+                &hops(2),
+                "x-forwarded-for",
+                &["6.6.6.6, 203.0.113.7, 10.0.0.2"]
+            ),
             ip("203.0.113.7")
         );
         assert_eq!(
@@ -364,23 +382,45 @@ mod tests {
     fn networks_skip_trusted_hops_and_ignore_an_untrusted_peer() {
         let p = networks("169.254.0.0/16,10.0.0.0/8", ForwardedHeader::XForwardedFor);
         assert_eq!(
-            resolve(&p, "x-forwarded-for", &["6.6.6.6, 203.0.113.7, 10.1.2.3, 10.9.9.9"]),
+            resolve(
+                &p,
+                "x-forwarded-for",
+                &["6.6.6.6, 203.0.113.7, 10.1.2.3, 10.9.9.9"]
+            ),
             ip("203.0.113.7")
         );
         // Every hop trusted: the left-most.
-        assert_eq!(resolve(&p, "x-forwarded-for", &["10.1.2.3"]), ip("10.1.2.3"));
+        assert_eq!(
+            resolve(&p, "x-forwarded-for", &["10.1.2.3"]),
+            ip("10.1.2.3")
+        );
         let strict = networks("10.0.0.0/8", ForwardedHeader::XForwardedFor);
-        assert_eq!(resolve(&strict, "x-forwarded-for", &["203.0.113.7"]), ip(PEER));
+        assert_eq!(
+            resolve(&strict, "x-forwarded-for", &["203.0.113.7"]),
+            ip(PEER)
+        );
     }
 
     #[test]
     fn malformed_entries_end_the_walk_at_the_last_trusted_hop() {
         let p = networks("169.254.0.0/16,10.0.0.0/8", ForwardedHeader::XForwardedFor);
-        for bad in ["garbage", "unknown", "1.2.3.4.5", "300.1.1.1", "[::1", "1.2.3.4:port", "fe80::1%eth0"] {
+        for bad in [
+            "garbage",
+            "unknown",
+            "1.2.3.4.5",
+            "300.1.1.1",
+            "[::1",
+            "1.2.3.4:port",
+            "fe80::1%eth0",
+        ] {
             let value = format!("203.0.113.7, 10.0.0.5, {bad}");
             assert_eq!(resolve(&p, "x-forwarded-for", &[&value]), ip(PEER), "{bad}");
             let value = format!("{bad}, 10.0.0.5");
-            assert_eq!(resolve(&p, "x-forwarded-for", &[&value]), ip("10.0.0.5"), "{bad}");
+            assert_eq!(
+                resolve(&p, "x-forwarded-for", &[&value]),
+                ip("10.0.0.5"),
+                "{bad}"
+            );
         }
         // Garbage left of the client is never read.
         assert_eq!(
@@ -388,7 +428,10 @@ mod tests {
             ip("203.0.113.7")
         );
         let long = format!("{}, 203.0.113.7", "9".repeat(10_000));
-        assert_eq!(resolve(&hops(1), "x-forwarded-for", &[&long]), ip("203.0.113.7"));
+        assert_eq!(
+            resolve(&hops(1), "x-forwarded-for", &[&long]),
+            ip("203.0.113.7")
+        );
     }
 
     #[test]
@@ -401,7 +444,11 @@ mod tests {
             ("198.51.100.2:8080", "198.51.100.2"),
             ("::ffff:198.51.100.2", "198.51.100.2"),
         ] {
-            assert_eq!(resolve(&p, "x-forwarded-for", &[entry]), ip(expected), "{entry}");
+            assert_eq!(
+                resolve(&p, "x-forwarded-for", &[entry]),
+                ip(expected),
+                "{entry}"
+            );
         }
         let v6 = networks("2001:db8:ff::/48", ForwardedHeader::XForwardedFor);
         assert_eq!(
@@ -423,7 +470,10 @@ mod tests {
         let cases = [
             ("for=198.51.100.9", Some("198.51.100.9")),
             ("For=\"198.51.100.9\";proto=https", Some("198.51.100.9")),
-            ("proto=https;for=\"[2001:db8:cafe::17]:4711\"", Some("2001:db8:cafe::17")),
+            (
+                "proto=https;for=\"[2001:db8:cafe::17]:4711\"",
+                Some("2001:db8:cafe::17"),
+            ),
             ("for=\"_hidden\"", None),
             ("for=unknown", None),
             ("for=2001:db8::1", None), // IPv6 must be bracketed in Forwarded
@@ -438,13 +488,18 @@ mod tests {
         }
         // Only the configured header is read.
         assert_eq!(resolve(&p, "x-forwarded-for", &["203.0.113.7"]), ip(PEER));
-        assert_eq!(resolve(&hops(1), "forwarded", &["for=203.0.113.7"]), ip(PEER));
+        assert_eq!(
+            resolve(&hops(1), "forwarded", &["for=203.0.113.7"]),
+            ip(PEER)
+        );
     }
 
     #[test]
     fn long_trusted_chains_are_bounded() {
         let p = networks("169.254.0.0/16,10.0.0.0/8", ForwardedHeader::XForwardedFor);
-        let chain: Vec<String> = (0..100).map(|i| format!("10.0.{}.{}", i / 250, i % 250 + 1)).collect();
+        let chain: Vec<String> = (0..100)
+            .map(|i| format!("10.0.{}.{}", i / 250, i % 250 + 1))
+            .collect();
         let value = format!("203.0.113.7, {}", chain.join(", "));
         // The 16th entry from the right is the last one looked at.
         assert_eq!(
@@ -456,8 +511,10 @@ mod tests {
     #[test]
     fn configuration() {
         let read = |pairs: &[(&str, &str)], persona| {
-            let pairs: Vec<(String, String)> =
-                pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+            let pairs: Vec<(String, String)> = pairs
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect();
             let env = EnvReader::new(move |key| {
                 pairs.iter().find(|(k, _)| k == key).map(|(_, v)| v.clone())
             });
@@ -471,7 +528,10 @@ mod tests {
         );
         assert_eq!(
             read(
-                &[("APP_TRUSTED_PROXIES", "2"), ("APP_FORWARDED_HEADER", "forwarded")],
+                &[
+                    ("APP_TRUSTED_PROXIES", "2"),
+                    ("APP_FORWARDED_HEADER", "forwarded")
+                ],
                 Persona::Local
             )
             .unwrap(),
@@ -484,7 +544,15 @@ mod tests {
             read(&[("APP_TRUSTED_PROXIES", "10.0.0.0/8, ::1")], Persona::Local).unwrap(),
             TrustedProxies::Networks { networks, .. } if networks.len() == 2
         ));
-        for bad in ["0", "17", "10.0.0.0/33", "10.0.0.0/", "proxy.internal", "10.0.0.0/8,nope", "on"] {
+        for bad in [
+            "0",
+            "17",
+            "10.0.0.0/33",
+            "10.0.0.0/",
+            "proxy.internal",
+            "10.0.0.0/8,nope",
+            "on",
+        ] {
             let err = read(&[("APP_TRUSTED_PROXIES", bad)], Persona::Local).unwrap_err();
             assert_eq!(err.variable, "APP_TRUSTED_PROXIES", "{bad}");
         }

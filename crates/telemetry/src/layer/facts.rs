@@ -98,9 +98,7 @@ impl RequestFacts {
             TrustedProxies::Off => peer,
             proxies => client_address::client_ip(proxies, peer, headers),
         };
-        let client_address = client
-            .and_then(|ip| pii.client_address(ip))
-            .map(Arc::from);
+        let client_address = client.and_then(|ip| pii.client_address(ip)).map(Arc::from);
         Self {
             method,
             method_original,

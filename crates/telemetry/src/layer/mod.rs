@@ -140,12 +140,8 @@ where
     fn call(&mut self, mut request: Request<Body>) -> Self::Future {
         let started = Started::now();
         let handles = &self.handles;
-        let facts = RequestFacts::gather(
-            &request,
-            handles.logs.pii(),
-            &handles.proxies,
-            &self.routes,
-        );
+        let facts =
+            RequestFacts::gather(&request, handles.logs.pii(), &handles.proxies, &self.routes);
         // Probes (`APP_PROBE_ROUTES`) are not traced unless `APP_TRACE_PROBES=on`: no SERVER
         // span, and no child span either (`RequestContext::untraced`, read by the sampler).
         let traced = !facts.route.as_deref().is_some_and(|route| {

@@ -113,7 +113,15 @@ impl ServerSpan {
                 &facts.request_id,
             ))])),
         ));
-        Self::start(sampler, parent.as_ref(), link, name, start, attributes, traced)
+        Self::start(
+            sampler,
+            parent.as_ref(),
+            link,
+            name,
+            start,
+            attributes,
+            traced,
+        )
     }
 
     /// Starts a span: a child of `parent` when given, else a new root (linked to `link`).
@@ -396,7 +404,12 @@ mod tests {
         if let Some(route) = route {
             request.extensions_mut().insert(matched_path(route));
         }
-        RequestFacts::gather(&request, &pii, &crate::layer::client_address::TrustedProxies::Off, &routes)
+        RequestFacts::gather(
+            &request,
+            &pii,
+            &crate::layer::client_address::TrustedProxies::Off,
+            &routes,
+        )
     }
 
     /// axum's `MatchedPath` can only be made by a router: route one request through one.

@@ -41,7 +41,10 @@ async fn one_trusted_hop_takes_what_it_appended_not_what_the_client_wrote() {
     let env = [("APP_TRUSTED_PROXIES", "1")];
     // The client wrote `6.6.6.6`; the proxy (our peer) appended the address it saw.
     let (span, line) = client_address(&env, &[("x-forwarded-for", "6.6.6.6, 203.0.113.7")]).await;
-    assert_eq!((span.as_str(), line.as_str()), ("203.0.113.7", "203.0.113.7"));
+    assert_eq!(
+        (span.as_str(), line.as_str()),
+        ("203.0.113.7", "203.0.113.7")
+    );
     // A second field written by the client before the proxy's is still left of it.
     let (span, _) = client_address(&env, &[("x-forwarded-for", "[2001:db8::1]:4711")]).await;
     assert_eq!(span, "2001:db8::1");

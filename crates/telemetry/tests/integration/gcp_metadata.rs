@@ -52,14 +52,16 @@ async fn answer(fake: Fake, path: &str, headers: &HeaderMap) -> Response {
 
 /// Starts the fake on 127.0.0.1:0; returns `host:port` for `GCE_METADATA_HOST`.
 async fn fake_metadata_server(fake: Fake) -> String {
-    let app = Router::new().route(
-        "/computeMetadata/v1/{*path}",
-        get(
-            move |axum::extract::Path(path): axum::extract::Path<String>, headers: HeaderMap| async move {
-                answer(fake, &path, &headers).await
-            },
-        ),
-    );
+    let app =
+        Router::new().route(
+            "/computeMetadata/v1/{*path}",
+            get(
+                move |axum::extract::Path(path): axum::extract::Path<String>,
+                      headers: HeaderMap| async move {
+                    answer(fake, &path, &headers).await
+                },
+            ),
+        );
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let address = listener.local_addr().unwrap();
     tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
@@ -79,7 +81,9 @@ async fn garbage_server() -> String {
                 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
                 let mut request = [0u8; 2048];
                 let _ = socket.read(&mut request).await;
-                let _ = socket.write_all(b"SSH-2.0-OpenSSH_9.6\r\n\x00\xff\xfe").await;
+                let _ = socket
+                    .write_all(b"SSH-2.0-OpenSSH_9.6\r\n\x00\xff\xfe")
+                    .await;
                 let _ = socket.shutdown().await;
             });
         }
@@ -98,7 +102,10 @@ async fn cloud_config(host: &str, extra: &[(&str, &str)]) -> TelemetryConfig {
     env.extend(extra.iter().map(|(k, v)| (k.to_string(), v.to_string())));
     tokio::task::spawn_blocking(move || {
         TelemetryConfig::from_lookup("cloud-svc", "1.0.0", |key| {
-            env.iter().rev().find(|(k, _)| k == key).map(|(_, v)| v.clone())
+            env.iter()
+                .rev()
+                .find(|(k, _)| k == key)
+                .map(|(_, v)| v.clone())
         })
     })
     .await
@@ -145,14 +152,24 @@ async fn the_metadata_server_gives_the_project_region_and_instance() {
         .await
         .unwrap()
     });
-    let response = reqwest::get(format!("http://{address}/hello")).await.unwrap();
+    let response = reqwest::get(format!("http://{address}/hello"))
+        .await
+        .unwrap();
     assert_eq!(response.status(), 200);
     guard.shutdown().await;
 
     let spans = receiver.spans();
     let span = spans.iter().find(|s| s.kind == SpanKind::Server).unwrap();
-    let resource = |key: &str| span.resource.get(key).and_then(|v| v.as_str()).map(str::to_owned);
-    assert_eq!(resource("cloud.account.id").as_deref(), Some("demo-project-42"));
+    let resource = |key: &str| {
+        span.resource
+            .get(key)
+            .and_then(|v| v.as_str())
+            .map(str::to_owned)
+    };
+    assert_eq!(
+        resource("cloud.account.id").as_deref(),
+        Some("demo-project-42")
+    );
     assert_eq!(resource("cloud.region").as_deref(), Some("europe-west1"));
     assert_eq!(
         resource("faas.instance").as_deref(),

@@ -52,7 +52,10 @@ async fn probes_are_not_traced_but_still_measured() {
     let health = h.get("/healthz").await;
     assert_eq!(health.status(), 200);
     assert!(
-        health.headers()["traceparent"].to_str().unwrap().ends_with("-02"),
+        health.headers()["traceparent"]
+            .to_str()
+            .unwrap()
+            .ends_with("-02"),
         "not sampled (random flag only)"
     );
     let health_trace = trace_id(&health);

@@ -100,12 +100,18 @@ async fn one_event_per_5xx_and_per_panic_none_for_4xx() {
         let tags = &event["tags"];
         assert_eq!(tags["trace_id"], span.trace_id.as_str());
         assert_eq!(tags["span_id"], span.span_id.as_str());
-        assert_eq!(event["contexts"]["trace"]["trace_id"], span.trace_id.as_str());
+        assert_eq!(
+            event["contexts"]["trace"]["trace_id"],
+            span.trace_id.as_str()
+        );
         assert_eq!(tags["error.type"], kind);
         assert_eq!(tags["error.code"], code);
         assert_eq!(tags["service.name"], "test-svc");
         // `error`, the protocol's default level, is left out of the JSON.
-        assert!(event["level"].is_null() || event["level"] == "error", "{event}");
+        assert!(
+            event["level"].is_null() || event["level"] == "error",
+            "{event}"
+        );
         assert_eq!(event["release"], "1.0.0");
         assert_eq!(event["environment"], "local");
         let exception = &event["exception"]["values"][0];
