@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The one test command: what CI runs (.ci/run) and what a newcomer runs on a fresh machine.
 # Installs what the tests need, then: the docs' links (scripts/check-doc-links.py), format check, clippy -D warnings, every test, and a
-# bounded schemathesis run against the real binary (scripts/api-fuzz.sh).
+# bounded schemathesis run against the real binary (scripts/api-fuzz.sh), the local stack's checks
+# (scripts/check-deploy.sh) and the cloud deployment's (scripts/check-gcp.sh).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -59,5 +60,8 @@ scripts/api-fuzz.sh
 
 log "local observability stack: static checks, rule and routing tests, live Prometheus (scripts/check-deploy.sh)"
 scripts/check-deploy.sh
+
+log "cloud deployment: Terraform, Cloud Run YAML, workflows, Collector configs (scripts/check-gcp.sh)"
+scripts/check-gcp.sh
 
 log "all checks passed"
