@@ -3,7 +3,7 @@
 //!
 //! The events come from the one error observation point and nowhere else: when a request ends
 //! with a 5xx or a panic, `InFlight::finish` hands the same [`Failure`] that the metrics, the
-//! SERVER span and the access line read to [`SentryReporter::report`]. 4xx answers, cancelled
+//! SERVER span and the access line read to `SentryReporter::report`. 4xx answers, cancelled
 //! requests and log lines are never reported.
 //!
 //! What an event carries, all of it already bounded and scrubbed by the facts and the
