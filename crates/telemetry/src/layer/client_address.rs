@@ -508,6 +508,32 @@ mod tests {
         );
     }
 
+    proptest::proptest! {
+        /// Whatever a client writes into its own header, the address the trusted proxies
+        /// appended after it decides: the client cannot move `client.address`.
+        #[test]
+        fn a_client_prefix_never_changes_the_result(
+            prefix in "[ -~\t]{0,300}",
+            forwarded in proptest::bool::ANY,
+        ) {
+            let (header, name, suffix) = if forwarded {
+                (ForwardedHeader::Forwarded, "forwarded", ", for=203.0.113.7, for=10.0.0.2")
+            } else {
+                (ForwardedHeader::XForwardedFor, "x-forwarded-for", ", 203.0.113.7, 10.0.0.2")
+            };
+            let value = format!("{prefix}{suffix}");
+            for proxies in [
+                TrustedProxies::Hops { count: 2, header },
+                networks("169.254.0.0/16,10.0.0.0/8", header),
+            ] {
+                proptest::prop_assert_eq!(resolve(&proxies, name, &[&value]), ip("203.0.113.7"));
+                // The same prefix as an earlier field of its own.
+                let fields = [prefix.as_str(), &suffix[2..]];
+                proptest::prop_assert_eq!(resolve(&proxies, name, &fields), ip("203.0.113.7"));
+            }
+        }
+    }
+
     #[test]
     fn configuration() {
         let read = |pairs: &[(&str, &str)], persona| {
