@@ -132,6 +132,10 @@ pub struct TelemetryConfig {
     pub deployment_environment: String,
     /// `OTEL_SDK_DISABLED=true` turns every exporter off (stdout logs and `/metrics` stay).
     pub sdk_disabled: bool,
+    /// `OTEL_TRACES_EXPORTER`, `OTEL_METRICS_EXPORTER`, `OTEL_LOGS_EXPORTER`: which signals
+    /// go out over OTLP when an endpoint is set (`otlp`, the default, or `none`; metrics also
+    /// take `prometheus`, meaning pull from `/metrics` only). `/metrics` and stdout stay either way.
+    pub otlp_signals: OtlpSignals,
     /// `OTEL_EXPORTER_OTLP_ENDPOINT` (`http://` or `https://`); `None` means no OTLP export at
     /// all. Default: none in the local persona, the sidecar collector
     /// ([`DEFAULT_OTLP_GRPC_ENDPOINT`], or [`DEFAULT_OTLP_HTTP_ENDPOINT`] for `http/protobuf`)
@@ -210,6 +214,39 @@ pub enum OtlpSignal {
     Metrics,
     /// Log records (`…_LOGS_…` variables).
     Logs,
+}
+
+/// Which signals leave over OTLP (`OTEL_TRACES_EXPORTER`, `OTEL_METRICS_EXPORTER`,
+/// `OTEL_LOGS_EXPORTER`); all three by default.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct OtlpSignals {
+    /// Spans.
+    pub traces: bool,
+    /// Metrics (pushed; `/metrics` is served either way).
+    pub metrics: bool,
+    /// Log records (stdout lines are written either way).
+    pub logs: bool,
+}
+
+impl Default for OtlpSignals {
+    fn default() -> Self {
+        Self {
+            traces: true,
+            metrics: true,
+            logs: true,
+        }
+    }
+}
+
+impl OtlpSignals {
+    /// Whether `signal` is on.
+    pub fn is_on(self, signal: OtlpSignal) -> bool {
+        match signal {
+            OtlpSignal::Traces => self.traces,
+            OtlpSignal::Metrics => self.metrics,
+            OtlpSignal::Logs => self.logs,
+        }
+    }
 }
 
 impl OtlpSignal {
@@ -378,6 +415,17 @@ impl TelemetryConfig {
         });
 
         let sdk_disabled = env.flag("OTEL_SDK_DISABLED", false)?;
+        let exporter = |variable: &'static str, options: &[(&str, bool)]| {
+            env.choice(variable, options).map(|on| on.unwrap_or(true))
+        };
+        let otlp_signals = OtlpSignals {
+            traces: exporter("OTEL_TRACES_EXPORTER", &[("otlp", true), ("none", false)])?,
+            metrics: exporter(
+                "OTEL_METRICS_EXPORTER",
+                &[("otlp", true), ("prometheus", false), ("none", false)],
+            )?,
+            logs: exporter("OTEL_LOGS_EXPORTER", &[("otlp", true), ("none", false)])?,
+        };
 
         let otlp_protocol = env
             .choice(
@@ -575,6 +623,7 @@ impl TelemetryConfig {
             service_version,
             deployment_environment,
             sdk_disabled,
+            otlp_signals,
             otlp_endpoint,
             otlp_protocol,
             otlp_headers,
@@ -632,16 +681,25 @@ impl TelemetryConfig {
         self
     }
 
-    /// Whether OTLP export is on (an endpoint is set and the SDK is not disabled).
+    /// Whether OTLP export is on for at least one signal (an endpoint is set, the SDK is not
+    /// disabled, and not every `OTEL_*_EXPORTER` is `none`).
     pub fn otlp_enabled(&self) -> bool {
-        self.otlp_endpoint.is_some() && !self.sdk_disabled
+        OtlpSignal::ALL
+            .iter()
+            .any(|signal| self.otlp_enabled_for(*signal))
+    }
+
+    /// Whether `signal` is exported over OTLP: an endpoint is set, the SDK is not disabled and
+    /// the signal's `OTEL_*_EXPORTER` is `otlp` (the default).
+    pub fn otlp_enabled_for(&self, signal: OtlpSignal) -> bool {
+        self.otlp_endpoint.is_some() && !self.sdk_disabled && self.otlp_signals.is_on(signal)
     }
 
     /// Where `signal` is exported, safe to print (no user info, query or fragment; headers
     /// are never part of it): the gRPC endpoint, or the OTLP/HTTP URL with the signal's path.
     /// `None` when export is off.
     pub fn otlp_target(&self, signal: OtlpSignal) -> Option<String> {
-        if !self.otlp_enabled() {
+        if !self.otlp_enabled_for(signal) {
             return None;
         }
         let base = safe_endpoint(self.otlp_endpoint.as_deref().unwrap_or_default());

@@ -246,9 +246,14 @@ pub(crate) fn announce(
     }
     let (message, export) = if config.otlp_enabled() {
         ("OTLP export is on", "on")
-    } else if config.otlp_endpoint.is_some() {
+    } else if config.otlp_endpoint.is_some() && config.sdk_disabled {
         (
             "OTLP export is off: OTEL_SDK_DISABLED=true (stdout logs and /metrics stay on)",
+            "disabled",
+        )
+    } else if config.otlp_endpoint.is_some() {
+        (
+            "OTLP export is off: OTEL_TRACES_EXPORTER, OTEL_METRICS_EXPORTER and OTEL_LOGS_EXPORTER are none (stdout logs and /metrics stay on)",
             "disabled",
         )
     } else {

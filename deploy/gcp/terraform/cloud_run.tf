@@ -61,6 +61,11 @@ resource "google_cloud_run_v2_service" "shop" {
         name  = "OTEL_EXPORTER_OTLP_ENDPOINT"
         value = "http://localhost:4317"
       }
+      # Cloud Logging reads the gcp-format stdout lines: log records are not also sent over OTLP.
+      env {
+        name  = "OTEL_LOGS_EXPORTER"
+        value = "none"
+      }
       env {
         name  = "APP_GCP_PROJECT"
         value = var.project_id

@@ -186,9 +186,19 @@ async fn the_console_shows_exactly_what_the_otlp_receiver_captured_for_a_checkou
 
     // The console has the checkout as a request, and its trace across both services.
     let path = format!("/_console/api/traces/{trace_id}");
+    // Complete means both SERVER spans and both access records are in (each service ends
+    // its request with them; spans and log records travel in separate batches).
     let complete = eventually(|| async {
         let (status, trace) = shop.get(&path).await;
-        status == 200 && trace["services"] == json!(["payments-sim", "shop"])
+        let count = |list: &str, key: &str, value: &str| {
+            trace[list]
+                .as_array()
+                .map_or(0, |items| items.iter().filter(|i| i[key] == value).count())
+        };
+        status == 200
+            && trace["services"] == json!(["payments-sim", "shop"])
+            && count("spans", "kind", "SERVER") == 2
+            && count("logs", "target", "access") == 2
     })
     .await;
     let (_, trace) = shop.get(&path).await;
@@ -380,22 +390,21 @@ async fn the_consoles_own_requests_are_not_shop_traffic() {
         .await
         .unwrap();
     assert!(!metrics.contains("_console"), "{metrics}");
-    // No access line, no request log of the console (the start-up lines name its URL).
+    // No access line, no request log of the console (the start-up lines name its URL). The
+    // log records come through their own queue, so wait for the product request's access line.
+    let access_lines = |logs: &serde_json::Value| {
+        logs["logs"].as_array().map_or(0, |logs| {
+            logs.iter().filter(|l| l["target"] == "access").count()
+        })
+    };
+    eventually(|| async { access_lines(&shop.get("/_console/api/logs?limit=2000").await.1) >= 1 })
+        .await;
     let (_, logs) = shop.get("/_console/api/logs?limit=2000").await;
     for log in logs["logs"].as_array().unwrap() {
         let path = log["attributes"]["url.path"].as_str().unwrap_or("");
         assert!(!path.starts_with("/_console"), "{log}");
     }
-    assert_eq!(
-        logs["logs"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .filter(|l| l["target"] == "access")
-            .count(),
-        1,
-        "{logs}"
-    );
+    assert_eq!(access_lines(&logs), 1, "{logs}");
     shop.stop().await;
     assert!(
         !receiver.spans().iter().any(|s| s.name.contains("_console")

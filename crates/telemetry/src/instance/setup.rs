@@ -16,7 +16,7 @@ use opentelemetry_sdk::metrics::{
 use opentelemetry_sdk::resource::TelemetryResourceDetector;
 use opentelemetry_sdk::trace::{Sampler, SdkTracerProvider};
 
-use crate::config::{Persona, SamplerConfig, TelemetryConfig};
+use crate::config::{OtlpSignal, Persona, SamplerConfig, TelemetryConfig};
 use crate::export_tap::{ExportTap, TapMetricExporter};
 use crate::layer::LayerHandles;
 use crate::log_emitter::LogEmitter;
@@ -160,36 +160,31 @@ impl Instance {
         startup_fields: &[(&'static str, String)],
     ) -> Result<Self, InitError> {
         let export = config.otlp_enabled();
-        // The record queues run when OTLP export is on or a tap wants the encoded batches.
-        let queues = export || tap.is_some();
-        if (queues || config.sentry.is_some()) && tokio::runtime::Handle::try_current().is_err() {
+        let export_logs = config.otlp_enabled_for(OtlpSignal::Logs);
+        let export_spans = config.otlp_enabled_for(OtlpSignal::Traces);
+        // A signal's record queue runs when its OTLP export is on or a tap wants the encoded
+        // batches; otherwise its records are never encoded.
+        let queues = export_logs || export_spans || tap.is_some();
+        if (export || queues || config.sentry.is_some())
+            && tokio::runtime::Handle::try_current().is_err()
+        {
             return Err(InitError::NoRuntime);
         }
         let resource = build_resource(&config);
 
         let sink = sink.unwrap_or_else(LogSink::stdout);
-        let (log_queue, span_queue) = if queues {
-            let body = resource_body(&resource);
-            let warnings = || export.then(|| ExportWarnings::new(&config, sink.clone()));
-            (
-                Some(
-                    RecordQueue::start(
-                        &config,
-                        Signal::Logs,
-                        body.clone(),
-                        warnings(),
-                        tap.clone(),
-                    )
-                    .map_err(InitError::Endpoint)?,
-                ),
-                Some(
-                    RecordQueue::start(&config, Signal::Spans, body, warnings(), tap.clone())
-                        .map_err(InitError::Endpoint)?,
-                ),
-            )
-        } else {
-            (None, None)
+        let body = resource_body(&resource);
+        let queue = |signal: Signal, exported: bool| -> Result<Option<RecordQueue>, InitError> {
+            if !exported && tap.is_none() {
+                return Ok(None);
+            }
+            let warnings = exported.then(|| ExportWarnings::new(&config, sink.clone()));
+            RecordQueue::start(&config, signal, body.clone(), warnings, tap.clone())
+                .map(Some)
+                .map_err(InitError::Endpoint)
         };
+        let log_queue = queue(Signal::Logs, export_logs)?;
+        let span_queue = queue(Signal::Spans, export_spans)?;
 
         let mut tracer_builder = SdkTracerProvider::builder()
             .with_resource(resource.clone())
@@ -211,7 +206,7 @@ impl Instance {
             .with_view(move |_: &Instrument| {
                 Stream::builder().with_cardinality_limit(limit).build().ok()
             });
-        if export {
+        if config.otlp_enabled_for(OtlpSignal::Metrics) {
             let exporter =
                 crate::otlp_export::metric_exporter(&config).map_err(InitError::Endpoint)?;
             let exporter = CountingMetricExporter {
@@ -245,6 +240,7 @@ impl Instance {
             span_queue.as_ref().map(RecordQueue::stats),
             log_queue.as_ref().map(RecordQueue::stats),
             &metric_failures,
+            config.otlp_enabled_for(OtlpSignal::Metrics),
             sentry.clone(),
         );
 
@@ -361,6 +357,7 @@ fn register_health_metrics(
     spans: Option<crate::otlp::queue::QueueStats>,
     logs: Option<crate::otlp::queue::QueueStats>,
     metric_failures: &Arc<AtomicU64>,
+    metrics_exported: bool,
     sentry: Option<Arc<SentryReporter>>,
 ) {
     let queues: Vec<(&'static str, crate::otlp::queue::QueueStats)> = spans
@@ -368,7 +365,7 @@ fn register_health_metrics(
         .into_iter()
         .chain(logs.map(|l| ("logs", l)))
         .collect();
-    let export = !queues.is_empty();
+    let export = !queues.is_empty() || metrics_exported;
     if export || sentry.is_some() {
         let dropped = queues.clone();
         let dropped_sentry = sentry.clone();

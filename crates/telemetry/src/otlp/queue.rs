@@ -99,7 +99,7 @@ thread_local! {
 impl RecordQueue {
     /// Starts the export thread. Call inside the tokio runtime (the transport's I/O runs on it).
     /// With `warnings`, the thread reports lost records there (rate-limited). Each batch goes
-    /// to `tap` (when set) and, when OTLP export is on, to the configured endpoint.
+    /// to `tap` (when set) and, when OTLP export of this signal is on, to the configured endpoint.
     pub(crate) fn start(
         config: &TelemetryConfig,
         signal: Signal,
@@ -124,7 +124,7 @@ impl RecordQueue {
         if let Some(delay) = tap.as_ref().and_then(|tap| tap.max_schedule_delay()) {
             settings.schedule_delay = settings.schedule_delay.min(delay);
         }
-        let transport = if config.otlp_enabled() {
+        let transport = if config.otlp_enabled_for(otlp_signal) {
             Some(Transport::new(config, otlp_signal)?)
         } else {
             None

@@ -13,6 +13,7 @@ mod outbound;
 mod probes;
 mod prometheus_exposition;
 mod sentry;
+mod signal_exporters;
 mod testkit_receiver;
 mod tls_export;
 mod tracing_spans;
