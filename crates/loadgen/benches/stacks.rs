@@ -188,6 +188,17 @@ fn peer(db: Db) -> (Router, SdkTracerProvider, SdkMeterProvider) {
     (router, tracer_provider, meter_provider)
 }
 
+/// The library's own loss counters (records dropped on a full queue, failed exports), for the
+/// script to report next to the figures: a variant that drops records does less work.
+fn losses(telemetry: &telemetry::Telemetry) -> String {
+    telemetry
+        .prometheus_text()
+        .lines()
+        .filter(|line| line.starts_with("app_telemetry_"))
+        .map(|line| format!("{line}\n"))
+        .collect()
+}
+
 fn main() {
     let args: Vec<String> = std::env::args().collect();
     let Some(at) = args.iter().position(|a| a == "--serve") else {
@@ -216,7 +227,14 @@ fn main() {
             "ours" => {
                 let config = telemetry::TelemetryConfig::from_env("ours", "0").unwrap();
                 let (telemetry, guard) = telemetry::Telemetry::init(config).unwrap();
-                let app = telemetry.observe_router(routes(db));
+                // As the shop does: the app's own `tracing` events (here sqlx's) go through
+                // the library's layer.
+                telemetry.install_global_subscriber();
+                let health = telemetry.clone();
+                let app = telemetry.observe_router(routes(db)).route(
+                    "/bench/telemetry",
+                    get(move || async move { losses(&health) }),
+                );
                 axum::serve(
                     listener,
                     app.into_make_service_with_connect_info::<std::net::SocketAddr>(),
