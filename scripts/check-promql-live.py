@@ -2,14 +2,19 @@
 """Real Prometheus against the real shop: every PromQL expression of the dashboards and rules
 of deploy/local must return data.
 
-Starts target/debug/shop (temporary SQLite, free port, OTLP export pointed at a closed port so
-the exporter-health counters exist, the in-process payment simulator declining some charges),
-starts Prometheus (`--enable-feature=exemplar-storage`, free port, 1 s scrapes, the rule files
+Starts the OTLP receiver of telemetry::testkit as a process (the example otlp_receiver; it
+records every span it receives), target/debug/shop (temporary SQLite, free port, OTLP export to
+that receiver, the in-process payment simulator declining some charges), starts Prometheus
+(`--enable-feature=exemplar-storage`, so it scrapes /metrics as OpenMetrics; free port, 1 s scrapes, the rule files
 of deploy/local evaluated every second; Alertmanager with the stack's routing and the development
 webhook receiver, PagerDuty's URL pointed at that receiver), drives scripts/stack-load.sh plus checkouts that fail
 with 5xx (simulator faults), then queries each expression. Expressions over the Collector's
 own metrics cannot return data here (no Collector runs) and are listed as skipped.
-Usage: check-promql-live.py [PATH_TO_SHOP_BINARY]; exits 1 on any expression without data.
+Then the exemplars: the shop's OpenMetrics exposition parses with prometheus_client's strict
+OpenMetrics parser, the scrape reported no error, and /api/v1/query_exemplars returns exemplars
+of http_server_request_duration_seconds (also on the checkout route) and app_errors_total whose
+trace_id and span_id are SERVER spans the receiver got from the shop.
+Usage: check-promql-live.py [SHOP_BINARY [RECEIVER_BINARY]]; exits 1 on any failure.
 """
 import importlib.util
 import json
@@ -53,19 +58,76 @@ def wait_for(url, what, seconds=30):
     raise SystemExit(f"FAIL: {what} did not answer at {url} within {seconds} s")
 
 
+def check_exemplars(base, prom, spans_file=None):
+    """The exemplar checks (module docstring); returns the failures."""
+    failures = []
+    from prometheus_client.openmetrics.parser import text_string_to_metric_families
+    req = urllib.request.Request(f"{base}/metrics", headers={"accept": "application/openmetrics-text;version=1.0.0"})
+    with urllib.request.urlopen(req, timeout=10) as r:
+        content_type, body = r.headers["content-type"], r.read().decode()
+    if not content_type.startswith("application/openmetrics-text; version=1.0.0"):
+        failures.append(f"exemplars: /metrics answered {content_type} to an OpenMetrics Accept header")
+    try:
+        parsed = sum(len(s.exemplar and [1] or []) for f in text_string_to_metric_families(body) for s in f.samples)
+        print(f"ok: the OpenMetrics exposition parses (prometheus_client's OpenMetrics parser), {parsed} exemplars")
+    except Exception as e:  # noqa: BLE001 - the parser raises ValueError and others
+        failures.append(f"exemplars: prometheus_client rejects the OpenMetrics exposition: {e}")
+    targets = json.loads(get(f"{prom}/api/v1/targets"))["data"]["activeTargets"]
+    for t in targets:
+        if t["health"] != "up" or t["lastError"]:
+            failures.append(f"exemplars: scrape of {t['scrapeUrl']} is {t['health']}: {t['lastError']}")
+
+    def stored(metric):
+        now = time.time()
+        res = json.loads(get(f"{prom}/api/v1/query_exemplars?" + urllib.parse.urlencode(
+            {"query": metric, "start": now - 600, "end": now + 60})))
+        return [(series["seriesLabels"], e) for series in res["data"] for e in series["exemplars"]]
+
+    found = {m: stored(m) for m in ("http_server_request_duration_seconds_bucket", "app_errors_total")}
+    if not any(labels.get("http_route") == "/v1/orders" for labels, _ in found["http_server_request_duration_seconds_bucket"]):
+        failures.append("exemplars: none on the duration buckets of the checkout route /v1/orders")
+    for metric, exemplars in found.items():
+        if not exemplars:
+            failures.append(f"exemplars: /api/v1/query_exemplars returned none for {metric}")
+    wanted = {(e["labels"].get("trace_id"), e["labels"].get("span_id")) for ex in found.values() for _, e in ex}
+    # The exported spans reach the receiver a batch delay after the request: wait for them.
+    deadline, server = time.time() + 15, set()
+    while time.time() < deadline:
+        if os.path.exists(spans_file):
+            server = {tuple(line.split()[:2]) for line in open(spans_file) if line.split()[2:3] == ["Server"]}
+        if wanted <= server:
+            break
+        time.sleep(0.5)
+    unknown = sorted(wanted - server)
+    if unknown:
+        failures.append(f"exemplars: {len(unknown)} of {len(wanted)} exemplars name no SERVER span the shop exported, e.g. {unknown[:3]}")
+    else:
+        counts = {m: len(e) for m, e in found.items()}
+        print(f"ok: /api/v1/query_exemplars returned {counts}; all {len(wanted)} (trace_id, span_id) pairs are "
+              f"SERVER spans the OTLP receiver got from the shop ({len(server)} received)")
+    return failures
+
+
 def main():
     shop_bin = sys.argv[1] if len(sys.argv) > 1 else os.path.join(ROOT, "target", "debug", "shop")
+    receiver_bin = sys.argv[2] if len(sys.argv) > 2 else os.path.join(ROOT, "target", "debug", "examples", "otlp_receiver")
     prometheus = shutil.which("prometheus")
     if not prometheus:
         raise SystemExit("FAIL: prometheus not installed (Debian package prometheus)")
     tmp = tempfile.mkdtemp(prefix="stack-live-")
     procs = []
     try:
-        shop_port, prom_port, closed = free_port(), free_port(), free_port()
+        shop_port, prom_port = free_port(), free_port()
+        spans_file = os.path.join(tmp, "spans.tsv")
+        receiver = subprocess.Popen([receiver_bin, spans_file], stdout=subprocess.PIPE, text=True)
+        procs.append(receiver)
+        endpoints = dict(kv.split("=", 1) for kv in receiver.stdout.readline().split())
+        if "grpc" not in endpoints:
+            raise SystemExit("FAIL: the OTLP receiver printed no endpoints")
         shop_log = open(os.path.join(tmp, "shop.log"), "w")
         env = dict(os.environ, PORT=str(shop_port), APP_HOST="127.0.0.1", APP_LOG_FORMAT="json",
                    DATABASE_URL=f"sqlite://{tmp}/shop.db?mode=rwc",
-                   OTEL_EXPORTER_OTLP_ENDPOINT=f"http://127.0.0.1:{closed}",
+                   OTEL_EXPORTER_OTLP_ENDPOINT=endpoints["grpc"],
                    OTEL_BSP_SCHEDULE_DELAY="200", OTEL_BLRP_SCHEDULE_DELAY="200",
                    OTEL_METRIC_EXPORT_INTERVAL="1000", OTEL_EXPORTER_OTLP_TIMEOUT="500",
                    PAYMENTS_SIM_DECLINE_RATE="0.3", PAYMENTS_MAX_ATTEMPTS="1",
@@ -193,6 +255,7 @@ scrape_configs:
             values = [r["value"][1] for r in res["data"]["result"]] if res["status"] == "success" else []
             if not [v for v in values if v not in ("NaN", "+Inf", "-Inf")]:  # nothing, or only 0/0
                 empty.append(f"{os.path.relpath(path, ROOT)}: {what}: {q.strip()}")
+        empty += check_exemplars(base, prom, spans_file)
         # The alert went Prometheus → Alertmanager → both receivers of a page.
         delivered = set()
         deadline = time.time() + 30

@@ -75,7 +75,7 @@ def q(p, expr):
 
 H = "http_server_request_duration_seconds"
 red = dashboard("shop-red", "Service RED by route",
-    "Rate, errors and duration per route (http.server.request.duration, app.errors). Latency panels show exemplars (trace links) when the service exposes them.", [
+    "Rate, errors and duration per route (http.server.request.duration, app.errors). Latency panels show exemplars: dots linking to the trace of a request in that bucket (OpenMetrics exemplars, label trace_id).", [
     panel(1, "Requests per second by route", [f'sum by (http_route) (rate({H}_count{{job="$job"}}[{RI}]))'], "reqps", 0, 0, legend="{{http_route}}"),
     panel(2, "Error ratio by route (any error.type)", [
         f'sum by (http_route) (rate(app_errors_total{{job="$job"}}[{RI}])) / sum by (http_route) (rate({H}_count{{job="$job"}}[{RI}]))'], "percentunit", 12, 0, legend="{{http_route}}"),

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The one test command: what CI runs (.ci/run) and what a newcomer runs on a fresh machine.
 # Installs what the tests need, then: the docs' links (scripts/check-doc-links.py), format check, clippy -D warnings, every test, and a
-# bounded schemathesis run against the real binary (scripts/api-fuzz.sh).
+# bounded schemathesis run against the real binary (scripts/api-fuzz.sh), the local stack's checks
+# (scripts/check-deploy.sh) and the cloud deployment's (scripts/check-gcp.sh).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -37,6 +38,21 @@ if ! python3 -c 'import ensurepip, venv' >/dev/null 2>&1; then
   apt_install python3-venv
 fi
 
+# The collector-hop tests (crates/shop/tests/integration/collector_hop.rs) run a real
+# OpenTelemetry collector: PyPI's rotel, pinned, in a git-ignored venv. Here a missing rotel
+# fails them instead of skipping.
+ROTEL_PACKAGE="rotel==0.0.1a15"
+ROTEL_VENV=.stack-tools/rotel-venv
+if [ "$(cat "$ROTEL_VENV/rotel.stamp" 2>/dev/null)" != "$ROTEL_PACKAGE" ]; then
+  log "installing $ROTEL_PACKAGE (the collector of the collector-hop tests)"
+  python3 -m venv "$ROTEL_VENV"
+  "$ROTEL_VENV/bin/pip" install --quiet --pre "$ROTEL_PACKAGE"
+  echo "$ROTEL_PACKAGE" > "$ROTEL_VENV/rotel.stamp"
+fi
+SHOP_ROTEL_AGENT=$(find "$PWD/$ROTEL_VENV/lib" -path '*/site-packages/rotel/rotel-agent' -type f | head -1)
+export SHOP_ROTEL_AGENT
+export SHOP_REQUIRE_ROTEL=1
+
 log "docs: every relative link and file path in README.md and docs/ exists"
 python3 scripts/check-doc-links.py
 
@@ -59,5 +75,8 @@ scripts/api-fuzz.sh
 
 log "local observability stack: static checks, rule and routing tests, live Prometheus (scripts/check-deploy.sh)"
 scripts/check-deploy.sh
+
+log "cloud deployment: Terraform, Cloud Run YAML, workflows, Collector configs (scripts/check-gcp.sh)"
+scripts/check-gcp.sh
 
 log "all checks passed"

@@ -165,14 +165,16 @@ async fn openapi_json(document: Rendered) -> Response {
 
 // `/metrics` is served by `telemetry::Telemetry::observe_router`: this stub carries its
 // documentation only.
-/// The metrics of this instance, in Prometheus text format.
+/// The metrics of this instance, in Prometheus text format (or OpenMetrics with exemplars).
 #[utoipa::path(
     get,
     path = "/metrics",
     tag = "operations",
     responses((status = 200,
         description = "Prometheus text exposition (`text/plain; version=0.0.4`) of every metric \
-            of this instance", content_type = "text/plain", body = String))
+            of this instance; OpenMetrics 1.0.0 with exemplars (`trace_id`, `span_id`) when the \
+            `Accept` header prefers `application/openmetrics-text`",
+        content((String = "text/plain"), (String = "application/openmetrics-text"))))
 )]
 #[allow(dead_code)]
 fn metrics() {}

@@ -27,6 +27,7 @@ pub mod db;
 pub mod env;
 pub mod error;
 mod event_fields;
+mod exemplars;
 mod instance;
 pub mod layer;
 mod log_emitter;
@@ -63,7 +64,8 @@ use axum::Router;
 use axum::routing::get;
 
 impl Telemetry {
-    /// Adds `GET /metrics` (Prometheus text) to `router` and applies [`Telemetry::layer`] to
+    /// Adds `GET /metrics` (Prometheus text; OpenMetrics with exemplars when the `Accept`
+    /// header asks for `application/openmetrics-text`) to `router` and applies [`Telemetry::layer`] to
     /// every route and the fallback: one call instruments a whole app.
     ///
     /// (Not named `instrument`: `tracing::Instrument` is implemented for every type, takes
@@ -86,13 +88,26 @@ impl Telemetry {
         router
             .route(
                 "/metrics",
-                get(move || {
+                get(move |headers: http::HeaderMap| {
                     let telemetry = telemetry.clone();
                     async move {
-                        (
-                            [(http::header::CONTENT_TYPE, prometheus::CONTENT_TYPE)],
-                            telemetry.prometheus_text(),
-                        )
+                        let accept = headers
+                            .get(http::header::ACCEPT)
+                            .and_then(|v| v.to_str().ok());
+                        if prometheus::wants_openmetrics(accept) {
+                            (
+                                [(
+                                    http::header::CONTENT_TYPE,
+                                    prometheus::OPENMETRICS_CONTENT_TYPE,
+                                )],
+                                telemetry.openmetrics_text(),
+                            )
+                        } else {
+                            (
+                                [(http::header::CONTENT_TYPE, prometheus::CONTENT_TYPE)],
+                                telemetry.prometheus_text(),
+                            )
+                        }
                     }
                 })
                 // Another method gets the JSON 405, like the app's own routes.

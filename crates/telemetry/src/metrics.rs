@@ -10,6 +10,7 @@
 //! excess into the `otel.metric.overflow=true` series.
 
 use std::sync::{Arc, OnceLock, PoisonError, RwLock};
+use std::time::SystemTime;
 
 use opentelemetry::KeyValue;
 use opentelemetry::metrics::{
@@ -17,6 +18,7 @@ use opentelemetry::metrics::{
 };
 
 use crate::error::ErrorKind;
+use crate::exemplars::{ExemplarRegistry, HistogramSlots, SeriesSlots, Slot, SpanRef};
 use crate::semconv::{
     APP_ERRORS, ERROR_TYPE, HTTP_REQUEST_METHOD, HTTP_RESPONSE_STATUS_CODE, HTTP_ROUTE,
     HTTP_SERVER_ACTIVE_REQUESTS, HTTP_SERVER_REQUEST_DURATION, METHODS, URL_SCHEME,
@@ -55,6 +57,8 @@ pub(crate) struct HttpServerInstruments {
     /// `http.server.active_requests` bound per method, on first use (a bound instrument skips
     /// the attribute lookup: one atomic add per request).
     active_by_method: [OnceLock<BoundUpDownCounter<i64>>; METHODS.len()],
+    /// The exemplar slots of the bound duration series and of the `app.errors` series.
+    pub(crate) exemplars: Arc<ExemplarRegistry>,
 }
 
 impl HttpServerInstruments {
@@ -79,6 +83,7 @@ impl HttpServerInstruments {
                 )
                 .build(),
             active_by_method: Default::default(),
+            exemplars: Arc::default(),
         }
     }
 
@@ -116,8 +121,15 @@ struct DurationKey {
 #[derive(Default)]
 pub(crate) struct RouteInstruments {
     route: OnceLock<Arc<str>>,
-    durations: RwLock<Vec<(DurationKey, BoundHistogram<f64>)>>,
+    durations: RwLock<Vec<BoundDuration>>,
+    /// The exemplar slot of each `app.errors` series of this route, by error kind and route.
+    errors: RwLock<Vec<ErrorSlot>>,
 }
+
+/// A bound duration series and the exemplar slots of its buckets.
+type BoundDuration = (DurationKey, BoundHistogram<f64>, Arc<HistogramSlots>);
+/// The exemplar slot of one `app.errors` series (error kind, route).
+type ErrorSlot = (ErrorKind, Option<Arc<str>>, Arc<Slot>);
 
 impl std::fmt::Debug for RouteInstruments {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -138,7 +150,9 @@ impl RouteInstruments {
         }
     }
 
-    /// Records one request duration with the semconv attributes.
+    /// Records one request duration with the semconv attributes, and offers it as an
+    /// exemplar of its bucket when `exemplar` is given (a sampled, exported span).
+    #[allow(clippy::too_many_arguments)]
     pub(crate) fn record_duration(
         &self,
         instruments: &HttpServerInstruments,
@@ -147,6 +161,7 @@ impl RouteInstruments {
         status: u16,
         error: Option<ErrorKind>,
         route: Option<&Arc<str>>,
+        exemplar: Option<(SpanRef, SystemTime)>,
     ) {
         let matches = |key: &DurationKey| {
             key.method == method
@@ -163,8 +178,11 @@ impl RouteInstruments {
                 .durations
                 .read()
                 .unwrap_or_else(PoisonError::into_inner);
-            if let Some((_, bound)) = durations.iter().find(|(key, _)| matches(key)) {
+            if let Some((_, bound, slots)) = durations.iter().find(|(key, ..)| matches(key)) {
                 bound.record(seconds);
+                if let Some((span, at)) = exemplar {
+                    slots.offer(span, seconds, at);
+                }
                 return;
             }
         }
@@ -182,11 +200,23 @@ impl RouteInstruments {
             .durations
             .write()
             .unwrap_or_else(PoisonError::into_inner);
-        if let Some((_, bound)) = durations.iter().find(|(key, _)| matches(key)) {
+        if let Some((_, bound, slots)) = durations.iter().find(|(key, ..)| matches(key)) {
             bound.record(seconds);
+            if let Some((span, at)) = exemplar {
+                slots.offer(span, seconds, at);
+            }
         } else if durations.len() < MAX_BOUND_PER_ROUTE {
             let bound = instruments.duration.bind(&attributes);
             bound.record(seconds);
+            let slots = Arc::new(HistogramSlots::new(&HTTP_SERVER_DURATION_BOUNDARIES));
+            if let Some((span, at)) = exemplar {
+                slots.offer(span, seconds, at);
+            }
+            instruments.exemplars.register(
+                HTTP_SERVER_REQUEST_DURATION,
+                &attributes,
+                SeriesSlots::Histogram(Arc::clone(&slots)),
+            );
             durations.push((
                 DurationKey {
                     method,
@@ -195,11 +225,63 @@ impl RouteInstruments {
                     route: route.cloned(),
                 },
                 bound,
+                slots,
             ));
         } else {
             drop(durations);
             instruments.duration.record(seconds, &attributes);
         }
+    }
+}
+
+impl RouteInstruments {
+    /// Counts one failed request in `app.errors` (`error.type`, `http.route`), and offers it as
+    /// an exemplar of its series when `exemplar` is given.
+    pub(crate) fn record_error(
+        &self,
+        instruments: &HttpServerInstruments,
+        kind: ErrorKind,
+        route: Option<&Arc<str>>,
+        exemplar: Option<(SpanRef, SystemTime)>,
+    ) {
+        let mut attributes = Vec::with_capacity(2);
+        attributes.push(KeyValue::new(ERROR_TYPE, kind.as_str()));
+        if let Some(route) = route {
+            attributes.push(KeyValue::new(HTTP_ROUTE, Arc::clone(route)));
+        }
+        instruments.errors.add(1, &attributes);
+        let Some((span, at)) = exemplar else {
+            return;
+        };
+        let matches = |(k, r, _): &&ErrorSlot| *k == kind && r.as_deref() == route.map(|r| &**r);
+        let found = self
+            .errors
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .iter()
+            .find(matches)
+            .map(|(.., slot)| Arc::clone(slot));
+        let slot = match found {
+            Some(slot) => slot,
+            None => {
+                let mut errors = self.errors.write().unwrap_or_else(PoisonError::into_inner);
+                if let Some((.., slot)) = errors.iter().find(matches) {
+                    Arc::clone(slot)
+                } else if errors.len() < MAX_BOUND_PER_ROUTE {
+                    let slot = Arc::new(Slot::default());
+                    instruments.exemplars.register(
+                        APP_ERRORS,
+                        &attributes,
+                        SeriesSlots::Counter(Arc::clone(&slot)),
+                    );
+                    errors.push((kind, route.cloned(), Arc::clone(&slot)));
+                    slot
+                } else {
+                    return;
+                }
+            }
+        };
+        slot.offer(span, 1.0, at);
     }
 }
 

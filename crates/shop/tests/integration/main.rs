@@ -4,6 +4,7 @@
 mod accounts;
 mod binary;
 mod catalog;
+mod collector_hop;
 mod common;
 mod metric_contract;
 mod openapi;

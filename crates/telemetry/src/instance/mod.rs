@@ -135,6 +135,16 @@ impl Telemetry {
         crate::prometheus::render(&self.inner.prometheus)
     }
 
+    /// The OpenMetrics exposition of this instance's metrics, with the exemplars of
+    /// `http.server.request.duration` and `app.errors` (what `/metrics` serves to a scraper
+    /// that accepts `application/openmetrics-text`).
+    pub fn openmetrics_text(&self) -> String {
+        crate::prometheus::render_openmetrics(
+            &self.inner.prometheus,
+            &self.inner.layer.http().exemplars,
+        )
+    }
+
     /// The middleware layer of this instance. Apply it with `Router::layer` (after the routes,
     /// so `http.route` is known), or use [`Telemetry::observe_router`].
     pub fn layer(&self) -> TelemetryLayer {

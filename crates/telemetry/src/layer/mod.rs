@@ -38,6 +38,7 @@ use http_body::Body as _;
 
 use crate::config::{IncomingTrace, SamplerConfig, TelemetryConfig};
 use crate::context::{RequestContext, Scoped, enter, scope};
+use crate::exemplars::SpanRef;
 use crate::log_emitter::LogEmitter;
 use crate::metrics::{HttpServerInstruments, RouteInstruments};
 use crate::otlp::queue::RecordPusher;
@@ -64,6 +65,11 @@ pub(crate) struct LayerHandles {
 }
 
 impl LayerHandles {
+    /// The HTTP server instruments (and their exemplars), for `/metrics`.
+    pub(crate) fn http(&self) -> &HttpServerInstruments {
+        &self.http
+    }
+
     pub(crate) fn new(
         config: &TelemetryConfig,
         http: Arc<HttpServerInstruments>,
@@ -288,7 +294,12 @@ impl InFlight {
             failure,
         };
 
-        request_metrics::record(&handles.http, &routes, &facts, &outcome);
+        // An exemplar only points at a trace that is exported (sampled, and export on).
+        let exemplar = (span.is_sampled() && handles.spans.is_some()).then_some(SpanRef {
+            trace_id: context.trace_id,
+            span_id: context.span_id,
+        });
+        request_metrics::record(&handles.http, &routes, &facts, &outcome, exemplar);
         drop(active);
 
         span.end_with(&outcome, context.user.get());

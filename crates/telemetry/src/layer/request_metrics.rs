@@ -4,10 +4,8 @@
 
 use std::sync::Arc;
 
-use opentelemetry::KeyValue;
-
+use crate::exemplars::SpanRef;
 use crate::metrics::{HttpServerInstruments, RouteInstruments};
-use crate::semconv::{ERROR_TYPE, HTTP_ROUTE};
 
 use super::facts::{Outcome, RequestFacts};
 
@@ -35,13 +33,17 @@ impl Drop for ActiveRequest {
 }
 
 /// Records the duration of a finished request and, when it failed, its `app.errors` increment.
+/// `exemplar` is the request's SERVER span when it is sampled and exported: both measurements
+/// are then offered as exemplars ([`crate::exemplars`]).
 pub(crate) fn record(
     instruments: &HttpServerInstruments,
     routes: &RouteInstruments,
     facts: &RequestFacts,
     outcome: &Outcome,
+    exemplar: Option<SpanRef>,
 ) {
     let error = outcome.failure.as_ref().map(|f| f.observation.kind);
+    let exemplar = exemplar.map(|span| (span, outcome.end));
     routes.record_duration(
         instruments,
         outcome.elapsed.as_secs_f64(),
@@ -49,15 +51,10 @@ pub(crate) fn record(
         outcome.status.as_u16(),
         error,
         facts.route.as_ref(),
+        exemplar,
     );
     if let Some(kind) = error {
-        let kind = KeyValue::new(ERROR_TYPE, kind.as_str());
-        match &facts.route {
-            Some(route) => instruments
-                .errors
-                .add(1, &[kind, KeyValue::new(HTTP_ROUTE, Arc::clone(route))]),
-            None => instruments.errors.add(1, &[kind]),
-        }
+        routes.record_error(instruments, kind, facts.route.as_ref(), exemplar);
     }
 }
 
@@ -110,7 +107,13 @@ mod tests {
                 "none",
             ))),
         };
-        record(&instruments, &RouteInstruments::default(), &facts, &outcome);
+        record(
+            &instruments,
+            &RouteInstruments::default(),
+            &facts,
+            &outcome,
+            None,
+        );
         let text = crate::prometheus::render(&reader);
         let errors = line(&text, "app_errors_total{").unwrap_or_default();
         assert!(errors.contains("error_type=\"not_found\""), "{text}");

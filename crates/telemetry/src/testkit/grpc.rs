@@ -23,6 +23,7 @@ use opentelemetry_proto::tonic::collector::trace::v1::{
     ExportTraceServiceRequest, ExportTraceServiceResponse,
 };
 use tokio::net::TcpListener;
+use tonic::codec::CompressionEncoding;
 use tonic::transport::server::TcpIncoming;
 use tonic::transport::{Server, ServerTlsConfig};
 use tonic::{Request, Response, Status};
@@ -101,13 +102,20 @@ pub(crate) async fn serve(
     }
     let result = server
         .add_service(
-            TraceServiceServer::new(receiver.clone()).max_decoding_message_size(MAX_REQUEST_BYTES),
+            TraceServiceServer::new(receiver.clone())
+                .accept_compressed(CompressionEncoding::Gzip)
+                .max_decoding_message_size(MAX_REQUEST_BYTES),
         )
         .add_service(
             MetricsServiceServer::new(receiver.clone())
+                .accept_compressed(CompressionEncoding::Gzip)
                 .max_decoding_message_size(MAX_REQUEST_BYTES),
         )
-        .add_service(LogsServiceServer::new(receiver).max_decoding_message_size(MAX_REQUEST_BYTES))
+        .add_service(
+            LogsServiceServer::new(receiver)
+                .accept_compressed(CompressionEncoding::Gzip)
+                .max_decoding_message_size(MAX_REQUEST_BYTES),
+        )
         .serve_with_incoming_shutdown(TcpIncoming::from(listener), shutdown)
         .await;
     if let Err(error) = result {

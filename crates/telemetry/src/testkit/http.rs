@@ -96,9 +96,40 @@ where
     Req: Message + Default,
     Resp: Message + Default,
 {
-    if let Err(message) = check_encoding(headers) {
-        return (StatusCode::UNSUPPORTED_MEDIA_TYPE, message).into_response();
-    }
+    let gzip = match check_encoding(headers) {
+        Ok(gzip) => gzip,
+        Err(message) => return (StatusCode::UNSUPPORTED_MEDIA_TYPE, message).into_response(),
+    };
+    let inflated;
+    let body = if gzip {
+        let mut out = Vec::new();
+        let limit = MAX_REQUEST_BYTES as u64 + 1;
+        let read = std::io::Read::read_to_end(
+            &mut std::io::Read::take(flate2::read::GzDecoder::new(body), limit),
+            &mut out,
+        );
+        match read {
+            Ok(n) if n as u64 >= limit => {
+                return (
+                    StatusCode::PAYLOAD_TOO_LARGE,
+                    "decompressed request too large",
+                )
+                    .into_response();
+            }
+            Ok(_) => {}
+            Err(error) => {
+                return (
+                    StatusCode::BAD_REQUEST,
+                    format!("invalid gzip body: {error}"),
+                )
+                    .into_response();
+            }
+        }
+        inflated = out;
+        &inflated[..]
+    } else {
+        body
+    };
     let request = match Req::decode(body) {
         Ok(request) => request,
         Err(error) => {
@@ -123,12 +154,14 @@ where
     }
 }
 
-/// Accepts only uncompressed binary protobuf bodies; for anything else returns the
-/// message of the `415 Unsupported Media Type` answer.
-fn check_encoding(headers: &HeaderMap) -> Result<(), String> {
+/// Accepts only binary protobuf bodies, uncompressed or gzip (`Ok(true)`); for anything else
+/// returns the message of the `415 Unsupported Media Type` answer.
+fn check_encoding(headers: &HeaderMap) -> Result<bool, String> {
+    let mut gzip = false;
     if let Some(encoding) = headers.get(CONTENT_ENCODING) {
         let encoding = encoding.to_str().unwrap_or_default().trim();
-        if !encoding.eq_ignore_ascii_case("identity") {
+        gzip = encoding.eq_ignore_ascii_case("gzip");
+        if !gzip && !encoding.eq_ignore_ascii_case("identity") {
             return Err(format!(
                 "content-encoding {encoding:?} is not supported by the testkit receiver"
             ));
@@ -143,7 +176,7 @@ fn check_encoding(headers: &HeaderMap) -> Result<(), String> {
     if essence.eq_ignore_ascii_case(PROTOBUF)
         || essence.eq_ignore_ascii_case("application/protobuf")
     {
-        Ok(())
+        Ok(gzip)
     } else {
         Err(format!(
             "content-type {content_type:?} is not supported by the testkit receiver \

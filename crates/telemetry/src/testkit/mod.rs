@@ -28,8 +28,9 @@
 //! the committed test PKI of [`TestPki`]; optionally requiring a client certificate), so
 //! exporters can be tested against `https://` endpoints.
 //!
-//! Limitations: compressed requests are not supported (gRPC with `grpc-encoding`, or HTTP
-//! with a `content-encoding` other than `identity`, is rejected), and OTLP/HTTP accepts only
+//! Compression: uncompressed and gzip requests are accepted (gRPC `grpc-encoding: gzip`, HTTP
+//! `content-encoding: gzip`; collectors such as rotel always compress); any other encoding is
+//! rejected. Limitations: OTLP/HTTP accepts only
 //! the binary protobuf encoding (`application/json` is answered with
 //! `415 Unsupported Media Type`).
 //!

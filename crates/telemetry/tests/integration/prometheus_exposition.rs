@@ -91,3 +91,146 @@ async fn another_method_on_metrics_answers_the_json_405() {
     let body: serde_json::Value = response.json().await.unwrap();
     assert_eq!(body["error"]["code"], "route.method_not_allowed", "{body}");
 }
+
+const OPENMETRICS_ACCEPT: &str = "application/openmetrics-text;version=1.0.0,application/openmetrics-text;version=0.0.1;q=0.75,text/plain;version=0.0.4;q=0.5,*/*;q=0.1";
+
+async fn openmetrics(h: &Harness) -> (String, String) {
+    let response = h
+        .client
+        .get(format!("{}/metrics", h.base))
+        .header("accept", OPENMETRICS_ACCEPT)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    let content_type = response.headers()["content-type"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    (content_type, response.text().await.unwrap())
+}
+
+/// `(series line without the exemplar, trace id, span id, value)` of every exemplar.
+fn exemplars(body: &str) -> Vec<(String, String, String, f64)> {
+    body.lines()
+        .filter_map(|line| {
+            let (sample, exemplar) = line.split_once(" # {")?;
+            let (labels, rest) = exemplar.split_once("} ")?;
+            let label = |name: &str| {
+                labels
+                    .split(',')
+                    .find_map(|l| l.strip_prefix(&format!("{name}=\"")))
+                    .map(|v| v.trim_end_matches('"').to_owned())
+            };
+            let value = rest.split(' ').next()?.parse().ok()?;
+            Some((
+                sample.to_owned(),
+                label("trace_id")?,
+                label("span_id")?,
+                value,
+            ))
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn openmetrics_carries_exemplars_of_exported_spans() {
+    let mut h = Harness::start(&[]).await;
+    for path in ["/items/1", "/items/0", "/unavailable", "/boom", "/healthz"] {
+        h.get(path).await;
+    }
+    // The default stays the Prometheus text format, without exemplars.
+    let text = h.get("/metrics").await.text().await.unwrap();
+    assert!(!text.contains("# {") && !text.contains("# EOF"), "{text}");
+
+    let (content_type, body) = openmetrics(&h).await;
+    assert_eq!(
+        content_type,
+        "application/openmetrics-text; version=1.0.0; charset=utf-8"
+    );
+    assert!(body.ends_with("# EOF\n"), "{body}");
+    assert!(body.contains("# TYPE app_errors counter\n"), "{body}");
+    assert!(!body.contains("# TYPE app_errors_total"), "{body}");
+    let found = exemplars(&body);
+    let on = |prefix: &str, route: &str| {
+        found
+            .iter()
+            .filter(|(s, ..)| {
+                s.starts_with(prefix) && s.contains(&format!("http_route=\"{route}\""))
+            })
+            .count()
+    };
+    for route in ["/items/{id}", "/unavailable", "/boom", "/healthz"] {
+        assert!(
+            on("http_server_request_duration_seconds_bucket{", route) >= 1,
+            "no duration exemplar for {route}:\n{body}"
+        );
+    }
+    for route in ["/items/{id}", "/unavailable", "/boom"] {
+        assert_eq!(on("app_errors_total{", route), 1, "{route}:\n{body}");
+    }
+    // Each exemplar names the SERVER span the receiver got, and sits in the bucket of its value.
+    h.flush().await;
+    let spans = h.server_spans();
+    for (sample, trace_id, span_id, value) in &found {
+        assert!(
+            spans
+                .iter()
+                .any(|s| &s.trace_id == trace_id && &s.span_id == span_id),
+            "exemplar {trace_id}/{span_id} of {sample} is no exported SERVER span"
+        );
+        if let Some(le) = sample
+            .split("le=\"")
+            .nth(1)
+            .and_then(|s| s.split('"').next())
+        {
+            let le: f64 = if le == "+Inf" {
+                f64::INFINITY
+            } else {
+                le.parse().unwrap()
+            };
+            assert!(
+                *value <= le,
+                "{sample}: exemplar value {value} above its bucket"
+            );
+        } else {
+            assert_eq!(*value, 1.0, "{sample}: a counter exemplar counts one");
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unsampled_requests_leave_no_exemplar() {
+    let h = Harness::start(&[("OTEL_TRACES_SAMPLER", "always_off")]).await;
+    for path in ["/items/1", "/boom"] {
+        h.get(path).await;
+    }
+    let (_, body) = openmetrics(&h).await;
+    assert!(
+        body.contains("http_server_request_duration_seconds_bucket{"),
+        "{body}"
+    );
+    assert!(exemplars(&body).is_empty(), "{body}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_scraper_preferring_text_gets_text() {
+    let h = Harness::start(&[]).await;
+    h.get("/items/1").await;
+    let response = h
+        .client
+        .get(format!("{}/metrics", h.base))
+        .header(
+            "accept",
+            "text/plain;version=0.0.4,application/openmetrics-text;q=0.5",
+        )
+        .send()
+        .await
+        .unwrap();
+    assert!(
+        response.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/plain; version=0.0.4")
+    );
+}

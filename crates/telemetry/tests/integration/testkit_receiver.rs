@@ -496,7 +496,16 @@ async fn http_traces_logs_and_unsupported_encodings() {
     )
     .await;
     assert_eq!(json.status(), 415);
-    let gzip = client
+    let brotli = client
+        .post(format!("{base}/v1/logs"))
+        .header("content-type", "application/x-protobuf")
+        .header("content-encoding", "br")
+        .body(logs_request().encode_to_vec())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(brotli.status(), 415);
+    let not_gzip = client
         .post(format!("{base}/v1/logs"))
         .header("content-type", "application/x-protobuf")
         .header("content-encoding", "gzip")
@@ -504,7 +513,7 @@ async fn http_traces_logs_and_unsupported_encodings() {
         .send()
         .await
         .unwrap();
-    assert_eq!(gzip.status(), 415);
+    assert_eq!(not_gzip.status(), 400, "a body that is not gzip");
     let garbage = post(
         &client,
         format!("{base}/v1/metrics"),
@@ -548,4 +557,28 @@ async fn listeners_stop_when_the_last_handle_is_dropped() {
         }
         assert!(closed, "{addr} still accepts connections");
     }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn gzip_compressed_http_requests_are_decoded() {
+    use std::io::Write as _;
+    let receiver = OtlpReceiver::start().await.unwrap();
+    let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    encoder.write_all(&logs_request().encode_to_vec()).unwrap();
+    let response = reqwest::Client::new()
+        .post(format!("{}/v1/logs", receiver.http_endpoint()))
+        .header("content-type", "application/x-protobuf")
+        .header("content-encoding", "gzip")
+        .body(encoder.finish().unwrap())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    assert!(
+        receiver
+            .wait_for_logs(WAIT, |l| l.iter().any(|l| l.severity_text == "INFO"))
+            .await,
+        "{}",
+        receiver.dump_all()
+    );
 }
