@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # The one test command: what CI runs (.ci/run) and what a newcomer runs on a fresh machine.
-# Installs what the tests need, then: the docs' links (scripts/check-doc-links.py), format check, clippy -D warnings, every test, and a
-# bounded schemathesis run against the real binary (scripts/api-fuzz.sh), the local stack's checks
-# (scripts/check-deploy.sh) and the cloud deployment's (scripts/check-gcp.sh).
+# Installs what the tests need, then: the docs' links (scripts/check-doc-links.py), format check, clippy -D warnings, every test, a
+# bounded schemathesis run against the real binary (scripts/api-fuzz.sh), the telemetry console in headless Chromium
+# (scripts/console-browser.sh), the local stack's checks (scripts/check-deploy.sh) and the cloud deployment's (scripts/check-gcp.sh).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -38,6 +38,12 @@ if ! python3 -c 'import ensurepip, venv' >/dev/null 2>&1; then
   apt_install python3-venv
 fi
 
+# The console's test exporting from the Python OpenTelemetry SDK (crates/console): a venv from
+# PyPI under target/ (scripts/python-otel-venv.sh); here a missing venv fails that test.
+log "Python OpenTelemetry SDK for the console's receiver test (scripts/python-otel-venv.sh)"
+CONSOLE_PYTHON="$(scripts/python-otel-venv.sh)"
+export CONSOLE_PYTHON CONSOLE_REQUIRE_PYTHON=1
+
 # The collector-hop tests (crates/shop/tests/integration/collector_hop.rs) run a real
 # OpenTelemetry collector: PyPI's rotel, pinned, in a git-ignored venv. Here a missing rotel
 # fails them instead of skipping.
@@ -72,6 +78,9 @@ fi
 
 log "API fuzzing: schemathesis against the running shop and its /openapi.json"
 scripts/api-fuzz.sh
+
+log "telemetry console: headless Chromium against the running shop (scripts/console-browser.sh)"
+scripts/console-browser.sh
 
 log "local observability stack: static checks, rule and routing tests, live Prometheus (scripts/check-deploy.sh)"
 scripts/check-deploy.sh

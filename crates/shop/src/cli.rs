@@ -8,14 +8,17 @@ pub enum Command {
     Shop,
     /// `payments-sim`: the payment simulator alone (as the `payments-sim` binary).
     PaymentsSimulator,
+    /// `console`: the standalone telemetry console (as the `console` binary).
+    Console,
     /// `--help` or `-h`: print [`help`] and exit 0.
     Help,
 }
 
 /// The first line of the usage, and what each command does.
-pub const USAGE: &str = "usage: shop [payments-sim | --help]\n  \
+pub const USAGE: &str = "usage: shop [payments-sim | console | --help]\n  \
     (no command)   serve the shop (and the payment simulator in-process unless PAYMENTS_URL is set)\n  \
     payments-sim   serve only the payment simulator, on PAYMENTS_SIM_PORT (default 8090)\n  \
+    console        the standalone telemetry console: OTLP on 4317/4318, UI on APP_CONSOLE_ADDR (127.0.0.1:18888)\n  \
     --help, -h     list the settings\n";
 
 /// The shop's own settings (read by [`crate::config::ShopConfig::from_lookup`]).
@@ -40,6 +43,7 @@ pub fn parse(args: impl IntoIterator<Item = std::ffi::OsString>) -> Result<Comma
     let command = match args.next() {
         None => Command::Shop,
         Some(arg) if arg == "payments-sim" => Command::PaymentsSimulator,
+        Some(arg) if arg == "console" => Command::Console,
         Some(arg) if arg == "--help" || arg == "-h" => Command::Help,
         Some(arg) => return Err(unknown(&arg)),
     };
@@ -60,8 +64,9 @@ fn unknown(arg: &std::ffi::OsStr) -> String {
 /// settings, each with its default. Empty values count as unset.
 pub fn help() -> String {
     format!(
-        "{USAGE}\nSettings are environment variables; an empty value counts as unset.\n\n{SETTINGS_HELP}\n{}\n{}",
+        "{USAGE}\nSettings are environment variables; an empty value counts as unset.\n\n{SETTINGS_HELP}\n{}\n{}\n{}",
         payments_sim::service::SETTINGS_HELP,
+        console::config::SETTINGS_HELP,
         telemetry::settings_help::SETTINGS_HELP,
     )
 }
@@ -104,6 +109,7 @@ mod tests {
             parse(args(&["payments-sim"])),
             Ok(Command::PaymentsSimulator)
         );
+        assert_eq!(parse(args(&["console"])), Ok(Command::Console));
         assert_eq!(parse(args(&["--help"])), Ok(Command::Help));
         assert_eq!(parse(args(&["-h"])), Ok(Command::Help));
         let error = parse(args(&["--verbose"])).unwrap_err();

@@ -1,6 +1,7 @@
 //! `shop`: reads its settings, then runs [`shop::run`] until SIGTERM or Ctrl-C, which drains
 //! in-flight requests and flushes telemetry within Cloud Run's 10 s grace period.
-//! `shop payments-sim` runs the payment simulator alone (as the `payments-sim` binary does).
+//! `shop payments-sim` runs the payment simulator alone (as the `payments-sim` binary does);
+//! `shop console` the standalone telemetry console (as the `console` binary does).
 //!
 //! Exit codes: 0 after a clean shutdown or `--help`, 2 for invalid configuration (one line on
 //! stderr naming the variable) or an unknown argument, 1 for any other start-up or serving
@@ -35,6 +36,7 @@ fn main() -> ExitCode {
             Ok(settings) => block_on(shop(settings)),
             Err(error) => return config_failure(&error),
         },
+        Command::Console => return console::standalone::main("shop console", &[]),
         Command::PaymentsSimulator => {
             let name = payments_sim::service::SERVICE_NAME;
             let configs = TelemetryConfig::from_env(name, run::VERSION)

@@ -12,6 +12,7 @@
 use std::future::Future;
 use std::net::SocketAddr;
 
+use console::{Console, ConsoleConfig};
 use payments_sim::{Simulator, SimulatorConfig};
 use telemetry::config::ConfigError;
 use telemetry::serve::{Server, ShutdownBudget, Stopped};
@@ -35,6 +36,8 @@ pub struct Settings {
     pub shop: ShopConfig,
     /// Where payments go.
     pub payments: Payments,
+    /// The embedded telemetry console (`APP_CONSOLE`, local persona only).
+    pub console: ConsoleConfig,
 }
 
 /// Where the shop's payments go.
@@ -57,6 +60,7 @@ impl Settings {
     pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
         let telemetry = TelemetryConfig::from_lookup(SERVICE_NAME, VERSION, &lookup)?;
         let shop = ShopConfig::from_lookup(telemetry.persona, &lookup)?;
+        let console = ConsoleConfig::from_lookup(telemetry.persona, &lookup)?;
         let payments = if shop.payments.url.is_some() {
             Payments::External
         } else {
@@ -73,6 +77,7 @@ impl Settings {
             telemetry,
             shop,
             payments,
+            console,
         })
     }
 }
@@ -114,13 +119,34 @@ impl Started {
 /// unless `PAYMENTS_URL` is set, opens the store, builds the app and binds the listener. On a
 /// failure, whatever was started is flushed (within `budget`) before returning.
 pub async fn start(settings: Settings, budget: ShutdownBudget) -> Result<Started, StartError> {
+    // One console for both instances: the shop's and the simulator's spans meet in one store.
+    let console = settings
+        .console
+        .enabled
+        .then(|| Console::new(settings.console.limits));
+    let mut builder = crate::observability::telemetry_builder(settings.telemetry);
+    if let Some(console) = &console {
+        let address = SocketAddr::new(settings.shop.host, settings.shop.port);
+        builder = builder.export_tap(console.tap()).startup_field(
+            "console.url",
+            format!("http://{address}{}/", console::MOUNT),
+        );
+    }
     // Inside the runtime: the OTLP exporters need it.
-    let (telemetry, guard) = crate::observability::telemetry_builder(settings.telemetry)
+    let (telemetry, guard) = builder
         .build()
         .map_err(|error| StartError::Failed(format!("cannot start telemetry: {error}")))?;
     telemetry.install_global_subscriber();
     let mut guards = vec![guard];
-    match start_servers(settings.shop, settings.payments, &telemetry, &mut guards).await {
+    match start_servers(
+        settings.shop,
+        settings.payments,
+        &telemetry,
+        console.as_ref(),
+        &mut guards,
+    )
+    .await
+    {
         Ok((address, servers)) => Ok(Started {
             address,
             telemetry,
@@ -142,13 +168,14 @@ async fn start_servers(
     mut config: ShopConfig,
     payments: Payments,
     telemetry: &Telemetry,
+    console: Option<&Console>,
     guards: &mut Vec<TelemetryGuard>,
 ) -> Result<(SocketAddr, Vec<Server>), StartError> {
     let simulator = match payments {
         Payments::External => None,
         Payments::InProcess(simulator_config, telemetry_config) => {
             let (server, url) =
-                start_simulator(&simulator_config, *telemetry_config, guards).await?;
+                start_simulator(&simulator_config, *telemetry_config, console, guards).await?;
             config.payments.url = Some(url);
             Some(server)
         }
@@ -168,7 +195,18 @@ async fn start_servers(
         StartError::Failed(format!("cannot listen on {address}: {error}"))
     })?;
     let local = listener.local_addr().unwrap_or(address);
-    tracing::info!(server.address = %local.ip(), server.port = local.port(), "listening");
+    // The console is merged outside `observe_router`: its requests are not shop traffic.
+    let app = match console {
+        Some(console) => {
+            let url = format!("http://{local}{}/", console::MOUNT);
+            tracing::info!(server.address = %local.ip(), server.port = local.port(), console.url = %url, "listening");
+            app.merge(console.router())
+        }
+        None => {
+            tracing::info!(server.address = %local.ip(), server.port = local.port(), "listening");
+            app
+        }
+    };
     let shop_guard = guards.remove(0);
     let mut servers = vec![Server::new(listener, app, shop_guard)];
     servers.extend(simulator);
@@ -181,9 +219,14 @@ async fn start_servers(
 async fn start_simulator(
     config: &SimulatorConfig,
     telemetry_config: TelemetryConfig,
+    console: Option<&Console>,
     guards: &mut Vec<TelemetryGuard>,
 ) -> Result<(Server, String), StartError> {
-    let (telemetry, guard) = Telemetry::init(telemetry_config).map_err(|error| {
+    let mut builder = Telemetry::builder(telemetry_config);
+    if let Some(console) = console {
+        builder = builder.export_tap(console.tap());
+    }
+    let (telemetry, guard) = builder.build().map_err(|error| {
         tracing::error!(error = %error, "cannot start the payment simulator's telemetry");
         StartError::Failed(error.to_string())
     })?;

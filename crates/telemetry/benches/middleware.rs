@@ -251,6 +251,23 @@ async fn serve(mode: &str, port: u16) {
     .unwrap();
 }
 
+/// An export tap that receives every encoded export request and drops it: what the library
+/// spends to feed an in-process consumer such as the console (encoding, batching, hand-off),
+/// without the consumer's own work.
+#[derive(Debug, Default)]
+struct DiscardTap(std::sync::atomic::AtomicU64);
+
+impl telemetry::export_tap::ExportTap for DiscardTap {
+    fn export(&self, _signal: telemetry::export_tap::TapSignal, request: bytes::Bytes) {
+        self.0
+            .fetch_add(request.len() as u64, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    fn max_schedule_delay(&self) -> Option<Duration> {
+        Some(Duration::from_millis(500))
+    }
+}
+
 struct KillOnDrop(Option<std::process::Child>);
 
 impl Drop for KillOnDrop {
@@ -281,9 +298,15 @@ async fn measure() {
         .log_sink(LogSink::writer(std::io::sink()))
         .build()
         .unwrap();
+    let tap = std::sync::Arc::new(DiscardTap::default());
+    let (tapped, tapped_guard) = Telemetry::builder(config(None))
+        .log_sink(LogSink::writer(std::io::sink()))
+        .export_tap(tap.clone())
+        .build()
+        .unwrap();
     // `with_state(())` turns handlers into routes once, as `axum::serve` does; without it a
     // `Router` rebuilds every route (and its layers) on every `oneshot`.
-    let variants: [(&str, Router); 4] = [
+    let variants: [(&str, Router); 5] = [
         ("bare handler", handler_router().with_state(())),
         (
             "instrumented, OTLP export on",
@@ -297,10 +320,20 @@ async fn measure() {
             "instrumented, 2 tracing spans",
             telemetry.observe_router(traced_router()).with_state(()),
         ),
+        (
+            "export off, export tap (console)",
+            tapped.observe_router(handler_router()).with_state(()),
+        ),
     ];
-    let flushes = [None, Some(&telemetry), Some(&disabled), Some(&telemetry)];
-    // `BENCH_ONLY=0|1|2|3` runs one variant alone (bare, export on, export off, export on with
-    // two `#[instrument]` child spans): with valgrind,
+    let flushes = [
+        None,
+        Some(&telemetry),
+        Some(&disabled),
+        Some(&telemetry),
+        Some(&tapped),
+    ];
+    // `BENCH_ONLY=0|1|2|3|4` runs one variant alone (bare, export on, export off, export on with
+    // two `#[instrument]` child spans, export off with a discarding export tap): with valgrind,
     // the difference between two request counts gives exact instructions per request.
     let only: Option<usize> = std::env::var("BENCH_ONLY")
         .ok()
@@ -310,8 +343,8 @@ async fn measure() {
     for (i, (_, router)) in variants.iter().enumerate().filter(|(i, _)| selected(*i)) {
         run_round(router, knob("BENCH_WARMUP", 4_000), flushes[i]).await;
     }
-    let mut cpu = [0.0f64; 4];
-    let mut wall = [0.0f64; 4];
+    let mut cpu = [0.0f64; 5];
+    let mut wall = [0.0f64; 5];
     let rounds = knob("BENCH_ROUNDS", 6);
     let requests = knob("BENCH_REQUESTS", 40_000);
     for _ in 0..rounds {
@@ -323,6 +356,7 @@ async fn measure() {
     }
     guard.shutdown().await;
     disabled_guard.shutdown().await;
+    tapped_guard.shutdown().await;
 
     let n = (rounds * requests) as f64;
     println!("requests per variant: {n}");
@@ -350,6 +384,11 @@ async fn measure() {
         "two tracing spans: +{:.2} us/req, {:.2}x the instrumented request (export on)",
         (cpu[3] - cpu[1]) / n,
         cpu[3] / cpu[1]
+    );
+    println!(
+        "export tap (console) with export off: +{:.2} us/req over export off ({} bytes handed over)",
+        (cpu[4] - cpu[2]) / n,
+        tap.0.load(std::sync::atomic::Ordering::Relaxed)
     );
     let _ = sink.kill();
 }

@@ -28,6 +28,7 @@ pub mod env;
 pub mod error;
 mod event_fields;
 mod exemplars;
+pub mod export_tap;
 mod instance;
 pub mod layer;
 mod log_emitter;

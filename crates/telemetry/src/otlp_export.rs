@@ -125,7 +125,7 @@ impl Transport {
         }
     }
 
-    pub(crate) async fn send(&self, body: Vec<u8>) -> OTelSdkResult {
+    pub(crate) async fn send(&self, body: Bytes) -> OTelSdkResult {
         match self {
             Self::Grpc {
                 client,
@@ -136,7 +136,7 @@ impl Transport {
                 client.ready().await.map_err(|e| {
                     OTelSdkError::InternalFailure(format!("OTLP/gRPC channel not ready: {e}"))
                 })?;
-                let mut request = tonic::Request::new(Bytes::from(body));
+                let mut request = tonic::Request::new(body);
                 *request.metadata_mut() = metadata.clone();
                 client
                     .unary(
@@ -161,7 +161,7 @@ impl Transport {
             } => {
                 let mut request = Request::post(url.clone())
                     .header(http::header::CONTENT_TYPE, "application/x-protobuf")
-                    .body(Bytes::from(body))
+                    .body(body)
                     .map_err(|e| OTelSdkError::InternalFailure(e.to_string()))?;
                 for (name, value) in headers {
                     request.headers_mut().insert(name.clone(), value.clone());
@@ -235,7 +235,12 @@ const ANNOUNCE_TARGET: &str = "telemetry::startup";
 /// Writes the one start-up line (INFO, stdout only) saying whether OTLP export is on, and
 /// where each signal goes over which protocol and security. Never credentials: the endpoint
 /// loses its user info and query, headers appear as a count, TLS files by variable only.
-pub(crate) fn announce(config: &TelemetryConfig, filter: &LogFilter, sink: &LogSink) {
+pub(crate) fn announce(
+    config: &TelemetryConfig,
+    filter: &LogFilter,
+    sink: &LogSink,
+    extra: &[(&'static str, String)],
+) {
     if !filter.enabled(ANNOUNCE_TARGET, &tracing::Level::INFO) {
         return;
     }
@@ -279,6 +284,9 @@ pub(crate) fn announce(config: &TelemetryConfig, filter: &LogFilter, sink: &LogS
             "otlp.headers",
             FieldValue::U64(config.otlp_headers.len() as u64),
         ));
+    }
+    for (key, value) in extra {
+        fields.push((key, FieldValue::Str(value)));
     }
     let line = LogLine {
         time: SystemTime::now(),

@@ -204,3 +204,113 @@ async fn binary_serves_the_catalog_from_postgres() {
     let status = terminate(&mut child).await;
     assert_eq!(status.code(), Some(0));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shop_console_receives_otlp_over_http_serves_the_ui_and_exits_0_on_sigterm() {
+    let (ui, grpc, http) = (free_port(), free_port(), free_port());
+    let mut child = shop_command()
+        .arg("console")
+        .env("APP_CONSOLE_ADDR", format!("127.0.0.1:{ui}"))
+        .env("APP_CONSOLE_OTLP_GRPC_ADDR", format!("127.0.0.1:{grpc}"))
+        .env("APP_CONSOLE_OTLP_HTTP_ADDR", format!("127.0.0.1:{http}"))
+        .spawn()
+        .unwrap();
+    let stdout = collect(child.stdout.take().unwrap());
+    let stderr = collect(child.stderr.take().unwrap());
+    let client = reqwest::Client::new();
+    let requests = format!("http://127.0.0.1:{ui}/_console/api/requests");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while client.get(&requests).send().await.is_err() {
+        assert!(Instant::now() < deadline, "{}", stderr.join().unwrap());
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    // An empty export request is a valid one; JSON is refused with 415.
+    let traces = format!("http://127.0.0.1:{http}/v1/traces");
+    let accepted = client
+        .post(&traces)
+        .header("content-type", "application/x-protobuf")
+        .body(Vec::new())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(accepted.status(), 200);
+    assert_eq!(accepted.headers()["content-type"], "application/x-protobuf");
+    let json = client
+        .post(&traces)
+        .header("content-type", "application/json")
+        .body("{}")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(json.status(), 415);
+    let garbage = client
+        .post(&traces)
+        .header("content-type", "application/x-protobuf")
+        .body(vec![0xff, 0xff, 0xff])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(garbage.status(), 400);
+    let ui_page = client
+        .get(format!("http://127.0.0.1:{ui}/_console/"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(ui_page.status(), 200);
+    let status = terminate(&mut child).await;
+    let stdout = stdout.join().unwrap();
+    assert_eq!(
+        status.code(),
+        Some(0),
+        "{stdout}\n{}",
+        stderr.join().unwrap()
+    );
+    let lines = parse_json_lines(&stdout);
+    assert!(
+        lines.iter().any(|l| l["target"] == "console::startup"
+            && l["console.url"] == format!("http://127.0.0.1:{ui}/_console/").as_str()
+            && l["otlp.http"] == format!("http://127.0.0.1:{http}").as_str()
+            && l["otlp.grpc"] == format!("http://127.0.0.1:{grpc}").as_str()),
+        "{stdout}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_console_url_is_on_the_start_up_line() {
+    let database = TempDatabase::new();
+    let port = free_port();
+    let mut child = shop_command()
+        .env("PORT", port.to_string())
+        .env("DATABASE_URL", database.url())
+        .env("APP_LOG_FORMAT", "json")
+        .spawn()
+        .unwrap();
+    let stdout = collect(child.stdout.take().unwrap());
+    let stderr = collect(child.stderr.take().unwrap());
+    let base = format!("http://127.0.0.1:{port}");
+    if let Err(status) = wait_healthy(&base, &mut child).await {
+        panic!(
+            "shop exited early with {status}: {}",
+            stderr.join().unwrap()
+        );
+    }
+    let console = reqwest::get(format!("{base}/_console/")).await.unwrap();
+    assert_eq!(console.status(), 200);
+    let status = terminate(&mut child).await;
+    let stdout = stdout.join().unwrap();
+    assert_eq!(status.code(), Some(0));
+    let url = format!("http://127.0.0.1:{port}/_console/");
+    let lines = parse_json_lines(&stdout);
+    assert!(
+        lines.iter().any(|l| l["target"] == "telemetry::startup"
+            && l["service"] == "shop"
+            && l["console.url"] == url.as_str()),
+        "{stdout}"
+    );
+    assert!(
+        !lines.iter().any(|l| l["target"] == "telemetry::startup"
+            && l["service"] == "payments-sim"
+            && l.get("console.url").is_some()),
+        "only the shop's line names it: {stdout}"
+    );
+}

@@ -6,6 +6,7 @@ mod binary;
 mod catalog;
 mod collector_hop;
 mod common;
+mod console;
 mod metric_contract;
 mod openapi;
 mod operations;

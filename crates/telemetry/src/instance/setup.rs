@@ -17,6 +17,7 @@ use opentelemetry_sdk::resource::TelemetryResourceDetector;
 use opentelemetry_sdk::trace::{Sampler, SdkTracerProvider};
 
 use crate::config::{Persona, SamplerConfig, TelemetryConfig};
+use crate::export_tap::{ExportTap, TapMetricExporter};
 use crate::layer::LayerHandles;
 use crate::log_emitter::LogEmitter;
 use crate::log_filter::LogFilter;
@@ -63,9 +64,26 @@ pub struct TelemetryBuilder {
     sink: Option<LogSink>,
     email_fields: &'static [&'static str],
     forbidden_metric_keys: &'static [&'static str],
+    tap: Option<Arc<dyn ExportTap>>,
+    startup_fields: Vec<(&'static str, String)>,
 }
 
 impl TelemetryBuilder {
+    /// Adds `key=value` to the instance's start-up line (target `telemetry::startup`), e.g.
+    /// the URL of a console the application serves.
+    pub fn startup_field(mut self, key: &'static str, value: impl Into<String>) -> Self {
+        self.startup_fields.push((key, value.into()));
+        self
+    }
+
+    /// Hands every encoded OTLP export request (spans, log records, metrics) to `tap` as well,
+    /// in process: exactly what is exported, also when no OTLP endpoint is set (see
+    /// [`crate::export_tap`]). Without a tap (the default) nothing extra is encoded.
+    pub fn export_tap(mut self, tap: Arc<dyn ExportTap>) -> Self {
+        self.tap = Some(tap);
+        self
+    }
+
     /// Writes log lines to `sink` instead of stdout (tests use [`LogSink::memory`]).
     pub fn log_sink(mut self, sink: LogSink) -> Self {
         self.sink = Some(sink);
@@ -95,6 +113,8 @@ impl TelemetryBuilder {
             self.sink,
             self.email_fields,
             self.forbidden_metric_keys,
+            self.tap,
+            &self.startup_fields,
         )?);
         Ok((
             Telemetry {
@@ -118,6 +138,8 @@ impl Telemetry {
             sink: None,
             email_fields: &[],
             forbidden_metric_keys: &[],
+            tap: None,
+            startup_fields: Vec::new(),
         }
     }
 }
@@ -128,24 +150,34 @@ impl Instance {
         sink: Option<LogSink>,
         email_fields: &'static [&'static str],
         forbidden_metric_keys: &'static [&'static str],
+        tap: Option<Arc<dyn ExportTap>>,
+        startup_fields: &[(&'static str, String)],
     ) -> Result<Self, InitError> {
         let export = config.otlp_enabled();
-        if export && tokio::runtime::Handle::try_current().is_err() {
+        // The record queues run when OTLP export is on or a tap wants the encoded batches.
+        let queues = export || tap.is_some();
+        if queues && tokio::runtime::Handle::try_current().is_err() {
             return Err(InitError::NoRuntime);
         }
         let resource = build_resource(&config);
 
         let sink = sink.unwrap_or_else(LogSink::stdout);
-        let (log_queue, span_queue) = if export {
+        let (log_queue, span_queue) = if queues {
             let body = resource_body(&resource);
-            let warnings = || Some(ExportWarnings::new(&config, sink.clone()));
+            let warnings = || export.then(|| ExportWarnings::new(&config, sink.clone()));
             (
                 Some(
-                    RecordQueue::start(&config, Signal::Logs, body.clone(), warnings())
-                        .map_err(InitError::Endpoint)?,
+                    RecordQueue::start(
+                        &config,
+                        Signal::Logs,
+                        body.clone(),
+                        warnings(),
+                        tap.clone(),
+                    )
+                    .map_err(InitError::Endpoint)?,
                 ),
                 Some(
-                    RecordQueue::start(&config, Signal::Spans, body, warnings())
+                    RecordQueue::start(&config, Signal::Spans, body, warnings(), tap.clone())
                         .map_err(InitError::Endpoint)?,
                 ),
             )
@@ -185,6 +217,13 @@ impl Instance {
                 .build();
             meter_builder = meter_builder.with_reader(reader);
         }
+        if let Some(tap) = &tap {
+            let interval = tap.metric_interval();
+            let reader = PeriodicReader::builder(TapMetricExporter(Arc::clone(tap)))
+                .with_interval(interval)
+                .build();
+            meter_builder = meter_builder.with_reader(reader);
+        }
         let meter_provider = meter_builder.build();
         let meter = meter_provider.meter_with_scope(scope());
 
@@ -205,7 +244,7 @@ impl Instance {
             // from_lookup validated it; a hand-built config with a bad filter falls back to info.
             LogFilter::parse("info").unwrap_or_else(|e| unreachable!("{e}"))
         });
-        crate::otlp_export::announce(&config, &log_filter, &sink);
+        crate::otlp_export::announce(&config, &log_filter, &sink, startup_fields);
         let logs = Arc::new(LogEmitter::new(
             &config,
             log_filter,

@@ -29,6 +29,7 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use crate::config::{BatchSettings, TelemetryConfig};
+use crate::export_tap::{ExportTap, TapSignal};
 use crate::otlp_export::Transport;
 
 use super::log_record::{LogRecordView, encode_log_record};
@@ -82,7 +83,9 @@ struct Shared {
     wake: Condvar,
     done: Condvar,
     settings: BatchSettings,
-    transport: Transport,
+    /// `None` when the queue runs only for an export tap (no OTLP endpoint).
+    transport: Option<Transport>,
+    tap: Option<Arc<dyn ExportTap>>,
     resource: Vec<u8>,
     scope_version: &'static str,
     runtime: tokio::runtime::Handle,
@@ -124,25 +127,36 @@ thread_local! {
 
 impl RecordQueue {
     /// Starts the export thread. Call inside the tokio runtime (the transport's I/O runs on it).
-    /// With `warnings`, the thread reports lost records there (rate-limited).
+    /// With `warnings`, the thread reports lost records there (rate-limited). Each batch goes
+    /// to `tap` (when set) and, when OTLP export is on, to the configured endpoint.
     pub(crate) fn start(
         config: &TelemetryConfig,
         signal: Signal,
         resource: Vec<u8>,
         warnings: Option<ExportWarnings>,
+        tap: Option<Arc<dyn ExportTap>>,
     ) -> Result<Self, String> {
         let runtime = tokio::runtime::Handle::try_current().map_err(|e| e.to_string())?;
-        let (transport, settings, thread) = match signal {
+        let (otlp_signal, settings, thread) = match signal {
             Signal::Logs => (
-                Transport::new(config, crate::config::OtlpSignal::Logs)?,
+                crate::config::OtlpSignal::Logs,
                 config.log_batch,
                 "telemetry-otlp-logs",
             ),
             Signal::Spans => (
-                Transport::new(config, crate::config::OtlpSignal::Traces)?,
+                crate::config::OtlpSignal::Traces,
                 config.span_batch,
                 "telemetry-otlp-spans",
             ),
+        };
+        let mut settings = settings;
+        if let Some(delay) = tap.as_ref().and_then(|tap| tap.max_schedule_delay()) {
+            settings.schedule_delay = settings.schedule_delay.min(delay);
+        }
+        let transport = if config.otlp_enabled() {
+            Some(Transport::new(config, otlp_signal)?)
+        } else {
+            None
         };
         let shared = Arc::new(Shared {
             pending: Mutex::new(Pending {
@@ -157,6 +171,7 @@ impl RecordQueue {
             done: Condvar::new(),
             settings,
             transport,
+            tap,
             resource,
             scope_version: env!("CARGO_PKG_VERSION"),
             runtime,
@@ -397,33 +412,45 @@ impl Shared {
                 (records, taken_seq, scopes)
             };
             if records > 0 {
-                let body = export_request(&self.resource, self.scope_version, &scopes);
-                let send = self.transport.send(body);
-                // The runtime may already be shut down (the app ended without shutting the
-                // telemetry down): tokio then panics on the timer. Count a failed export and
-                // stop, instead of taking the thread down with a panic message.
-                let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                    self.runtime.block_on(async {
-                        tokio::time::timeout(self.timeout, send)
-                            .await
-                            .unwrap_or(Err(opentelemetry_sdk::error::OTelSdkError::Timeout(
-                                self.timeout,
-                            )))
-                    })
-                }));
-                match result {
-                    Ok(Ok(())) => {}
-                    Ok(Err(error)) => {
-                        self.failed_exports.fetch_add(1, Ordering::Relaxed);
-                        self.records_lost
-                            .fetch_add(records as u64, Ordering::Relaxed);
-                        reported.last_error = Some(error.to_string());
-                    }
-                    Err(_) => {
-                        self.failed_exports.fetch_add(1, Ordering::Relaxed);
-                        self.records_lost
-                            .fetch_add(records as u64, Ordering::Relaxed);
-                        self.closed.store(true, Ordering::Relaxed);
+                let body =
+                    bytes::Bytes::from(export_request(&self.resource, self.scope_version, &scopes));
+                if let Some(tap) = &self.tap {
+                    tap.export(
+                        match self.signal {
+                            Signal::Logs => TapSignal::Logs,
+                            Signal::Spans => TapSignal::Traces,
+                        },
+                        body.clone(),
+                    );
+                }
+                if let Some(transport) = &self.transport {
+                    let send = transport.send(body);
+                    // The runtime may already be shut down (the app ended without shutting the
+                    // telemetry down): tokio then panics on the timer. Count a failed export and
+                    // stop, instead of taking the thread down with a panic message.
+                    let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                        self.runtime.block_on(async {
+                            tokio::time::timeout(self.timeout, send)
+                                .await
+                                .unwrap_or(Err(opentelemetry_sdk::error::OTelSdkError::Timeout(
+                                    self.timeout,
+                                )))
+                        })
+                    }));
+                    match result {
+                        Ok(Ok(())) => {}
+                        Ok(Err(error)) => {
+                            self.failed_exports.fetch_add(1, Ordering::Relaxed);
+                            self.records_lost
+                                .fetch_add(records as u64, Ordering::Relaxed);
+                            reported.last_error = Some(error.to_string());
+                        }
+                        Err(_) => {
+                            self.failed_exports.fetch_add(1, Ordering::Relaxed);
+                            self.records_lost
+                                .fetch_add(records as u64, Ordering::Relaxed);
+                            self.closed.store(true, Ordering::Relaxed);
+                        }
                     }
                 }
             }
