@@ -10,6 +10,7 @@
 #              OTel http.server.request.duration histogram, stock OTLP/gRPC exporters with their
 #              default batch processors) to the same collector;
 #   ours-down-grpc / ours-down-http / peer-down  the same with the collector unreachable;
+#   ours-console  ours-grpc plus the embedded console (APP_CONSOLE=on; the others run with off);
 # on a trivial handler and on one that runs one SQLite query; rounds interleaved (every round
 # runs every variant of both handlers, in an order rotated per round).
 # Prints per variant the medians over rounds: server CPU µs/request (user+system of every
@@ -29,8 +30,7 @@ connections=${2:-32}
 rounds=${3:-3}
 load=${BENCH_LOAD:-loadgen}
 handlers=(${BENCH_HANDLERS:-trivial sqlite})
-all_variants="bare ours-grpc ours-http peer ours-down-grpc ours-down-http peer-down"
-[ -n "${APP_CONSOLE_BENCH:-}" ] && all_variants="$all_variants ours-console"
+all_variants="bare ours-grpc ours-http peer ours-down-grpc ours-down-http peer-down ours-console"
 selected=(${BENCH_VARIANTS:-$all_variants})
 
 # --- binaries (release) ---------------------------------------------------------------------
