@@ -10,7 +10,7 @@
 #   BENCH_HANDLER=trivial|sqlite   BENCH_N1=2000 BENCH_N2=10000
 set -euo pipefail
 cd "$(dirname "$0")/.."
-variants=(${1:-bare ours-grpc ours-http ours-down-grpc peer})
+read -r -a variants <<< "${1:-bare ours-grpc ours-http ours-down-grpc peer}"
 handler=${BENCH_HANDLER:-trivial}
 n1=${BENCH_N1:-2000}
 n2=${BENCH_N2:-10000}
@@ -40,7 +40,7 @@ collector=$!
 server_pid=""
 work=$(mktemp -d)
 cleanup() {
-  [ -n "$server_pid" ] && kill "$server_pid" 2>/dev/null || true
+  if [ -n "$server_pid" ]; then kill "$server_pid" 2>/dev/null || true; fi
   kill "$collector" 2>/dev/null || true
   wait 2>/dev/null || true
   rm -rf "$work"

@@ -29,9 +29,9 @@ seconds=${1:-8}
 connections=${2:-32}
 rounds=${3:-3}
 load=${BENCH_LOAD:-loadgen}
-handlers=(${BENCH_HANDLERS:-trivial sqlite})
+read -r -a handlers <<< "${BENCH_HANDLERS:-trivial sqlite}"
 all_variants="bare ours-grpc ours-http peer ours-down-grpc ours-down-http peer-down ours-console"
-selected=(${BENCH_VARIANTS:-$all_variants})
+read -r -a selected <<< "${BENCH_VARIANTS:-$all_variants}"
 
 # --- binaries (release) ---------------------------------------------------------------------
 artifacts=$(cargo build --release --locked -p loadgen --bins --bench stacks --message-format=json 2>/dev/null)
@@ -41,7 +41,7 @@ for line in sys.stdin:
     if m.get("reason") == "compiler-artifact" and m["target"]["name"] == "stacks" and m.get("executable"):
         print(m["executable"])')
 loadgen=target/release/loadgen
-[ -x "$server" ] && [ -x "$loadgen" ] || { echo "bench-stacks: the release build failed (cargo build --release -p loadgen --bins --bench stacks)" >&2; exit 1; }
+if [ ! -x "$server" ] || [ ! -x "$loadgen" ]; then echo "bench-stacks: the release build failed (cargo build --release -p loadgen --bins --bench stacks)" >&2; exit 1; fi
 if [ "${BENCH_SHOP:-1}" = 1 ]; then
   cargo build --release --locked -p shop --bin shop 2>&1 | tail -1
 fi
@@ -67,7 +67,7 @@ http_port=$(free_port)
 collector=$!
 server_pid=""
 cleanup() {
-  [ -n "$server_pid" ] && kill "$server_pid" 2>/dev/null || true
+  if [ -n "$server_pid" ]; then kill "$server_pid" 2>/dev/null || true; fi
   kill "$collector" 2>/dev/null || true
   wait 2>/dev/null || true
   rm -rf "$work"
