@@ -65,13 +65,11 @@ impl Settings {
             Payments::External
         } else {
             let simulator = SimulatorConfig::from_lookup(&lookup)?;
-            let mut telemetry = TelemetryConfig::from_lookup(
-                payments_sim::service::SERVICE_NAME,
-                VERSION,
-                &lookup,
-            )?;
-            telemetry.service_name = payments_sim::service::SERVICE_NAME.to_owned();
-            Payments::InProcess(simulator, Box::new(telemetry))
+            // The same variables, read once (the cloud persona asks the metadata server only
+            // once); only the name differs.
+            let mut simulator_telemetry = telemetry.clone();
+            simulator_telemetry.service_name = payments_sim::service::SERVICE_NAME.to_owned();
+            Payments::InProcess(simulator, Box::new(simulator_telemetry))
         };
         Ok(Self {
             telemetry,

@@ -22,6 +22,9 @@ use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer};
 
 pub use crate::env::{ConfigError, EnvReader, Secret};
+pub use crate::gcp_metadata::MetadataLookup;
+pub use crate::layer::client_address::{ForwardedHeader, TrustedProxies};
+pub use crate::sentry::SentryConfig;
 
 /// The OTLP/gRPC endpoint of a local collector (the cloud persona's sidecar), the
 /// OpenTelemetry default for `grpc`.
@@ -170,8 +173,26 @@ pub struct TelemetryConfig {
     pub access_log_exclude: Vec<String>,
     /// `APP_METRIC_CARDINALITY_LIMIT`: attribute sets per instrument before overflow (default 200).
     pub metric_cardinality_limit: usize,
-    /// `APP_GCP_PROJECT` or `GOOGLE_CLOUD_PROJECT`: project id for `logging.googleapis.com/trace`.
+    /// `APP_GCP_PROJECT` or `GOOGLE_CLOUD_PROJECT`, else (cloud persona) the metadata server's
+    /// project id: for `logging.googleapis.com/trace` and `cloud.account.id`.
     pub gcp_project: Option<String>,
+    /// The region from the metadata server (cloud persona) → `cloud.region`.
+    pub gcp_region: Option<String>,
+    /// The instance id from the metadata server (cloud persona) → `faas.instance`.
+    pub gcp_instance_id: Option<String>,
+    /// Whether the metadata server was asked at start-up (`APP_GCP_METADATA`,
+    /// `GCE_METADATA_HOST`) and what could not be read; see [`crate::gcp_metadata`].
+    pub gcp_metadata: MetadataLookup,
+    /// `APP_TRUSTED_PROXIES` / `APP_FORWARDED_HEADER`: whose forwarding headers are believed for
+    /// `client.address` (see [`crate::layer::client_address`]).
+    pub trusted_proxies: TrustedProxies,
+    /// `APP_TRACE_PROBES` (`off` by default) and `APP_PROBE_ROUTES` (default `/healthz,/readyz`):
+    /// requests to these routes create no spans (SERVER, database, outbound, `tracing`) unless
+    /// `APP_TRACE_PROBES=on`. Their metrics and access lines are unchanged.
+    pub untraced_routes: Vec<String>,
+    /// `SENTRY_DSN`: where 5xx errors and panics are reported (off when unset); see
+    /// [`crate::sentry`].
+    pub sentry: Option<SentryConfig>,
     /// `K_SERVICE` (Cloud Run service name → `faas.name`).
     pub cloud_run_service: Option<String>,
     /// `K_REVISION` (Cloud Run revision → `faas.version`).
@@ -472,26 +493,12 @@ impl TelemetryConfig {
             )?
             .unwrap_or(SpansOutsideRequests::Trace);
 
-        // Not trimmed-to-unset: an empty value means "exclude nothing".
-        let access_log_exclude = match env.raw("APP_ACCESS_LOG_EXCLUDE") {
-            None => vec!["/healthz".to_owned(), "/readyz".to_owned(), "/metrics".to_owned()],
-            Some(raw) => raw
-                .split(',')
-                .map(str::trim)
-                .filter(|s| !s.is_empty())
-                .map(|route| {
-                    if route.starts_with('/') {
-                        Ok(route.to_owned())
-                    } else {
-                        Err(ConfigError::new(
-                            "APP_ACCESS_LOG_EXCLUDE",
-                            raw.clone(),
-                            "comma-separated route templates starting with '/', e.g. /healthz,/metrics",
-                        ))
-                    }
-                })
-                .collect::<Result<_, _>>()?,
-        };
+        let access_log_exclude = route_list(
+            env,
+            "APP_ACCESS_LOG_EXCLUDE",
+            &["/healthz", "/readyz", "/metrics"],
+            "comma-separated route templates starting with '/', e.g. /healthz,/metrics",
+        )?;
 
         let metric_cardinality_limit = env.integer(
             "APP_METRIC_CARDINALITY_LIMIT",
@@ -499,9 +506,68 @@ impl TelemetryConfig {
             10..=10_000,
         )?;
 
-        let gcp_project = env
-            .get("APP_GCP_PROJECT")
-            .or_else(|| env.get("GOOGLE_CLOUD_PROJECT"));
+        let mut gcp_project = match env.get("APP_GCP_PROJECT") {
+            Some(project) => Some(project),
+            None => env.get("GOOGLE_CLOUD_PROJECT"),
+        };
+        if let Some(project) = &gcp_project
+            && !crate::gcp_metadata::valid_project_id(project)
+        {
+            let variable = if env.get("APP_GCP_PROJECT").is_some() {
+                "APP_GCP_PROJECT"
+            } else {
+                "GOOGLE_CLOUD_PROJECT"
+            };
+            return Err(ConfigError::new(
+                variable,
+                project.clone(),
+                "a Google Cloud project id: lowercase letters, digits and '-' (at most 128 bytes)",
+            ));
+        }
+
+        let trusted_proxies = crate::layer::client_address::from_env(env, persona)?;
+        let untraced_routes = if on_off(env, "APP_TRACE_PROBES", false)? {
+            Vec::new()
+        } else {
+            route_list(
+                env,
+                "APP_PROBE_ROUTES",
+                &["/healthz", "/readyz"],
+                "comma-separated route templates starting with '/', e.g. /healthz,/readyz",
+            )?
+        };
+        let sentry = crate::sentry::from_env(env)?;
+
+        // Last, after every value was checked: the only step that may wait (at most
+        // METADATA_TIMEOUT), and only in the cloud persona.
+        let metadata_default = persona == Persona::Cloud;
+        let metadata_host = env
+            .parse(
+                "GCE_METADATA_HOST",
+                "host or host:port of the metadata server, e.g. metadata.google.internal (no scheme, no path)",
+                |host| crate::gcp_metadata::valid_host(host).then(|| host.to_owned()),
+            )?
+            .unwrap_or_else(|| crate::gcp_metadata::DEFAULT_METADATA_HOST.to_owned());
+        let (gcp_region, gcp_instance_id, gcp_metadata) =
+            if on_off(env, "APP_GCP_METADATA", metadata_default)? {
+                let found = crate::gcp_metadata::fetch(
+                    &metadata_host,
+                    crate::gcp_metadata::METADATA_TIMEOUT,
+                );
+                if gcp_project.is_none() {
+                    gcp_project = found.project_id;
+                }
+                (
+                    found.region,
+                    found.instance_id,
+                    MetadataLookup::Asked {
+                        host: metadata_host,
+                        errors: found.errors,
+                    },
+                )
+            } else {
+                (None, None, MetadataLookup::Skipped)
+            };
 
         Ok(Self {
             persona,
@@ -527,6 +593,12 @@ impl TelemetryConfig {
             access_log_exclude,
             metric_cardinality_limit,
             gcp_project,
+            gcp_region,
+            gcp_instance_id,
+            gcp_metadata,
+            trusted_proxies,
+            untraced_routes,
+            sentry,
             cloud_run_service: env.get("K_SERVICE"),
             cloud_run_revision: env.get("K_REVISION"),
         })
@@ -596,6 +668,38 @@ impl OtlpProtocol {
             Self::Grpc => DEFAULT_OTLP_GRPC_ENDPOINT,
             Self::HttpProtobuf => DEFAULT_OTLP_HTTP_ENDPOINT,
         }
+    }
+}
+
+/// `on` or `off` (`default` when unset).
+fn on_off(env: &EnvReader<'_>, variable: &'static str, default: bool) -> Result<bool, ConfigError> {
+    Ok(env
+        .choice(variable, &[("on", true), ("off", false)])?
+        .unwrap_or(default))
+}
+
+/// A comma-separated list of route templates (`default` when unset). Not trimmed-to-unset: an
+/// empty value means "none".
+fn route_list(
+    env: &EnvReader<'_>,
+    variable: &'static str,
+    default: &[&str],
+    allowed: &str,
+) -> Result<Vec<String>, ConfigError> {
+    match env.raw(variable) {
+        None => Ok(default.iter().map(|route| (*route).to_owned()).collect()),
+        Some(raw) => raw
+            .split(',')
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .map(|route| {
+                if route.starts_with('/') {
+                    Ok(route.to_owned())
+                } else {
+                    Err(ConfigError::new(variable, raw.clone(), allowed))
+                }
+            })
+            .collect(),
     }
 }
 
@@ -946,12 +1050,39 @@ mod tests {
     use super::*;
     use std::collections::HashMap;
 
+    /// Reads `pairs`; the metadata server is not asked unless `pairs` say so (the cloud
+    /// persona's lookup is tested against a fake server in the integration tests).
     fn load(pairs: &[(&str, &str)]) -> Result<TelemetryConfig, ConfigError> {
-        let env: HashMap<String, String> = pairs
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect();
+        let mut env: HashMap<String, String> =
+            HashMap::from([("APP_GCP_METADATA".to_owned(), "off".to_owned())]);
+        env.extend(pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())));
         TelemetryConfig::from_lookup("shop", "1.2.3", |k| env.get(k).cloned())
+    }
+
+    #[test]
+    fn cloud_defaults_for_proxies_probes_and_the_project() {
+        let key = ("APP_PII_KEY", "0123456789abcdef0123");
+        let cloud = load(&[("APP_ENV", "cloud"), key]).unwrap();
+        assert!(matches!(
+            cloud.trusted_proxies,
+            TrustedProxies::Hops { count: 1, .. }
+        ));
+        assert_eq!(cloud.untraced_routes, ["/healthz", "/readyz"]);
+        assert_eq!(cloud.gcp_metadata, MetadataLookup::Skipped);
+        assert!(cloud.sentry.is_none());
+        let local = load(&[]).unwrap();
+        assert_eq!(local.trusted_proxies, TrustedProxies::Off);
+        let traced = load(&[("APP_TRACE_PROBES", "on")]).unwrap();
+        assert!(traced.untraced_routes.is_empty());
+        let probes = load(&[("APP_PROBE_ROUTES", "/livez, /ready")]).unwrap();
+        assert_eq!(probes.untraced_routes, ["/livez", "/ready"]);
+        // The explicit project wins, APP_GCP_PROJECT first.
+        let project = load(&[
+            ("GOOGLE_CLOUD_PROJECT", "from-google"),
+            ("APP_GCP_PROJECT", "from-app"),
+        ])
+        .unwrap();
+        assert_eq!(project.gcp_project.as_deref(), Some("from-app"));
     }
 
     #[test]
@@ -1009,6 +1140,15 @@ mod tests {
             ("APP_SPANS_OUTSIDE_REQUESTS", "keep"),
             ("APP_METRIC_CARDINALITY_LIMIT", "5"),
             ("APP_ACCESS_LOG_EXCLUDE", "healthz"),
+            ("APP_PROBE_ROUTES", "healthz"),
+            ("APP_TRACE_PROBES", "yes"),
+            ("APP_GCP_METADATA", "maybe"),
+            ("GCE_METADATA_HOST", "http://metadata.google.internal/"),
+            ("APP_GCP_PROJECT", "My Project"),
+            ("GOOGLE_CLOUD_PROJECT", "a/b"),
+            ("APP_TRUSTED_PROXIES", "everyone"),
+            ("APP_FORWARDED_HEADER", "x-real-ip"),
+            ("SENTRY_DSN", "not-a-dsn"),
             ("RUST_LOG", "info,hyper=loud"),
             ("RUST_LOG", "verbose"),
             ("OTEL_EXPORTER_OTLP_CERTIFICATE", "/nonexistent/ca.pem"),

@@ -31,6 +31,9 @@ pub struct RequestContext {
     /// The log output of the instance serving the request.
     pub(crate) logs: Arc<LogEmitter>,
     pub(crate) user: OnceLock<(&'static str, String)>,
+    /// A probe that is not traced (`APP_PROBE_ROUTES`): the instance's sampler drops every
+    /// span started in it.
+    pub(crate) untraced: bool,
 }
 
 impl std::fmt::Debug for RequestContext {
@@ -52,6 +55,7 @@ impl RequestContext {
         logs: Arc<LogEmitter>,
         span_context: &SpanContext,
         request_id: Arc<str>,
+        untraced: bool,
     ) -> Self {
         Self {
             trace_id: span_context.trace_id(),
@@ -63,6 +67,7 @@ impl RequestContext {
             request_id,
             logs,
             user: OnceLock::new(),
+            untraced,
         }
     }
 

@@ -40,9 +40,18 @@ Telemetry (the telemetry library):
   APP_SPANS_OUTSIDE_REQUESTS      trace | drop (tracing spans outside requests) [default: trace]
   APP_ACCESS_LOG_EXCLUDE          routes without an access line, comma-separated [default: /healthz,/readyz,/metrics]
   APP_METRIC_CARDINALITY_LIMIT    label sets per instrument, 10..10000         [default: 200]
-  APP_GCP_PROJECT                 project of Cloud Logging trace ids           [default: GOOGLE_CLOUD_PROJECT]
-  GOOGLE_CLOUD_PROJECT            fallback for APP_GCP_PROJECT                 [default: none]
+  APP_GCP_PROJECT                 project of Cloud Logging trace ids, cloud.account.id [default: GOOGLE_CLOUD_PROJECT]
+  GOOGLE_CLOUD_PROJECT            fallback for APP_GCP_PROJECT                 [default: none; cloud: the metadata server's]
+  APP_GCP_METADATA                on | off: read project, region, instance id from the metadata server
+                                  at start-up (1.5 s at most; a WARN line if it does not answer) [default: off; cloud: on]
+  GCE_METADATA_HOST               metadata server, host[:port]                 [default: metadata.google.internal]
   K_SERVICE, K_REVISION           faas.name, faas.version (set by Cloud Run)   [default: none]
+  APP_TRUSTED_PROXIES             whose forwarding header sets client.address: off | a number of proxies
+                                  (1-16) | trusted networks, e.g. 10.0.0.0/8,2001:db8::/32 [default: off; cloud: 1]
+  APP_FORWARDED_HEADER            the header those proxies append to: x-forwarded-for | forwarded [default: x-forwarded-for]
+  APP_TRACE_PROBES                on | off: spans for the probe routes         [default: off]
+  APP_PROBE_ROUTES                probe routes, comma-separated (metrics and access lines unchanged) [default: /healthz,/readyz]
+  SENTRY_DSN                      report 5xx and panics to Sentry (needs the `sentry` feature; secret) [default: none, off]
 ";
 
 #[cfg(test)]
@@ -62,6 +71,8 @@ mod tests {
                 match key {
                     "APP_ENV" => Some(persona.to_owned()),
                     "APP_PII_KEY" => Some("a-key-of-sixteen-bytes-or-more".to_owned()),
+                    // Read, but the metadata server is not asked here.
+                    "APP_GCP_METADATA" => Some("off".to_owned()),
                     _ => None,
                 }
             })

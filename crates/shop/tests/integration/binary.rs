@@ -102,6 +102,33 @@ async fn binary_refuses_a_bad_pii_mode_with_exit_code_2_naming_the_variable() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn binary_refuses_bad_proxy_and_sentry_settings_naming_the_variable() {
+    for (variable, value, shown) in [
+        ("APP_TRUSTED_PROXIES", "everyone", true),
+        ("SENTRY_DSN", "https://secretkey@", false),
+        ("SENTRY_DSN", "http://secretkey@sentry.example/3", false),
+    ] {
+        let database = TempDatabase::new();
+        let mut child = shop_command()
+            .env(variable, value)
+            .env("PORT", free_port().to_string())
+            .env("DATABASE_URL", database.url())
+            .spawn()
+            .unwrap();
+        let stderr = collect(child.stderr.take().unwrap());
+        let status = exit_within(&mut child, Duration::from_secs(10), "the shop").await;
+        let stderr = stderr.join().unwrap();
+        assert_eq!(status.code(), Some(2), "{variable}: {stderr}");
+        assert!(stderr.contains(variable), "{stderr}");
+        assert_eq!(stderr.contains(value), shown, "{stderr}");
+        assert!(
+            !stderr.contains("secretkey"),
+            "the DSN is never printed: {stderr}"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn binary_refuses_an_unknown_database_scheme_with_exit_code_2_hiding_the_password() {
     let mut child = shop_command()
         .env("DATABASE_URL", "mysql://shop:hunter2@127.0.0.1:3306/test")

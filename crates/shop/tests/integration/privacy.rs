@@ -64,3 +64,93 @@ async fn no_signal_contains_what_the_client_sent_in_any_pii_mode() {
         }
     }
 }
+
+/// Records every envelope posted to a Sentry-like intake on 127.0.0.1:0; returns the DSN.
+async fn recording_sentry() -> (String, std::sync::Arc<std::sync::Mutex<Vec<String>>>) {
+    use axum::routing::post;
+    let envelopes = std::sync::Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
+    let recorded = envelopes.clone();
+    let app = axum::Router::new().route(
+        "/api/{project}/envelope/",
+        post(move |body: axum::body::Bytes| {
+            let recorded = recorded.clone();
+            async move {
+                recorded
+                    .lock()
+                    .unwrap()
+                    .push(String::from_utf8_lossy(&body).into_owned());
+                "{}"
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let address = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    (format!("http://shopkey@{address}/7"), envelopes)
+}
+
+/// The shop is built with Sentry: a checkout the provider fails (502) is one event, with the
+/// request's trace id and the buyer's pseudonym, and without the email or bearer token; the
+/// 4xx around it are none.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_checkout_reaches_sentry_once_without_pii() {
+    let (dsn, envelopes) = recording_sentry().await;
+    let faults = shop::payments::simulator::Faults {
+        error_rate: 1.0,
+        ..Default::default()
+    };
+    let app = crate::common::spawn_app_with_faults(
+        crate::common::Db::Sqlite,
+        faults,
+        &[("SENTRY_DSN", &dsn), ("PAYMENTS_BREAKER_THRESHOLD", "100")],
+    )
+    .await;
+    let token = app.sign_up("ann.secret@example.com").await;
+    // 4xx: no event.
+    let unauthenticated = app
+        .client
+        .get(app.url("/v1/me"))
+        .bearer_auth("tok_live_7f3a9c")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(unauthenticated.status(), 401);
+    assert_eq!(app.get("/v1/products/999999").await.status(), 404);
+    let response = app
+        .client
+        .post(app.url("/v1/orders"))
+        .bearer_auth(&token)
+        .header("idempotency-key", "sentry-1")
+        .json(&serde_json::json!({"items": [{"product_id": 1, "quantity": 1}]}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 502);
+    let receiver = app.receiver.clone();
+    app.guard.shutdown().await;
+
+    let envelopes = envelopes.lock().unwrap().clone();
+    assert_eq!(envelopes.len(), 1, "{envelopes:#?}");
+    let raw = &envelopes[0];
+    for secret in ["ann.secret@example.com", "tok_live_7f3a9c", &token] {
+        assert!(!raw.contains(secret), "{secret} leaked: {raw}");
+    }
+    let event: serde_json::Value = raw
+        .lines()
+        .filter_map(|line| serde_json::from_str::<serde_json::Value>(line).ok())
+        .find(|v| v.get("exception").is_some())
+        .unwrap();
+    let span = receiver
+        .spans()
+        .into_iter()
+        .find(|s| s.name == "POST /v1/orders")
+        .unwrap();
+    assert_eq!(event["tags"]["trace_id"], span.trace_id.as_str());
+    assert_eq!(event["tags"]["error.code"], "payment.unavailable");
+    assert_eq!(event["tags"]["error.type"], "unavailable");
+    assert_eq!(
+        event["user"]["id"],
+        span.str_attr("enduser.pseudo.id").unwrap(),
+        "the pseudonym, as on the span"
+    );
+}

@@ -648,6 +648,7 @@ async fn the_cloud_persona_refuses_app_conformance() {
     }
     let output = command
         .env("APP_ENV", "cloud")
+        .env("APP_GCP_METADATA", "off")
         .env("APP_PII_KEY", "test-pseudonym-key-0123456789")
         .env("APP_CONFORMANCE", "w3c")
         .env("PORT", "0")

@@ -55,6 +55,8 @@ pub(crate) struct Instance {
     pub(crate) layer: Arc<LayerHandles>,
     /// The application's forbidden metric attribute keys (`TelemetryBuilder`).
     pub(crate) forbidden_metric_keys: &'static [&'static str],
+    /// The Sentry sender, when `SENTRY_DSN` is set.
+    pub(crate) sentry: Option<Arc<crate::sentry::SentryReporter>>,
     pub(crate) shut_down: AtomicBool,
 }
 

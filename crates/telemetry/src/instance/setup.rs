@@ -30,10 +30,11 @@ use crate::pii::PiiPolicy;
 use crate::prometheus::SharedReader;
 use crate::semconv::{
     APP_TELEMETRY_DROPPED, APP_TELEMETRY_EXPORT_FAILURES, APP_TELEMETRY_LOG_LINES_DROPPED,
-    APP_TELEMETRY_SIGNAL, CLOUD_ACCOUNT_ID, CLOUD_PLATFORM, CLOUD_PROVIDER,
-    DEPLOYMENT_ENVIRONMENT_NAME, FAAS_NAME, FAAS_VERSION, SERVICE_INSTANCE_ID, SERVICE_NAME,
-    SERVICE_VERSION,
+    APP_TELEMETRY_SIGNAL, CLOUD_ACCOUNT_ID, CLOUD_PLATFORM, CLOUD_PROVIDER, CLOUD_REGION,
+    DEPLOYMENT_ENVIRONMENT_NAME, FAAS_INSTANCE, FAAS_NAME, FAAS_VERSION, SERVICE_INSTANCE_ID,
+    SERVICE_NAME, SERVICE_VERSION,
 };
+use crate::sentry::SentryReporter;
 
 use super::{Instance, SCOPE_NAME, Telemetry, TelemetryGuard};
 
@@ -41,8 +42,13 @@ use super::{Instance, SCOPE_NAME, Telemetry, TelemetryGuard};
 #[derive(Debug, thiserror::Error)]
 pub enum InitError {
     /// OTLP export over gRPC or our HTTP client needs a tokio runtime.
-    #[error("telemetry must be initialised inside a tokio runtime when OTLP export is on")]
+    #[error(
+        "telemetry must be initialised inside a tokio runtime when OTLP export is on or SENTRY_DSN is set"
+    )]
     NoRuntime,
+    /// Sentry reporting could not start.
+    #[error("cannot report to SENTRY_DSN: {0}")]
+    Sentry(String),
     /// The OTLP endpoint cannot be used for export.
     #[error("cannot export to OTEL_EXPORTER_OTLP_ENDPOINT: {0}")]
     Endpoint(String),
@@ -156,7 +162,7 @@ impl Instance {
         let export = config.otlp_enabled();
         // The record queues run when OTLP export is on or a tap wants the encoded batches.
         let queues = export || tap.is_some();
-        if queues && tokio::runtime::Handle::try_current().is_err() {
+        if (queues || config.sentry.is_some()) && tokio::runtime::Handle::try_current().is_err() {
             return Err(InitError::NoRuntime);
         }
         let resource = build_resource(&config);
@@ -227,12 +233,19 @@ impl Instance {
         let meter_provider = meter_builder.build();
         let meter = meter_provider.meter_with_scope(scope());
 
+        let sentry = match &config.sentry {
+            Some(sentry) => Some(Arc::new(
+                SentryReporter::start(&config, sentry).map_err(InitError::Sentry)?,
+            )),
+            None => None,
+        };
         register_health_metrics(
             &meter,
             &sink,
             span_queue.as_ref().map(RecordQueue::stats),
             log_queue.as_ref().map(RecordQueue::stats),
             &metric_failures,
+            sentry.clone(),
         );
 
         let pii = PiiPolicy::new(
@@ -245,6 +258,7 @@ impl Instance {
             LogFilter::parse("info").unwrap_or_else(|e| unreachable!("{e}"))
         });
         crate::otlp_export::announce(&config, &log_filter, &sink, startup_fields);
+        crate::gcp_metadata::warn_if_incomplete(&config, &log_filter, &sink);
         let logs = Arc::new(LogEmitter::new(
             &config,
             log_filter,
@@ -258,6 +272,7 @@ impl Instance {
             Arc::new(HttpServerInstruments::new(&meter)),
             span_queue.as_ref().map(RecordQueue::pusher),
             Arc::clone(&logs),
+            sentry.clone(),
         ));
         Ok(Self {
             sink,
@@ -272,6 +287,7 @@ impl Instance {
             logs,
             layer,
             forbidden_metric_keys,
+            sentry,
             shut_down: AtomicBool::new(false),
         })
     }
@@ -345,14 +361,17 @@ fn register_health_metrics(
     spans: Option<crate::otlp::queue::QueueStats>,
     logs: Option<crate::otlp::queue::QueueStats>,
     metric_failures: &Arc<AtomicU64>,
+    sentry: Option<Arc<SentryReporter>>,
 ) {
     let queues: Vec<(&'static str, crate::otlp::queue::QueueStats)> = spans
         .map(|s| ("spans", s))
         .into_iter()
         .chain(logs.map(|l| ("logs", l)))
         .collect();
-    if !queues.is_empty() {
+    let export = !queues.is_empty();
+    if export || sentry.is_some() {
         let dropped = queues.clone();
+        let dropped_sentry = sentry.clone();
         meter
             .u64_observable_counter(APP_TELEMETRY_DROPPED)
             .with_unit("{record}")
@@ -364,6 +383,12 @@ fn register_health_metrics(
                     observer.observe(
                         stats.dropped(),
                         &[KeyValue::new(APP_TELEMETRY_SIGNAL, *signal)],
+                    );
+                }
+                if let Some(sentry) = &dropped_sentry {
+                    observer.observe(
+                        sentry.stats().0,
+                        &[KeyValue::new(APP_TELEMETRY_SIGNAL, "sentry")],
                     );
                 }
             })
@@ -382,10 +407,18 @@ fn register_health_metrics(
                         &[KeyValue::new(APP_TELEMETRY_SIGNAL, *signal)],
                     );
                 }
-                observer.observe(
-                    metrics.load(Ordering::Relaxed),
-                    &[KeyValue::new(APP_TELEMETRY_SIGNAL, "metrics")],
-                );
+                if export {
+                    observer.observe(
+                        metrics.load(Ordering::Relaxed),
+                        &[KeyValue::new(APP_TELEMETRY_SIGNAL, "metrics")],
+                    );
+                }
+                if let Some(sentry) = &sentry {
+                    observer.observe(
+                        sentry.stats().1,
+                        &[KeyValue::new(APP_TELEMETRY_SIGNAL, "sentry")],
+                    );
+                }
             })
             .build();
     }
@@ -424,6 +457,12 @@ fn build_resource(config: &TelemetryConfig) -> Resource {
         if let Some(project) = &config.gcp_project {
             attributes.push(KeyValue::new(CLOUD_ACCOUNT_ID, project.clone()));
         }
+        if let Some(region) = &config.gcp_region {
+            attributes.push(KeyValue::new(CLOUD_REGION, region.clone()));
+        }
+        if let Some(instance) = &config.gcp_instance_id {
+            attributes.push(KeyValue::new(FAAS_INSTANCE, instance.clone()));
+        }
         if let Some(service) = &config.cloud_run_service {
             attributes.push(KeyValue::new(FAAS_NAME, service.clone()));
         }
@@ -440,8 +479,41 @@ fn build_resource(config: &TelemetryConfig) -> Resource {
         .build()
 }
 
-fn sampler(config: SamplerConfig) -> Sampler {
-    match config {
+/// The instance's sampler for SDK spans (database, outbound, `tracing` spans): the configured
+/// one, except that a span started while serving an untraced request (a probe) is dropped.
+#[derive(Debug, Clone)]
+struct ProbeAwareSampler(Sampler);
+
+impl opentelemetry_sdk::trace::ShouldSample for ProbeAwareSampler {
+    fn should_sample(
+        &self,
+        parent_context: Option<&opentelemetry::Context>,
+        trace_id: opentelemetry::trace::TraceId,
+        name: &str,
+        span_kind: &opentelemetry::trace::SpanKind,
+        attributes: &[KeyValue],
+        links: &[opentelemetry::trace::Link],
+    ) -> opentelemetry_sdk::trace::SamplingResult {
+        let untraced = crate::context::RequestContext::with_current(|request| {
+            request.is_some_and(|request| request.untraced && request.trace_id == trace_id)
+        });
+        if untraced {
+            use opentelemetry::trace::TraceContextExt as _;
+            return opentelemetry_sdk::trace::SamplingResult {
+                decision: opentelemetry_sdk::trace::SamplingDecision::Drop,
+                attributes: Vec::new(),
+                trace_state: parent_context
+                    .map(|cx| cx.span().span_context().trace_state().clone())
+                    .unwrap_or_default(),
+            };
+        }
+        self.0
+            .should_sample(parent_context, trace_id, name, span_kind, attributes, links)
+    }
+}
+
+fn sampler(config: SamplerConfig) -> ProbeAwareSampler {
+    ProbeAwareSampler(match config {
         SamplerConfig::AlwaysOn => Sampler::AlwaysOn,
         SamplerConfig::AlwaysOff => Sampler::AlwaysOff,
         SamplerConfig::TraceIdRatio(r) => Sampler::TraceIdRatioBased(r),
@@ -450,7 +522,7 @@ fn sampler(config: SamplerConfig) -> Sampler {
         SamplerConfig::ParentBasedTraceIdRatio(r) => {
             Sampler::ParentBased(Box::new(Sampler::TraceIdRatioBased(r)))
         }
-    }
+    })
 }
 
 #[cfg(test)]

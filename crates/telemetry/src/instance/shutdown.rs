@@ -72,9 +72,13 @@ pub(crate) async fn shutdown_inner(inner: &Arc<Instance>, budget: Duration) {
             }
         })
     };
+    let sentry = async {
+        if let Some(sentry) = &inner.sentry {
+            sentry.shutdown(budget).await;
+        }
+    };
     let _ = tokio::time::timeout_at(deadline, async {
-        let _ = traces.await;
-        let _ = logs.await;
+        let _ = tokio::join!(traces, logs, sentry);
     })
     .await;
     let remaining = deadline.saturating_duration_since(tokio::time::Instant::now());

@@ -197,7 +197,12 @@ mod tests {
             .header("user-agent", "curl/8")
             .body(())
             .unwrap_or_default();
-        RequestFacts::gather(&request, &pii, &crate::metrics::RouteInstruments::default())
+        RequestFacts::gather(
+            &request,
+            &pii,
+            &crate::layer::client_address::TrustedProxies::Off,
+            &crate::metrics::RouteInstruments::default(),
+        )
     }
 
     fn outcome(status: u16, failure: Option<Failure>) -> Outcome {

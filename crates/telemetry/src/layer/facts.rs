@@ -17,6 +17,7 @@ use crate::metrics::RouteInstruments;
 use crate::pii::{PiiPolicy, scrub};
 use crate::semconv::{METHODS, method_index};
 
+use super::client_address::{self, TrustedProxies};
 use super::request_id::{REQUEST_ID_HEADER, generate_request_id, is_valid_request_id};
 
 /// Longest `url.path` recorded (longer paths are cut at a character boundary).
@@ -45,7 +46,8 @@ pub(crate) struct RequestFacts {
     pub(crate) protocol_version: &'static str,
     /// `server.address`: the `Host` header without its port, ≤ [`MAX_HOST_LEN`].
     pub(crate) server_address: Option<Arc<str>>,
-    /// `client.address`, as the PII mode shows it.
+    /// `client.address`: the peer, or the client a trusted proxy named
+    /// ([`super::client_address`]), as the PII mode shows it.
     pub(crate) client_address: Option<Arc<str>>,
     /// `user_agent.original`, ≤ [`MAX_USER_AGENT_LEN`], visible ASCII only.
     pub(crate) user_agent: Option<Arc<str>>,
@@ -58,6 +60,7 @@ impl RequestFacts {
     pub(crate) fn gather<B>(
         request: &Request<B>,
         pii: &PiiPolicy,
+        proxies: &TrustedProxies,
         routes: &RouteInstruments,
     ) -> Self {
         let headers = request.headers();
@@ -86,11 +89,16 @@ impl RequestFacts {
             .get(http::header::HOST)
             .and_then(|h| h.to_str().ok())
             .map(|host| Arc::from(bounded(host_without_port(host), MAX_HOST_LEN)));
-        let client_address = request
+        let peer = request
             .extensions()
             .get::<ConnectInfo<SocketAddr>>()
-            .and_then(|ConnectInfo(addr)| pii.client_address(addr.ip()))
-            .map(Arc::from);
+            .map(|ConnectInfo(addr)| addr.ip());
+        // Off (the local default): the peer, after one comparison.
+        let client = match proxies {
+            TrustedProxies::Off => peer,
+            proxies => client_address::client_ip(proxies, peer, headers),
+        };
+        let client_address = client.and_then(|ip| pii.client_address(ip)).map(Arc::from);
         Self {
             method,
             method_original,
@@ -202,7 +210,12 @@ mod tests {
 
     fn gather(request: Request<()>) -> RequestFacts {
         let pii = PiiPolicy::new(PiiMode::Pseudonym, Some(b"0123456789abcdef"));
-        RequestFacts::gather(&request, &pii, &RouteInstruments::default())
+        RequestFacts::gather(
+            &request,
+            &pii,
+            &TrustedProxies::Off,
+            &RouteInstruments::default(),
+        )
     }
 
     #[test]

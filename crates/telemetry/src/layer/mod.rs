@@ -15,6 +15,7 @@
 //! ```
 
 mod access_log;
+pub mod client_address;
 mod error_observation;
 pub(crate) mod facts;
 mod fallback;
@@ -42,6 +43,7 @@ use crate::exemplars::SpanRef;
 use crate::log_emitter::LogEmitter;
 use crate::metrics::{HttpServerInstruments, RouteInstruments};
 use crate::otlp::queue::RecordPusher;
+use crate::sentry::{Report, SentryReporter};
 use crate::trace_context::{TRACEPARENT, extract_headers, format_traceparent};
 use facts::{Outcome, RequestFacts, Started};
 use request_id::REQUEST_ID_HEADER;
@@ -57,11 +59,16 @@ pub(crate) struct LayerHandles {
     sampler: SamplerConfig,
     incoming_trace: IncomingTrace,
     access_log_exclude: Vec<String>,
+    proxies: client_address::TrustedProxies,
+    /// Routes whose requests are not traced (`APP_PROBE_ROUTES` unless `APP_TRACE_PROBES=on`).
+    untraced_routes: Vec<String>,
     http: Arc<HttpServerInstruments>,
     /// The span queue (SERVER spans), when export is on.
     spans: Option<RecordPusher>,
     /// Where access lines and the request's events go.
     logs: Arc<LogEmitter>,
+    /// Where 5xx and panics are reported, when `SENTRY_DSN` is set.
+    sentry: Option<Arc<SentryReporter>>,
 }
 
 impl LayerHandles {
@@ -75,14 +82,18 @@ impl LayerHandles {
         http: Arc<HttpServerInstruments>,
         spans: Option<RecordPusher>,
         logs: Arc<LogEmitter>,
+        sentry: Option<Arc<SentryReporter>>,
     ) -> Self {
         Self {
             sampler: config.sampler,
             incoming_trace: config.incoming_trace,
             access_log_exclude: config.access_log_exclude.clone(),
+            proxies: config.trusted_proxies.clone(),
+            untraced_routes: config.untraced_routes.clone(),
             http,
             spans,
             logs,
+            sentry,
         }
     }
 }
@@ -135,18 +146,29 @@ where
     fn call(&mut self, mut request: Request<Body>) -> Self::Future {
         let started = Started::now();
         let handles = &self.handles;
-        let facts = RequestFacts::gather(&request, handles.logs.pii(), &self.routes);
+        let facts =
+            RequestFacts::gather(&request, handles.logs.pii(), &handles.proxies, &self.routes);
+        // Probes (`APP_PROBE_ROUTES`) are not traced unless `APP_TRACE_PROBES=on`: no SERVER
+        // span, and no child span either (`RequestContext::untraced`, read by the sampler).
+        let traced = !facts.route.as_deref().is_some_and(|route| {
+            handles
+                .untraced_routes
+                .iter()
+                .any(|untraced| untraced == route)
+        });
         let span = ServerSpan::for_request(
             handles.sampler,
             handles.incoming_trace,
             extract_headers(request.headers()),
             &facts,
             started.time,
+            traced,
         );
         let context = Arc::new(RequestContext::new(
             Arc::clone(&handles.logs),
             span.context(),
             Arc::clone(&facts.request_id),
+            !traced,
         ));
         request.extensions_mut().insert(Arc::clone(&context));
         // Created before the inner call so the gauge comes back down however the request ends
@@ -308,6 +330,27 @@ impl InFlight {
         // Exactly one access line (successful requests on excluded routes are skipped).
         if !access_log::excluded(&handles.access_log_exclude, &facts, &outcome) {
             access_log::write(&context, &facts, &outcome);
+        }
+
+        // 5xx and panics, to Sentry (when configured): the same observation, queued.
+        if let (Some(sentry), Some(failure)) = (&handles.sentry, &outcome.failure)
+            && outcome.status.is_server_error()
+        {
+            sentry.report(Report {
+                trace_id: context.trace_id.to_bytes(),
+                span_id: context.span_id.to_bytes(),
+                request_id: Arc::clone(&facts.request_id),
+                method: facts.method,
+                route: facts.route.clone(),
+                path: Arc::clone(&facts.path),
+                status: outcome.status.as_u16(),
+                kind: failure.observation.kind.as_str(),
+                code: failure.observation.code.clone(),
+                detail: failure.detail.clone(),
+                panic: matches!(failure.observation.kind, crate::error::ErrorKind::Panic),
+                user: context.user.get().map(|(_, id)| id.clone()),
+                time: outcome.end,
+            });
         }
     }
 }

@@ -85,7 +85,12 @@ mod tests {
         let request = http::Request::get("/nothing/here")
             .body(())
             .unwrap_or_default();
-        RequestFacts::gather(&request, &pii, &RouteInstruments::default())
+        RequestFacts::gather(
+            &request,
+            &pii,
+            &crate::layer::client_address::TrustedProxies::Off,
+            &RouteInstruments::default(),
+        )
     }
 
     fn line<'a>(text: &'a str, prefix: &str) -> Option<&'a str> {

@@ -52,12 +52,16 @@ pub(crate) struct ServerSpan {
 impl ServerSpan {
     /// The SERVER span of a request with `facts`, started at `start`: a child of the caller's
     /// span `remote` (or a new root linked to it, as `incoming` says), or a new root.
+    ///
+    /// An untraced request (a probe: `APP_PROBE_ROUTES`) keeps its trace id but is never
+    /// sampled, whatever the sampler and the caller say.
     pub(crate) fn for_request(
         sampler: SamplerConfig,
         incoming: IncomingTrace,
         remote: Option<SpanContext>,
         facts: &RequestFacts,
         start: SystemTime,
+        traced: bool,
     ) -> Self {
         let (parent, link) = match (remote, incoming) {
             (Some(remote), IncomingTrace::Continue) => (Some(remote), None),
@@ -109,7 +113,15 @@ impl ServerSpan {
                 &facts.request_id,
             ))])),
         ));
-        Self::start(sampler, parent.as_ref(), link, name, start, attributes)
+        Self::start(
+            sampler,
+            parent.as_ref(),
+            link,
+            name,
+            start,
+            attributes,
+            traced,
+        )
     }
 
     /// Starts a span: a child of `parent` when given, else a new root (linked to `link`).
@@ -120,13 +132,14 @@ impl ServerSpan {
         name: String,
         start: SystemTime,
         attributes: Vec<KeyValue>,
+        traced: bool,
     ) -> Self {
         let trace_id = match parent {
             Some(parent) => parent.trace_id(),
             None => TraceId::from(non_zero(random_u128)),
         };
         let span_id = SpanId::from(non_zero(|| random_u128() as u64));
-        let sampled = should_sample(sampler, parent, trace_id);
+        let sampled = traced && should_sample(sampler, parent, trace_id);
         // A continued trace keeps the caller's Level 2 `random` flag (a MUST); a new root sets
         // it, since its trace id is random.
         let random = parent.map_or(crate::trace_context::RANDOM_FLAG, |p| {
@@ -362,6 +375,7 @@ mod tests {
             "GET".into(),
             SystemTime::now(),
             Vec::new(),
+            true,
         );
         assert_eq!(child.context.trace_id(), parent.trace_id());
         assert_eq!(child.parent_span_id, Some(parent.span_id()));
@@ -372,6 +386,7 @@ mod tests {
             "GET".into(),
             SystemTime::now(),
             Vec::new(),
+            true,
         );
         assert_ne!(root.context.trace_id(), TraceId::INVALID);
         assert_ne!(root.context.span_id(), SpanId::INVALID);
@@ -389,7 +404,12 @@ mod tests {
         if let Some(route) = route {
             request.extensions_mut().insert(matched_path(route));
         }
-        RequestFacts::gather(&request, &pii, &routes)
+        RequestFacts::gather(
+            &request,
+            &pii,
+            &crate::layer::client_address::TrustedProxies::Off,
+            &routes,
+        )
     }
 
     /// axum's `MatchedPath` can only be made by a router: route one request through one.
@@ -424,6 +444,7 @@ mod tests {
             None,
             &facts(Some("/v1/products/{id}")),
             SystemTime::now(),
+            true,
         );
         assert_eq!(span.name, "GET /v1/products/{id}");
         assert_eq!(string(&span, "http.request.method").as_deref(), Some("GET"));
@@ -443,6 +464,7 @@ mod tests {
             None,
             &facts(None),
             SystemTime::now(),
+            true,
         );
         assert_eq!(unrouted.name, "GET");
         assert!(unrouted.attribute("http.route").is_none());
@@ -456,6 +478,7 @@ mod tests {
             Some(remote(true)),
             &facts(None),
             SystemTime::now(),
+            true,
         );
         assert_ne!(span.context.trace_id(), remote(true).trace_id());
         assert!(span.parent_span_id.is_none());
@@ -483,6 +506,7 @@ mod tests {
                 None,
                 &facts(None),
                 SystemTime::now(),
+                true,
             )
         };
         let mut ok = start();

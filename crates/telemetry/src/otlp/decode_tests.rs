@@ -85,7 +85,12 @@ fn server_span() -> (ServerSpan, SystemTime) {
         .header("x-request-id", "req-1")
         .body(())
         .unwrap();
-    let facts = RequestFacts::gather(&request, &pii, &crate::metrics::RouteInstruments::default());
+    let facts = RequestFacts::gather(
+        &request,
+        &pii,
+        &crate::layer::client_address::TrustedProxies::Off,
+        &crate::metrics::RouteInstruments::default(),
+    );
     let start = UNIX_EPOCH + Duration::from_nanos(1_000);
     let mut span = ServerSpan::for_request(
         SamplerConfig::AlwaysOn,
@@ -93,6 +98,7 @@ fn server_span() -> (ServerSpan, SystemTime) {
         Some(caller()),
         &facts,
         start,
+        true,
     );
     let end = UNIX_EPOCH + Duration::from_nanos(5_000);
     span.end_with(

@@ -450,11 +450,22 @@ async fn successful_health_checks_leave_no_access_line_but_are_measured() {
     let mut h = Harness::start(&[]).await;
     h.get("/healthz").await;
     h.get("/items/1").await;
+    let metrics = h.telemetry.prometheus_text();
     h.flush().await;
     let access = h.access_lines();
     assert_eq!(access.len(), 1);
     assert_eq!(access[0]["route"], "/items/{id}");
-    assert_eq!(h.server_spans().len(), 2);
+    // Measured (RED metrics), but not traced: probes create no span (APP_TRACE_PROBES).
+    assert!(
+        metrics.lines().any(
+            |l| l.starts_with("http_server_request_duration_seconds_count")
+                && l.contains("http_route=\"/healthz\"")
+        ),
+        "{metrics}"
+    );
+    let spans = h.server_spans();
+    assert_eq!(spans.len(), 1, "{spans:#?}");
+    assert_eq!(spans[0].name, "GET /items/{id}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
