@@ -1,41 +1,90 @@
 #!/usr/bin/env bash
-# Side by side, interleaved, on one machine: the same handler served bare, with our telemetry
-# (all three signals at 100 % sampling over OTLP/gRPC and OTLP/HTTP to a real collector
-# process: rotel with the blackhole exporter), with the hand-assembled peer stack (tower-http
-# TraceLayer + tracing-opentelemetry + JSON fmt access event + OTel histogram + stock OTLP/gRPC
-# exporters), and ours / the peer with the collector unreachable; on a trivial handler and on
-# one that runs one SQLite query. Load: loadgen's closed model (traceparent on every request).
-# Prints per variant the medians over rounds: server CPU µs/request (all threads), throughput
-# and p50/p99 as ratios to bare, the collector's CPU µs/request, peak RSS of the server.
+# The side-by-side benchmark of docs/benchmarks.md, in one run on one machine: the same handler
+# served
+#   bare       axum, no instrumentation;
+#   ours-grpc  our telemetry, all three signals at 100 % sampling, OTLP/gRPC to a real collector
+#              process (rotel, blackhole exporter);
+#   ours-http  the same over OTLP/HTTP protobuf;
+#   peer       the hand-assembled stack (tower-http TraceLayer with the extracted W3C parent,
+#              tracing-opentelemetry, tracing-subscriber JSON fmt with an INFO access event, an
+#              OTel http.server.request.duration histogram, stock OTLP/gRPC exporters with their
+#              default batch processors) to the same collector;
+#   ours-down-grpc / ours-down-http / peer-down  the same with the collector unreachable;
+#   ours-console  ours-grpc plus the embedded console (APP_CONSOLE=on; the others run with off);
+# on a trivial handler and on one that runs one SQLite query; rounds interleaved (every round
+# runs every variant of both handlers, in an order rotated per round).
+# Prints per variant the medians over rounds: server CPU µs/request (user+system of every
+# thread, /proc/<pid>/stat), throughput and p50/p99 as ratios to bare, the collector's CPU
+# µs/request, peak RSS, errors, and our records lost (dropped/failed exports); then the shop's
+# cold start (process start to the first 200 from /readyz) and its peak RSS under load.
+#
 # Usage: scripts/bench-stacks.sh [seconds=8] [connections=32] [rounds=3]
+#   BENCH_LOAD=loadgen|wrk   the load (default loadgen, closed model, a fresh traceparent per
+#                            request; wrk -t1 sends one fixed traceparent)
+#   BENCH_HANDLERS="trivial sqlite"   BENCH_VARIANTS="bare ours-grpc …"   subsets
+#   BENCH_SHOP=0             skip the shop's cold start and peak RSS
 set -euo pipefail
 cd "$(dirname "$0")/.."
 seconds=${1:-8}
 connections=${2:-32}
 rounds=${3:-3}
+load=${BENCH_LOAD:-loadgen}
+read -r -a handlers <<< "${BENCH_HANDLERS:-trivial sqlite}"
+all_variants="bare ours-grpc ours-http peer ours-down-grpc ours-down-http peer-down ours-console"
+read -r -a selected <<< "${BENCH_VARIANTS:-$all_variants}"
 
-cargo build --release -p loadgen 2>&1 | tail -1
-loadgen=target/release/loadgen
-server=$(cargo bench -p loadgen --bench stacks --no-run --message-format=json 2>/dev/null \
-  | python3 -c 'import json,sys
+# --- binaries (release) ---------------------------------------------------------------------
+artifacts=$(cargo build --release --locked -p loadgen --bins --bench stacks --message-format=json 2>/dev/null)
+server=$(echo "$artifacts" | python3 -c 'import json,sys
 for line in sys.stdin:
     m = json.loads(line)
     if m.get("reason") == "compiler-artifact" and m["target"]["name"] == "stacks" and m.get("executable"):
         print(m["executable"])')
+loadgen=target/release/loadgen
+if [ ! -x "$server" ] || [ ! -x "$loadgen" ]; then echo "bench-stacks: the release build failed (cargo build --release -p loadgen --bins --bench stacks)" >&2; exit 1; fi
+if [ "${BENCH_SHOP:-1}" = 1 ]; then
+  cargo build --release --locked -p shop --bin shop 2>&1 | tail -1
+fi
+if [ "$load" = wrk ] && ! command -v wrk >/dev/null 2>&1; then
+  sudo=""; [ "$(id -u)" -ne 0 ] && sudo=sudo
+  $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends wrk >/dev/null
+fi
 
-# The collector: rotel (PyPI), blackhole exporter, in a venv under target/.
-venv=target/bench-venv
+# --- the collector: rotel from PyPI, in a git-ignored venv ----------------------------------
+ROTEL_VERSION=0.0.1a15
+venv=.stack-tools/bench-venv
 if [ ! -x "$venv/bin/python" ]; then python3 -m venv "$venv"; fi
-if ! "$venv/bin/python" -c 'import rotel' 2>/dev/null; then "$venv/bin/pip" install -q --pre rotel; fi
+if ! "$venv/bin/python" -c "import importlib.metadata as m, sys; sys.exit(m.version('rotel') != '$ROTEL_VERSION')" 2>/dev/null; then
+  "$venv/bin/pip" install -q --pre "rotel==$ROTEL_VERSION"
+fi
 rotel=$("$venv/bin/python" -c 'import os, rotel; print(os.path.join(os.path.dirname(rotel.__file__), "rotel-agent"))')
-"$rotel" start --exporter blackhole --otlp-grpc-endpoint 127.0.0.1:14317 \
-  --otlp-http-endpoint 127.0.0.1:14318 >/dev/null 2>&1 &
-collector=$!
-trap 'kill $collector 2>/dev/null || true' EXIT
-sleep 1
 
-scenario=$(mktemp --suffix=.toml)
-cat > "$scenario" <<'TOML'
+free_port() { python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
+grpc_port=$(free_port)
+http_port=$(free_port)
+"$rotel" start --exporter blackhole --otlp-grpc-endpoint "127.0.0.1:$grpc_port" \
+  --otlp-http-endpoint "127.0.0.1:$http_port" >/dev/null 2>&1 &
+collector=$!
+server_pid=""
+cleanup() {
+  if [ -n "$server_pid" ]; then kill "$server_pid" 2>/dev/null || true; fi
+  kill "$collector" 2>/dev/null || true
+  wait 2>/dev/null || true
+  rm -rf "$work"
+}
+work=$(mktemp -d)
+trap cleanup EXIT
+for _ in $(seq 100); do
+  python3 -c "import socket,sys; socket.create_connection(('127.0.0.1', $grpc_port), 0.2)" 2>/dev/null && break
+  sleep 0.05
+done
+kill -0 "$collector" 2>/dev/null || { echo "bench-stacks: rotel did not start" >&2; exit 1; }
+grpc=http://127.0.0.1:$grpc_port
+http=http://127.0.0.1:$http_port
+down_port=$(free_port)   # nothing listens here
+down=http://127.0.0.1:$down_port
+
+cat > "$work/scenario.toml" <<'TOML'
 [requests.product]
 path = "/v1/products/7"
 route = "GET /v1/products/{id}"
@@ -48,84 +97,201 @@ TOML
 
 ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
 hz=$(getconf CLK_TCK)
-grpc=http://127.0.0.1:14317
-http=http://127.0.0.1:14318
-down=http://127.0.0.1:9   # nothing listens
+loadavg() { cut -d' ' -f1 /proc/loadavg; }
 
-# name mode endpoint protocol
-variants=(
-  "bare bare - -"
-  "ours-grpc ours $grpc grpc"
-  "ours-http ours $http http/protobuf"
-  "peer peer $grpc grpc"
-  "ours-down ours $down grpc"
-  "peer-down peer $down grpc"
+# Export queues (ours and the peer's SDK batch processors read the same variables) big enough
+# that nothing is dropped on a full queue, so every variant pays for every record; at the spec's
+# default of 2,048 a loaded 2-core machine overflows them (BENCH_QUEUE=2048 to see it).
+queue=${BENCH_QUEUE:-65536}
+
+# name → mode endpoint protocol
+declare -A spec=(
+  [bare]="bare - -"
+  [ours-grpc]="ours $grpc grpc"
+  [ours-http]="ours $http http/protobuf"
+  [peer]="peer $grpc grpc"
+  [ours-down-grpc]="ours $down grpc"
+  [ours-down-http]="ours $down http/protobuf"
+  [peer-down]="peer $down grpc"
+  [ours-console]="ours $grpc grpc"
 )
 
+# Prints "requests rps p50_ms p99_ms errors" for one measured load.
+measure() {
+  local port=$1 duration=$2
+  if [ "$load" = wrk ]; then
+    wrk -t1 -c"$connections" -d"$duration" --latency \
+      -H 'traceparent: 00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01' \
+      "http://127.0.0.1:$port/v1/products/7" | python3 -c '
+import re, sys
+text = sys.stdin.read()
+def ms(v):
+    n, unit = re.match(r"([\d.]+)(us|ms|s)", v).groups()
+    return float(n) * {"us": 1e-3, "ms": 1.0, "s": 1e3}[unit]
+requests = int(re.search(r"(\d+) requests in", text).group(1))
+rps = float(re.search(r"Requests/sec:\s+([\d.]+)", text).group(1))
+p50 = ms(re.search(r"50%\s+(\S+)", text).group(1))
+p99 = ms(re.search(r"99%\s+(\S+)", text).group(1))
+errors = sum(int(x) for x in re.findall(r"Non-2xx or 3xx responses: (\d+)", text))
+print(requests, rps, p50, p99, errors)'
+  else
+    "$loadgen" --target "http://127.0.0.1:$port" --users "$connections" --duration "$duration" \
+      --scenario "$work/scenario.toml" --json | python3 -c '
+import json, sys
+d = json.load(sys.stdin)
+print(d["requests"], d["throughput_rps"], d["latency_ms"]["p50"], d["latency_ms"]["p99"], d["errors"])'
+  fi
+}
+
 run() {
-  local name=$1 mode=$2 endpoint=$3 protocol=$4 handler=$5 port=$6
-  local env=(env -u OTEL_EXPORTER_OTLP_ENDPOINT OTEL_TRACES_SAMPLER=always_on APP_LOG_FORMAT=json)
+  local name=$1 handler=$2 mode endpoint protocol
+  read -r mode endpoint protocol <<< "${spec[$name]}"
+  local port; port=$(free_port)
+  local env=(env -u OTEL_EXPORTER_OTLP_ENDPOINT OTEL_TRACES_SAMPLER=always_on APP_LOG_FORMAT=json
+    OTEL_METRIC_EXPORT_INTERVAL=1000 OTEL_SERVICE_NAME="bench-$name"
+    OTEL_BSP_MAX_QUEUE_SIZE="$queue" OTEL_BLRP_MAX_QUEUE_SIZE="$queue")
   if [ "$endpoint" != "-" ]; then
     env+=(OTEL_EXPORTER_OTLP_ENDPOINT="$endpoint" OTEL_EXPORTER_OTLP_PROTOCOL="$protocol")
   fi
+  case $name in
+    ours-console) env+=(APP_CONSOLE=on) ;;
+    ours*) env+=(APP_CONSOLE=off) ;;
+  esac
   local flags=()
   [ "$handler" = sqlite ] && flags+=(--sqlite)
   "${env[@]}" "$server" --serve "$mode" "$port" "${flags[@]}" >/dev/null 2>&1 &
-  local pid=$!
-  for _ in $(seq 100); do curl -sf "http://127.0.0.1:$port/readyz" >/dev/null && break; sleep 0.05; done
-  if ! kill -0 "$pid" 2>/dev/null; then echo "the $name server did not start" >&2; exit 1; fi
-  "$loadgen" --target "http://127.0.0.1:$port" --users "$connections" --duration 1s \
-    --scenario "$scenario" --json >/dev/null   # warm-up
-  local before; before=$(ticks "$pid")
+  server_pid=$!
+  for _ in $(seq 200); do curl -sf "http://127.0.0.1:$port/readyz" >/dev/null && break; sleep 0.05; done
+  if ! kill -0 "$server_pid" 2>/dev/null; then echo "bench-stacks: the $name server did not start" >&2; exit 1; fi
+  measure "$port" 1s >/dev/null   # warm-up
+  local load_before; load_before=$(loadavg)
+  local before; before=$(ticks "$server_pid")
   local collector_before; collector_before=$(ticks "$collector")
-  local json; json=$("$loadgen" --target "http://127.0.0.1:$port" --users "$connections" \
-    --duration "${seconds}s" --scenario "$scenario" --json)
-  local after; after=$(ticks "$pid")
+  local figures; figures=$(measure "$port" "${seconds}s")
+  local after; after=$(ticks "$server_pid")
   local collector_after; collector_after=$(ticks "$collector")
-  local rss; rss=$(awk '/VmHWM/ {print $2}' "/proc/$pid/status")
-  kill -INT "$pid" 2>/dev/null || true
-  wait "$pid" 2>/dev/null || true
-  echo "$json" | python3 -c '
-import json, sys
-d = json.load(sys.stdin)
-name, handler, ticks, collector, rss, hz = sys.argv[1:7]
-n = max(d["requests"], 1)
-print(name, handler, d["requests"], d["throughput_rps"], d["latency_ms"]["p50"], d["latency_ms"]["p99"],
-      float(ticks) / float(hz) * 1e6 / n, float(collector) / float(hz) * 1e6 / n, rss, d["errors"])
-' "$name" "$handler" "$((after - before))" "$((collector_after - collector_before))" "$rss" "$hz"
+  local rss; rss=$(awk '/VmHWM/ {print $2}' "/proc/$server_pid/status")
+  local lost="- -"
+  if [ "$mode" = ours ]; then
+    # Since the process started: records dropped on a full queue, export requests that failed.
+    lost=$(curl -sf "http://127.0.0.1:$port/bench/telemetry" | awk '
+      /^app_telemetry_dropped_total/ {d += $NF} /^app_telemetry_export_failures_total/ {f += $NF}
+      END {print d + 0, f + 0}')
+  fi
+  kill -INT "$server_pid" 2>/dev/null || true
+  wait "$server_pid" 2>/dev/null || true
+  server_pid=""
+  echo "$name $handler $figures $((after - before)) $((collector_after - collector_before)) $rss $lost $load_before"
 }
 
-results=$(mktemp)
-for handler in trivial sqlite; do
-  for round in $(seq "$rounds"); do
-    for variant in "${variants[@]}"; do
-      port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
-      # shellcheck disable=SC2086
-      run $variant "$handler" "$port" >> "$results"
+git_rev=$(git rev-parse --short HEAD)$(git diff --quiet HEAD -- crates || echo "+dirty")
+echo "bench-stacks: $(date -u +%FT%TZ), commit $git_rev, $(nproc) cores, load: $load" \
+  "($connections connections, ${seconds}s per variant, $rounds rounds), collector rotel $ROTEL_VERSION, export queues $queue;" \
+  "loadavg at start $(cut -d' ' -f1-3 /proc/loadavg)"
+results=$work/results
+for round in $(seq "$rounds"); do
+  # Rotate the order each round so no variant always runs first (or right after a build burst).
+  order=("${selected[@]:$(( (round - 1) % ${#selected[@]} ))}" "${selected[@]:0:$(( (round - 1) % ${#selected[@]} ))}")
+  for handler in "${handlers[@]}"; do
+    for name in "${order[@]}"; do
+      run "$name" "$handler" >> "$results"
     done
   done
+  echo "  round $round done, loadavg $(cut -d' ' -f1-3 /proc/loadavg)"
 done
-rm -f "$scenario"
 
-python3 - "$results" <<'PY'
+python3 - "$results" "$hz" "$load" "${selected[*]}" "${handlers[*]}" <<'PY'
 import collections, statistics, sys
+path, hz, load, names, handlers = sys.argv[1], float(sys.argv[2]), sys.argv[3], sys.argv[4].split(), sys.argv[5].split()
 rows = collections.defaultdict(list)
-for line in open(sys.argv[1]):
-    name, handler, requests, rps, p50, p99, cpu, coll, rss, errors = line.split()
-    rows[(handler, name)].append(dict(rps=float(rps), p50=float(p50), p99=float(p99), cpu=float(cpu),
-                                      coll=float(coll), rss=int(rss), errors=int(errors)))
-med = lambda xs: statistics.median(xs)
-for handler in ["trivial", "sqlite"]:
-    bare = rows[(handler, "bare")]
-    b = {k: med([r[k] for r in bare]) for k in ["rps", "p50", "p99", "cpu"]}
-    print(f"\n{handler} handler (medians of {len(bare)} interleaved rounds)")
-    print(f"{'variant':<10} {'req/s':>8} {'CPU us/req':>10} {'+us vs bare':>11} {'tput ratio':>10} {'p50 ratio':>9} {'p99 ratio':>9} {'collector us/req':>16} {'peak RSS MiB':>12} {'errors':>6}")
-    for name in ["bare", "ours-grpc", "ours-http", "peer", "ours-down", "peer-down"]:
-        rs = rows[(handler, name)]
+loads = []
+for line in open(path):
+    name, handler, requests, rps, p50, p99, errors, ticks, coll, rss, dropped, failed, la = line.split()
+    n = max(int(requests), 1)
+    rows[(handler, name)].append(dict(rps=float(rps), p50=float(p50), p99=float(p99),
+        cpu=float(ticks) / hz * 1e6 / n, coll=float(coll) / hz * 1e6 / n, rss=int(rss),
+        errors=int(errors), dropped=dropped, failed=failed, requests=n))
+    loads.append(float(la))
+med = statistics.median
+print(f"\nload {load}; loadavg during the runs: min {min(loads):.1f}, median {med(loads):.1f}, max {max(loads):.1f} (2 cores)")
+print("CPU: server process, all threads, per request; ratios: variant / bare of the same handler (medians)")
+for handler in handlers:
+    bare = rows.get((handler, "bare"))
+    b = {k: med([r[k] for r in bare]) for k in ["rps", "p50", "p99", "cpu"]} if bare else None
+    print(f"\n{handler} handler (medians of {len(bare or rows[(handler, names[0])])} interleaved rounds)\n")
+    print("| variant | req/s | CPU µs/req | +µs vs bare | throughput × bare | p50 × bare | p99 × bare | p99 ms | collector µs/req | peak RSS MiB | errors | ours: dropped / failed exports |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|")
+    for name in names:
+        rs = rows.get((handler, name))
+        if not rs:
+            continue
         m = {k: med([r[k] for r in rs]) for k in ["rps", "p50", "p99", "cpu", "coll"]}
         rss = max(r["rss"] for r in rs) / 1024
         errors = sum(r["errors"] for r in rs)
-        print(f"{name:<10} {m['rps']:>8.0f} {m['cpu']:>10.2f} {m['cpu'] - b['cpu']:>11.2f} {m['rps'] / b['rps']:>10.2f} "
-              f"{m['p50'] / b['p50']:>9.2f} {m['p99'] / b['p99']:>9.2f} {m['coll']:>16.2f} {rss:>12.1f} {errors:>6}")
+        if name.startswith("ours"):
+            lost_text = f"{sum(int(r['dropped']) for r in rs)} / {sum(int(r['failed']) for r in rs)}"
+        else:
+            lost_text = "not counted"
+        if b:
+            ratios = f"{m['cpu'] - b['cpu']:+.2f} | {m['rps'] / b['rps']:.2f} | {m['p50'] / b['p50']:.2f} | {m['p99'] / b['p99']:.2f}"
+        else:
+            ratios = "— | — | — | —"
+        print(f"| {name} | {m['rps']:.0f} | {m['cpu']:.2f} | {ratios} | {m['p99']:.2f} | {m['coll']:.2f} | {rss:.1f} | {errors} | {lost_text} |")
 PY
-rm -f "$results"
+
+# --- the shop: cold start and peak RSS under load --------------------------------------------
+if [ "${BENCH_SHOP:-1}" = 1 ]; then
+  python3 - "$work" "$loadgen" "$grpc" "$seconds" "$connections" <<'PY'
+import os, socket, statistics, subprocess, sys, time, urllib.request
+work, loadgen, collector, seconds, connections = sys.argv[1:6]
+def free_port():
+    s = socket.socket(); s.bind(("127.0.0.1", 0)); p = s.getsockname()[1]; s.close(); return p
+def start(db, port, export):
+    env = dict(os.environ, PORT=str(port), DATABASE_URL=f"sqlite://{db}?mode=rwc", APP_LOG_FORMAT="json",
+               OTEL_TRACES_SAMPLER="always_on")
+    env.pop("OTEL_EXPORTER_OTLP_ENDPOINT", None)
+    if export:
+        env["OTEL_EXPORTER_OTLP_ENDPOINT"] = collector
+    t0 = time.monotonic()
+    proc = subprocess.Popen(["target/release/shop"], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    while True:
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/readyz", timeout=1) as r:
+                if r.status == 200:
+                    return proc, time.monotonic() - t0
+        except Exception:
+            pass
+        if proc.poll() is not None or time.monotonic() - t0 > 60:
+            raise SystemExit("bench-stacks: the shop did not become ready")
+        time.sleep(0.002)
+def stop(proc):
+    proc.send_signal(2); proc.wait(timeout=30)
+def hwm(pid):
+    for line in open(f"/proc/{pid}/status"):
+        if line.startswith("VmHWM"):
+            return int(line.split()[1]) / 1024
+# Cold start: a fresh database (migrations run) and an existing one, 5 starts each, OTLP on.
+fresh, warm = [], []
+db = f"{work}/shop-warm.db"
+for i in range(5):
+    p, t = start(f"{work}/shop-fresh-{i}.db", free_port(), True); fresh.append(t); stop(p)
+    p, t = start(db, free_port(), True); warm.append(t); stop(p)
+# Peak RSS under load: the default scenario (all journeys), OTLP export on.
+port = free_port()
+p, _ = start(db, port, True)
+idle = hwm(p.pid)
+out = subprocess.run([loadgen, "--target", f"http://127.0.0.1:{port}", "--users", connections,
+                      "--duration", f"{seconds}s", "--json"], capture_output=True, text=True)
+peak = hwm(p.pid)
+stop(p)
+import json
+summary = json.loads(out.stdout) if out.stdout else {}
+ms = lambda xs: f"{statistics.median(xs) * 1e3:.0f} ms (min {min(xs) * 1e3:.0f}, max {max(xs) * 1e3:.0f})"
+print("\nshop (release): cold start, process start → first 200 from /readyz, median of 5:")
+print(f"  new database (migrations run): {ms(fresh)}")
+print(f"  existing database:             {ms(warm)}")
+print(f"  peak RSS: {idle:.1f} MiB after start, {peak:.1f} MiB under load "
+      f"(default scenario, {connections} users, {seconds}s, {summary.get('requests', '?')} requests, "
+      f"{summary.get('errors', '?')} errors)")
+PY
+fi

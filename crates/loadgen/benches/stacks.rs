@@ -14,7 +14,8 @@
 //!   `fmt` layer with an INFO access event per request, an OTel `http.server.request.duration`
 //!   histogram, and the stock OTLP/gRPC exporters with their default batch processors.
 //!
-//! `--sqlite`: the handler runs one query on an in-memory SQLite database.
+//! `--sqlite`: the handler runs one query on an in-memory SQLite database. With `ours`,
+//! `APP_CONSOLE=on` adds the embedded console (crates/console) as the shop wires it.
 
 #![allow(clippy::unwrap_used, clippy::print_stdout)]
 
@@ -188,6 +189,17 @@ fn peer(db: Db) -> (Router, SdkTracerProvider, SdkMeterProvider) {
     (router, tracer_provider, meter_provider)
 }
 
+/// The library's own loss counters (records dropped on a full queue, failed exports), for the
+/// script to report next to the figures: a variant that drops records does less work.
+fn losses(telemetry: &telemetry::Telemetry) -> String {
+    telemetry
+        .prometheus_text()
+        .lines()
+        .filter(|line| line.starts_with("app_telemetry_"))
+        .map(|line| format!("{line}\n"))
+        .collect()
+}
+
 fn main() {
     let args: Vec<String> = std::env::args().collect();
     let Some(at) = args.iter().position(|a| a == "--serve") else {
@@ -215,8 +227,27 @@ fn main() {
                 .unwrap(),
             "ours" => {
                 let config = telemetry::TelemetryConfig::from_env("ours", "0").unwrap();
-                let (telemetry, guard) = telemetry::Telemetry::init(config).unwrap();
-                let app = telemetry.observe_router(routes(db));
+                // APP_CONSOLE=on: the embedded console as the shop wires it (an export tap
+                // beside OTLP, its UI merged outside `observe_router`).
+                let console = (std::env::var("APP_CONSOLE").as_deref() == Ok("on"))
+                    .then(|| console::Console::new(console::Limits::default()));
+                let mut builder = telemetry::Telemetry::builder(config);
+                if let Some(console) = &console {
+                    builder = builder.export_tap(console.tap());
+                }
+                let (telemetry, guard) = builder.build().unwrap();
+                // As the shop does: the app's own `tracing` events (here sqlx's) go through
+                // the library's layer.
+                telemetry.install_global_subscriber();
+                let health = telemetry.clone();
+                let app = telemetry.observe_router(routes(db)).route(
+                    "/bench/telemetry",
+                    get(move || async move { losses(&health) }),
+                );
+                let app = match &console {
+                    Some(console) => app.merge(console.router()),
+                    None => app,
+                };
                 axum::serve(
                     listener,
                     app.into_make_service_with_connect_info::<std::net::SocketAddr>(),

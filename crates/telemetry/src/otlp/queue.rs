@@ -11,12 +11,18 @@
 //!   wait for export; beyond it new records are dropped and counted ([`RecordQueue::dropped`]),
 //!   never waited for;
 //! - an export starts every schedule delay, or as soon as a batch's worth of records wait;
+//! - one export request carries at most `max_export_batch_size` records
+//!   (`OTEL_BSP_MAX_EXPORT_BATCH_SIZE`, `OTEL_BLRP_MAX_EXPORT_BATCH_SIZE`) and at most
+//!   [`MAX_BATCH_BYTES`] of records; a backlog (a slow first connection, a collector that
+//!   stalled) leaves in consecutive requests of that size without waiting, never as one request
+//!   a collector rejects (gRPC's default limit is 4 MiB per message);
 //! - each export is bounded by `OTEL_EXPORTER_OTLP_TIMEOUT`; a failed export is counted
 //!   ([`RecordQueue::failed_exports`], and its records in `records_lost`) and its records are dropped (retries and backpressure
 //!   belong to the Collector);
 //! - while records are being lost (failed exports or a full queue), the export thread writes
 //!   one WARN line to the instance's own log sink, rate-limited ([`super::warnings`]).
 
+use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 use std::thread::JoinHandle;
@@ -40,10 +46,30 @@ pub(crate) enum Signal {
     Spans,
 }
 
-struct Pending {
+/// Bytes of encoded records at which a batch is sealed even below `max_export_batch_size`
+/// records, so that one export request stays well under a collector's default 4 MiB gRPC
+/// message limit.
+pub(crate) const MAX_BATCH_BYTES: usize = 2 * 1024 * 1024;
+
+/// The records of one export request.
+#[derive(Default)]
+struct Batch {
     /// Encoded records (tag + length + body) per scope name (a log record's target, or the
     /// library's scope for spans).
     scopes: Vec<(&'static str, Vec<u8>)>,
+    records: usize,
+    bytes: usize,
+    /// The sequence number of its last record.
+    last_seq: u64,
+}
+
+struct Pending {
+    /// Batches waiting for export, oldest first. Records are appended to the last one, which is
+    /// sealed (a new one started) at `max_export_batch_size` records or [`MAX_BATCH_BYTES`].
+    batches: VecDeque<Batch>,
+    /// Emptied batches of earlier exports, reused so their buffers keep their capacity.
+    spare: Vec<Batch>,
+    /// Records waiting, in all batches.
     records: usize,
     /// Records ever queued (a sequence number), and how far exports have got.
     queued_seq: u64,
@@ -88,6 +114,9 @@ impl std::fmt::Debug for RecordQueue {
     }
 }
 
+/// Emptied batches kept for reuse.
+const MAX_SPARE_BATCHES: usize = 4;
+
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(PoisonError::into_inner)
 }
@@ -131,7 +160,8 @@ impl RecordQueue {
         };
         let shared = Arc::new(Shared {
             pending: Mutex::new(Pending {
-                scopes: Vec::new(),
+                batches: VecDeque::new(),
+                spare: Vec::new(),
                 records: 0,
                 queued_seq: 0,
                 exported_seq: 0,
@@ -261,28 +291,51 @@ fn push_into(shared: &Shared, scope: &'static str, encode: impl FnOnce(&mut Writ
 }
 
 fn enqueue(shared: &Shared, target: &'static str, encoded: &[u8]) {
-    let mut pending = lock(&shared.pending);
-    if pending.records >= shared.settings.max_queue_size || shared.closed.load(Ordering::Relaxed) {
-        drop(pending);
+    let mut guard = lock(&shared.pending);
+    if guard.records >= shared.settings.max_queue_size || shared.closed.load(Ordering::Relaxed) {
+        drop(guard);
         shared.dropped.fetch_add(1, Ordering::Relaxed);
         return;
     }
-    let index = match pending.scopes.iter().position(|(name, _)| *name == target) {
-        Some(index) => index,
-        None => {
-            pending.scopes.push((target, Vec::with_capacity(16 * 1024)));
-            pending.scopes.len() - 1
-        }
-    };
-    let buffer = &mut pending.scopes[index].1;
-    append_record(buffer, encoded);
+    let max_records = shared.settings.max_export_batch_size;
+    let pending = &mut *guard;
+    if pending
+        .batches
+        .back()
+        .is_none_or(|batch| sealed(batch, max_records))
+    {
+        let batch = pending.spare.pop().unwrap_or_default();
+        pending.batches.push_back(batch);
+    }
     pending.records += 1;
     pending.queued_seq += 1;
-    let full = pending.records == shared.settings.max_export_batch_size;
-    drop(pending);
+    let Some(batch) = pending.batches.back_mut() else {
+        return;
+    };
+    let index = match batch.scopes.iter().position(|(name, _)| *name == target) {
+        Some(index) => index,
+        None => {
+            batch.scopes.push((target, Vec::with_capacity(16 * 1024)));
+            batch.scopes.len() - 1
+        }
+    };
+    let buffer = &mut batch.scopes[index].1;
+    let before = buffer.len();
+    append_record(buffer, encoded);
+    batch.bytes += buffer.len() - before;
+    batch.records += 1;
+    batch.last_seq = pending.queued_seq;
+    // Wake the export thread once per batch, when it is sealed.
+    let full = sealed(batch, max_records);
+    drop(guard);
     if full {
         shared.wake.notify_one();
     }
+}
+
+/// Whether a batch takes no more records (it is exported as soon as the thread is free).
+fn sealed(batch: &Batch, max_records: usize) -> bool {
+    batch.records >= max_records || batch.bytes >= MAX_BATCH_BYTES
 }
 
 impl Drop for RecordQueue {
@@ -329,8 +382,10 @@ impl Shared {
         loop {
             let (records, taken_seq, scopes) = {
                 let mut pending = lock(&self.pending);
+                let max_records = self.settings.max_export_batch_size;
                 let due = |p: &Pending| {
-                    p.records >= self.settings.max_export_batch_size
+                    p.batches.len() > 1
+                        || p.batches.front().is_some_and(|b| sealed(b, max_records))
                         || p.flush_requested
                         || self.closed.load(Ordering::Relaxed)
                 };
@@ -341,15 +396,20 @@ impl Shared {
                         .unwrap_or_else(PoisonError::into_inner)
                         .0;
                 }
-                pending.flush_requested = false;
-                let records = std::mem::take(&mut pending.records);
-                let scopes: Vec<(&'static str, Vec<u8>)> = pending
-                    .scopes
-                    .iter_mut()
-                    .filter(|(_, buffer)| !buffer.is_empty())
-                    .map(|(name, buffer)| (*name, std::mem::take(buffer)))
-                    .collect();
-                (records, pending.queued_seq, scopes)
+                // One batch per export request, oldest first; the rest follow without waiting.
+                let (records, taken_seq, scopes) = match pending.batches.pop_front() {
+                    Some(mut batch) => {
+                        // A reused batch may hold emptied buffers of scopes it did not get.
+                        batch.scopes.retain(|(_, buffer)| !buffer.is_empty());
+                        (batch.records, batch.last_seq, batch.scopes)
+                    }
+                    None => (0, pending.queued_seq, Vec::new()),
+                };
+                pending.records -= records;
+                if pending.batches.is_empty() {
+                    pending.flush_requested = false;
+                }
+                (records, taken_seq, scopes)
             };
             if records > 0 {
                 let body =
@@ -399,15 +459,17 @@ impl Shared {
             }
             let finished = {
                 let mut pending = lock(&self.pending);
-                pending.exported_seq = taken_seq;
-                // Give the buffers back (emptied) so the next batch reuses their capacity.
-                for (name, mut used) in scopes {
-                    if let Some((_, buffer)) = pending.scopes.iter_mut().find(|(n, _)| *n == name)
-                        && buffer.capacity() == 0
-                    {
-                        used.clear();
-                        *buffer = used;
+                pending.exported_seq = pending.exported_seq.max(taken_seq);
+                // Give the buffers back (emptied) so a later batch reuses their capacity.
+                if !scopes.is_empty() && pending.spare.len() < MAX_SPARE_BATCHES {
+                    let mut scopes = scopes;
+                    for (_, buffer) in &mut scopes {
+                        buffer.clear();
                     }
+                    pending.spare.push(Batch {
+                        scopes,
+                        ..Batch::default()
+                    });
                 }
                 self.closed.load(Ordering::Relaxed) && pending.records == 0
             };

@@ -221,3 +221,47 @@ async fn dropping_an_instance_without_shutdown_never_stalls_the_runtime() {
         "dropping the instance blocked the runtime for {blocked:?}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_backlog_leaves_in_requests_of_at_most_a_batch() {
+    // The collector answers slowly, so records pile up behind the first export. The backlog
+    // must leave in requests of at most OTEL_BSP_MAX_EXPORT_BATCH_SIZE records (one request
+    // with all of it can exceed a collector's message limit and lose everything), and nothing
+    // is lost.
+    let slow = OtlpReceiver::start().await.unwrap();
+    slow.answer_slowly(std::time::Duration::from_millis(100));
+    let (base, _telemetry, guard) = serve_exporting_to(
+        slow.http_endpoint(),
+        &[
+            ("OTEL_TRACES_SAMPLER", "always_on"),
+            ("OTEL_BSP_MAX_QUEUE_SIZE", "1000"),
+            ("OTEL_BSP_MAX_EXPORT_BATCH_SIZE", "5"),
+        ],
+    )
+    .await;
+    let client = reqwest::Client::new();
+    for _ in 0..60 {
+        let status = client
+            .get(format!("{base}/items/1"))
+            .send()
+            .await
+            .unwrap()
+            .status();
+        assert_eq!(status, 200);
+    }
+    assert!(
+        slow.wait_for_spans(std::time::Duration::from_secs(20), |spans| spans.len()
+            >= 60)
+            .await,
+        "all 60 SERVER spans arrive, got {}",
+        slow.spans().len()
+    );
+    let requests = slow.export_requests().traces();
+    assert!(
+        requests >= 12,
+        "60 spans at most 5 per request need at least 12 requests, got {requests}"
+    );
+    guard
+        .shutdown_within(std::time::Duration::from_millis(500))
+        .await;
+}
