@@ -1,9 +1,10 @@
-//! The HTTP client behind OTLP/HTTP export: async reqwest driven by the app's tokio runtime.
+//! The HTTP client behind OTLP/HTTP export: async reqwest driven by a tokio runtime.
 //!
-//! The SDK's batch processors export from their own threads with a plain `block_on`. An async
-//! client cannot run there (no reactor), and the default blocking client starts a hidden
-//! runtime per exporter. Instead each request is spawned onto the runtime captured at start-up
-//! and the export thread just waits for its result.
+//! Export threads wait with a plain `block_on`. An async client cannot run there (no reactor),
+//! and the default blocking client starts a hidden runtime per exporter. Instead each request is
+//! spawned onto the runtime current when the client was built — the span and log queues' own
+//! export runtime (`otlp::queue`), or the app's runtime for the SDK's metric exporter — and the
+//! export thread just waits for its result.
 //!
 //! An `https://` endpoint uses reqwest's rustls: the platform's root certificates
 //! (rustls-platform-verifier), or only `OTEL_EXPORTER_OTLP_[SIGNAL_]CERTIFICATE` when set, and
@@ -15,7 +16,7 @@ use opentelemetry_http::{HttpClient, HttpError};
 
 use crate::config::{OtlpSignal, TelemetryConfig};
 
-/// Sends OTLP/HTTP requests on the tokio runtime that built the telemetry instance.
+/// Sends OTLP/HTTP requests on the tokio runtime current when it was built.
 #[derive(Debug, Clone)]
 pub(crate) struct RuntimeHttpClient {
     client: reqwest::Client,

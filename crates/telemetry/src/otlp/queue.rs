@@ -88,7 +88,9 @@ struct Shared {
     tap: Option<Arc<dyn ExportTap>>,
     resource: Vec<u8>,
     scope_version: &'static str,
-    runtime: tokio::runtime::Handle,
+    /// The export thread's own runtime: the transport's connection tasks run on its worker,
+    /// never queued behind the application's requests.
+    runtime: ExportRuntime,
     timeout: Duration,
     dropped: AtomicU64,
     failed_exports: AtomicU64,
@@ -126,7 +128,9 @@ thread_local! {
 }
 
 impl RecordQueue {
-    /// Starts the export thread. Call inside the tokio runtime (the transport's I/O runs on it).
+    /// Starts the export thread and its I/O runtime (one worker thread of its own: on a busy
+    /// server, connection tasks on the application's runtime wait behind requests, the one
+    /// export in flight stalls and the queue overflows).
     /// With `warnings`, the thread reports lost records there (rate-limited). Each batch goes
     /// to `tap` (when set) and, when OTLP export of this signal is on, to the configured endpoint.
     pub(crate) fn start(
@@ -136,7 +140,6 @@ impl RecordQueue {
         warnings: Option<ExportWarnings>,
         tap: Option<Arc<dyn ExportTap>>,
     ) -> Result<Self, String> {
-        let runtime = tokio::runtime::Handle::try_current().map_err(|e| e.to_string())?;
         let (otlp_signal, settings, thread) = match signal {
             Signal::Logs => (
                 crate::config::OtlpSignal::Logs,
@@ -153,7 +156,11 @@ impl RecordQueue {
         if let Some(delay) = tap.as_ref().and_then(|tap| tap.max_schedule_delay()) {
             settings.schedule_delay = settings.schedule_delay.min(delay);
         }
+        let runtime = ExportRuntime::start(thread)?;
         let transport = if config.otlp_enabled_for(otlp_signal) {
+            // Built inside the export runtime: the gRPC channel's and the HTTP client's
+            // connection tasks are spawned there.
+            let _entered = runtime.handle().enter();
             Some(Transport::new(config, otlp_signal)?)
         } else {
             None
@@ -425,11 +432,11 @@ impl Shared {
                 }
                 if let Some(transport) = &self.transport {
                     let send = transport.send(body);
-                    // The runtime may already be shut down (the app ended without shutting the
-                    // telemetry down): tokio then panics on the timer. Count a failed export and
-                    // stop, instead of taking the thread down with a panic message.
+                    // Should the runtime ever be gone, tokio panics on the timer: count a
+                    // failed export and stop, instead of taking the thread down with a panic
+                    // message.
                     let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                        self.runtime.block_on(async {
+                        self.runtime.handle().block_on(async {
                             tokio::time::timeout(self.timeout, send)
                                 .await
                                 .unwrap_or(Err(opentelemetry_sdk::error::OTelSdkError::Timeout(
@@ -477,6 +484,37 @@ impl Shared {
             if finished {
                 return;
             }
+        }
+    }
+}
+
+/// A one-worker tokio runtime owned by an export queue. Dropped anywhere (also inside the
+/// application's async code) without blocking: its worker is shut down in the background.
+struct ExportRuntime(Option<tokio::runtime::Runtime>);
+
+impl ExportRuntime {
+    fn start(thread: &str) -> Result<Self, String> {
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .thread_name(format!("{thread}-io"))
+            .enable_all()
+            .build()
+            .map(|runtime| Self(Some(runtime)))
+            .map_err(|e| format!("cannot start the export runtime: {e}"))
+    }
+
+    fn handle(&self) -> &tokio::runtime::Handle {
+        match &self.0 {
+            Some(runtime) => runtime.handle(),
+            None => unreachable!("the runtime is only taken on drop"),
+        }
+    }
+}
+
+impl Drop for ExportRuntime {
+    fn drop(&mut self) {
+        if let Some(runtime) = self.0.take() {
+            runtime.shutdown_background();
         }
     }
 }
