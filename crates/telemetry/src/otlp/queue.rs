@@ -88,9 +88,9 @@ struct Shared {
     tap: Option<Arc<dyn ExportTap>>,
     resource: Vec<u8>,
     scope_version: &'static str,
-    /// The export thread's own runtime: the transport's connection tasks run on its worker,
-    /// never queued behind the application's requests.
-    runtime: ExportRuntime,
+    /// The export thread's own runtime (with the transport): the transport's connection tasks
+    /// run on its worker, never queued behind the application's requests.
+    runtime: Option<ExportRuntime>,
     timeout: Duration,
     dropped: AtomicU64,
     failed_exports: AtomicU64,
@@ -156,14 +156,17 @@ impl RecordQueue {
         if let Some(delay) = tap.as_ref().and_then(|tap| tap.max_schedule_delay()) {
             settings.schedule_delay = settings.schedule_delay.min(delay);
         }
-        let runtime = ExportRuntime::start(thread)?;
-        let transport = if config.otlp_enabled_for(otlp_signal) {
+        let (runtime, transport) = if config.otlp_enabled_for(otlp_signal) {
+            let runtime = ExportRuntime::start(thread)?;
             // Built inside the export runtime: the gRPC channel's and the HTTP client's
             // connection tasks are spawned there.
-            let _entered = runtime.handle().enter();
-            Some(Transport::new(config, otlp_signal)?)
+            let transport = {
+                let _entered = runtime.handle().enter();
+                Transport::new(config, otlp_signal)?
+            };
+            (Some(runtime), Some(transport))
         } else {
-            None
+            (None, None)
         };
         let shared = Arc::new(Shared {
             pending: Mutex::new(Pending {
@@ -430,13 +433,13 @@ impl Shared {
                         body.clone(),
                     );
                 }
-                if let Some(transport) = &self.transport {
+                if let (Some(transport), Some(runtime)) = (&self.transport, &self.runtime) {
                     let send = transport.send(body);
                     // Should the runtime ever be gone, tokio panics on the timer: count a
                     // failed export and stop, instead of taking the thread down with a panic
                     // message.
                     let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                        self.runtime.handle().block_on(async {
+                        runtime.handle().block_on(async {
                             tokio::time::timeout(self.timeout, send)
                                 .await
                                 .unwrap_or(Err(opentelemetry_sdk::error::OTelSdkError::Timeout(
