@@ -356,6 +356,93 @@ function datalist(id, values) {
   return dl;
 }
 
+// ---------- Live tables (Requests, Logs) ----------
+
+// The live table of the Requests and Logs views: the API's answer for the filters (`name` is
+// both the API path and the answer's key), then what the stream brings that matches them,
+// newest first by `timeField`; `keep` records remembered, `show` rows drawn.
+function liveList(o) {
+  const newest = newestFirst(o.timeField);
+  let rows = []; // what the table shows, newest first
+  let total = 0;
+  let evicted = 0;
+  let gen = 0;
+  let pending = [];
+  let flushTimer = null;
+
+  function renderSummary() {
+    const shown = Math.min(rows.length, o.show);
+    let s = `${shown} shown`;
+    if (total > shown) s += ` of ${total} matching`;
+    if (evicted) s += ` · ${evicted} evicted from the store`;
+    if (state.paused) s += ' · paused';
+    o.summary.textContent = s;
+    o.empty.hidden = rows.length > 0;
+    o.table.hidden = rows.length === 0;
+  }
+
+  function renderAll() {
+    const frag = document.createDocumentFragment();
+    for (const r of rows.slice(0, o.show)) {
+      const tr = o.row(r);
+      tr.dataset.t = r[o.timeField] || '';
+      frag.append(tr);
+    }
+    o.tbody.replaceChildren(frag);
+    renderSummary();
+  }
+
+  async function load() {
+    const my = ++gen;
+    const p = new URLSearchParams();
+    for (const [k, v] of Object.entries(o.filters)) if (v) p.set(k, v);
+    setHashParams(o.name, p);
+    p.set('limit', String(o.show));
+    try {
+      const body = await getJSON(o.name + '?' + p);
+      if (my !== gen) return;
+      rows = (body[o.name] || []).sort(newest);
+      total = body.total ?? rows.length;
+      evicted = body.evicted ?? 0;
+      rows.forEach(o.note);
+      renderAll();
+    } catch (e) {
+      if (my !== gen) return;
+      o.summary.replaceChildren(errorBox(o.main, e));
+    }
+  }
+
+  const flush = () => {
+    flushTimer = null;
+    const fresh = pending.filter(o.matches).sort(newest);
+    pending = [];
+    if (!fresh.length) return;
+    rows = fresh.concat(rows).sort(newest).slice(0, o.keep);
+    total += fresh.length;
+    insertSorted(o.tbody, fresh.slice(0, o.show), o.timeField, o.row, o.show);
+    renderSummary();
+    if (o.onFresh) o.onFresh(fresh);
+  };
+
+  return {
+    load,
+    receive(list) {
+      list.forEach(o.note);
+      pending.push(...list);
+      if (!flushTimer) flushTimer = setTimeout(flush, 150);
+    },
+    clear() {
+      rows = [];
+      total = 0;
+      evicted = 0;
+      renderAll();
+    },
+    dispose() {
+      clearTimeout(flushTimer);
+    },
+  };
+}
+
 // ---------- Requests ----------
 
 function requestsView(main, params) {
@@ -413,9 +500,6 @@ function requestsView(main, params) {
   main.append(el('h2', { class: 'view-title', text: 'Requests' }), form, lists, summary, el('div', { class: 'table-wrap' }, table), empty);
   rowKeys(tbody);
 
-  let rows = []; // what the table shows, newest first
-  let total = 0;
-  let evicted = 0;
   const seen = { routes: new Set(), errors: new Set(), services: new Set() };
 
   function matches(r) {
@@ -470,50 +554,27 @@ function requestsView(main, params) {
     );
   }
 
-  function renderSummary() {
-    const shown = Math.min(rows.length, SHOW_REQUESTS);
-    let s = `${shown} shown`;
-    if (total > shown) s += ` of ${total} matching`;
-    if (evicted) s += ` · ${evicted} evicted from the store`;
-    if (state.paused) s += ' · paused';
-    summary.textContent = s;
-    empty.hidden = rows.length > 0;
-    table.hidden = rows.length === 0;
-  }
+  const list = liveList({
+    name: 'requests',
+    timeField: 'start_unix_nano',
+    show: SHOW_REQUESTS,
+    keep: KEEP_REQUESTS,
+    filters: f,
+    main,
+    summary,
+    table,
+    tbody,
+    empty,
+    row,
+    matches,
+    note,
+    onFresh(fresh) {
+      const r = fresh[0];
+      announce(fresh.length === 1 ? `New request: ${r.method} ${r.route || ''} ${r.status}` : `${fresh.length} new requests`);
+    },
+  });
 
-  function renderAll() {
-    const frag = document.createDocumentFragment();
-    for (const r of rows.slice(0, SHOW_REQUESTS)) {
-      const tr = row(r);
-      tr.dataset.t = r.start_unix_nano || '';
-      frag.append(tr);
-    }
-    tbody.replaceChildren(frag);
-    renderSummary();
-  }
-
-  let gen = 0;
-  async function load() {
-    const my = ++gen;
-    const p = new URLSearchParams();
-    for (const [k, v] of Object.entries(f)) if (v) p.set(k, v);
-    setHashParams('requests', p);
-    p.set('limit', String(SHOW_REQUESTS));
-    try {
-      const body = await getJSON('requests?' + p);
-      if (my !== gen) return;
-      rows = (body.requests || []).sort(newestFirst('start_unix_nano'));
-      total = body.total ?? rows.length;
-      evicted = body.evicted ?? 0;
-      rows.forEach(note);
-      renderAll();
-    } catch (e) {
-      if (my !== gen) return;
-      summary.replaceChildren(errorBox(main, e));
-    }
-  }
-
-  const reload = debounce(load, 200);
+  const reload = debounce(list.load, 200);
   const sync = () => {
     f.route = routeIn.value.trim();
     f.status_class = statusIn.value;
@@ -531,39 +592,13 @@ function requestsView(main, params) {
     sync();
   });
 
-  load();
-
-  let pending = [];
-  const flush = () => {
-    flushTimer = null;
-    const fresh = pending.filter(matches).sort(newestFirst('start_unix_nano'));
-    pending = [];
-    if (!fresh.length) return;
-    rows = fresh.concat(rows).sort(newestFirst('start_unix_nano')).slice(0, KEEP_REQUESTS);
-    total += fresh.length;
-    insertSorted(tbody, fresh.slice(0, SHOW_REQUESTS), 'start_unix_nano', row, SHOW_REQUESTS);
-    renderSummary();
-    const r = fresh[0];
-    announce(fresh.length === 1 ? `New request: ${r.method} ${r.route || ''} ${r.status}` : `${fresh.length} new requests`);
-  };
-  let flushTimer = null;
+  list.load();
 
   return {
     title: 'Requests',
-    onRequest(list) {
-      list.forEach(note);
-      pending.push(...list);
-      if (!flushTimer) flushTimer = setTimeout(flush, 150);
-    },
-    onCleared() {
-      rows = [];
-      total = 0;
-      evicted = 0;
-      renderAll();
-    },
-    dispose() {
-      clearTimeout(flushTimer);
-    },
+    onRequest: list.receive,
+    onCleared: list.clear,
+    dispose: list.dispose,
   };
 }
 
@@ -912,9 +947,6 @@ function logsView(main, params) {
   main.append(el('h2', { class: 'view-title', text: 'Logs' }), form, lists, summary, el('div', { class: 'table-wrap' }, table), empty);
   rowKeys(tbody);
 
-  let rows = [];
-  let total = 0;
-  let evicted = 0;
   const seen = { targets: new Set(), services: new Set() };
 
   function matches(l) {
@@ -957,47 +989,22 @@ function logsView(main, params) {
       el('td', { class: 'mono', title: l.span_id || '', text: l.span_id ? l.span_id.slice(0, 8) : '' }),
     );
   }
-  function renderSummary() {
-    const shown = Math.min(rows.length, SHOW_LOGS);
-    let s = `${shown} shown`;
-    if (total > shown) s += ` of ${total} matching`;
-    if (evicted) s += ` · ${evicted} evicted from the store`;
-    if (state.paused) s += ' · paused';
-    summary.textContent = s;
-    empty.hidden = rows.length > 0;
-    table.hidden = rows.length === 0;
-  }
-  function renderAll() {
-    const frag = document.createDocumentFragment();
-    for (const l of rows.slice(0, SHOW_LOGS)) {
-      const tr = row(l);
-      tr.dataset.t = l.time_unix_nano || '';
-      frag.append(tr);
-    }
-    tbody.replaceChildren(frag);
-    renderSummary();
-  }
-  let gen = 0;
-  async function load() {
-    const my = ++gen;
-    const p = new URLSearchParams();
-    for (const [k, v] of Object.entries(f)) if (v) p.set(k, v);
-    setHashParams('logs', p);
-    p.set('limit', String(SHOW_LOGS));
-    try {
-      const body = await getJSON('logs?' + p);
-      if (my !== gen) return;
-      rows = (body.logs || []).sort(newestFirst('time_unix_nano'));
-      total = body.total ?? rows.length;
-      evicted = body.evicted ?? 0;
-      rows.forEach(note);
-      renderAll();
-    } catch (e) {
-      if (my !== gen) return;
-      summary.replaceChildren(errorBox(main, e));
-    }
-  }
-  const reload = debounce(load, 200);
+  const list = liveList({
+    name: 'logs',
+    timeField: 'time_unix_nano',
+    show: SHOW_LOGS,
+    keep: KEEP_LOGS,
+    filters: f,
+    main,
+    summary,
+    table,
+    tbody,
+    empty,
+    row,
+    matches,
+    note,
+  });
+  const reload = debounce(list.load, 200);
   const sync = () => {
     f.level = levelIn.value;
     f.target = targetIn.value.trim();
@@ -1013,36 +1020,12 @@ function logsView(main, params) {
     levelIn.value = '';
     sync();
   });
-  load();
-
-  let pending = [];
-  let flushTimer = null;
-  const flush = () => {
-    flushTimer = null;
-    const fresh = pending.filter(matches).sort(newestFirst('time_unix_nano'));
-    pending = [];
-    if (!fresh.length) return;
-    rows = fresh.concat(rows).sort(newestFirst('time_unix_nano')).slice(0, KEEP_LOGS);
-    total += fresh.length;
-    insertSorted(tbody, fresh.slice(0, SHOW_LOGS), 'time_unix_nano', row, SHOW_LOGS);
-    renderSummary();
-  };
+  list.load();
   return {
     title: 'Logs',
-    onLog(list) {
-      list.forEach(note);
-      pending.push(...list);
-      if (!flushTimer) flushTimer = setTimeout(flush, 150);
-    },
-    onCleared() {
-      rows = [];
-      total = 0;
-      evicted = 0;
-      renderAll();
-    },
-    dispose() {
-      clearTimeout(flushTimer);
-    },
+    onLog: list.receive,
+    onCleared: list.clear,
+    dispose: list.dispose,
   };
 }
 
