@@ -24,13 +24,7 @@ for line in sys.stdin:
         print(m["executable"])')
 loadgen=target/release/loadgen
 
-ROTEL_VERSION=0.0.1a15
-venv=.stack-tools/bench-venv
-if [ ! -x "$venv/bin/python" ]; then python3 -m venv "$venv"; fi
-if ! "$venv/bin/python" -c "import importlib.metadata as m, sys; sys.exit(m.version('rotel') != '$ROTEL_VERSION')" 2>/dev/null; then
-  "$venv/bin/pip" install -q --pre "rotel==$ROTEL_VERSION"
-fi
-rotel=$("$venv/bin/python" -c 'import os, rotel; print(os.path.join(os.path.dirname(rotel.__file__), "rotel-agent"))')
+rotel=$(scripts/rotel-agent.sh)
 free_port() { python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
 grpc_port=$(free_port)
 http_port=$(free_port)

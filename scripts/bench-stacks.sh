@@ -51,13 +51,8 @@ if [ "$load" = wrk ] && ! command -v wrk >/dev/null 2>&1; then
 fi
 
 # --- the collector: rotel from PyPI, in a git-ignored venv ----------------------------------
-ROTEL_VERSION=0.0.1a15
-venv=.stack-tools/bench-venv
-if [ ! -x "$venv/bin/python" ]; then python3 -m venv "$venv"; fi
-if ! "$venv/bin/python" -c "import importlib.metadata as m, sys; sys.exit(m.version('rotel') != '$ROTEL_VERSION')" 2>/dev/null; then
-  "$venv/bin/pip" install -q --pre "rotel==$ROTEL_VERSION"
-fi
-rotel=$("$venv/bin/python" -c 'import os, rotel; print(os.path.join(os.path.dirname(rotel.__file__), "rotel-agent"))')
+ROTEL_VERSION=$(scripts/rotel-agent.sh --version)
+rotel=$(scripts/rotel-agent.sh)
 
 free_port() { python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
 grpc_port=$(free_port)

@@ -47,15 +47,7 @@ export CONSOLE_PYTHON CONSOLE_REQUIRE_PYTHON=1
 # The collector-hop tests (crates/shop/tests/integration/collector_hop.rs) run a real
 # OpenTelemetry collector: PyPI's rotel, pinned, in a git-ignored venv. Here a missing rotel
 # fails them instead of skipping.
-ROTEL_PACKAGE="rotel==0.0.1a15"
-ROTEL_VENV=.stack-tools/rotel-venv
-if [ "$(cat "$ROTEL_VENV/rotel.stamp" 2>/dev/null)" != "$ROTEL_PACKAGE" ]; then
-  log "installing $ROTEL_PACKAGE (the collector of the collector-hop tests)"
-  python3 -m venv "$ROTEL_VENV"
-  "$ROTEL_VENV/bin/pip" install --quiet --pre "$ROTEL_PACKAGE"
-  echo "$ROTEL_PACKAGE" > "$ROTEL_VENV/rotel.stamp"
-fi
-SHOP_ROTEL_AGENT=$(find "$PWD/$ROTEL_VENV/lib" -path '*/site-packages/rotel/rotel-agent' -type f | head -1)
+SHOP_ROTEL_AGENT=$(scripts/rotel-agent.sh)
 export SHOP_ROTEL_AGENT
 export SHOP_REQUIRE_ROTEL=1
 
