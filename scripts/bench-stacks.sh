@@ -11,6 +11,8 @@
 #              default batch processors) to the same collector;
 #   ours-down-grpc / ours-down-http / peer-down  the same with the collector unreachable;
 #   ours-console  ours-grpc plus the embedded console (APP_CONSOLE=on; the others run with off);
+#   ours-sink  ours over OTLP/HTTP to a sink that reads and discards every export request (no
+#              collector decoding on the same cores: what the instrumentation itself costs);
 # on a trivial handler and on one that runs one SQLite query; rounds interleaved (every round
 # runs every variant of both handlers, in an order rotated per round).
 # Prints per variant the medians over rounds: server CPU µs/request (user+system of every
@@ -21,6 +23,9 @@
 # Usage: scripts/bench-stacks.sh [seconds=8] [connections=32] [rounds=3]
 #   BENCH_LOAD=loadgen|wrk   the load (default loadgen, closed model, a fresh traceparent per
 #                            request; wrk -t1 sends one fixed traceparent)
+#   BENCH_RATE=N             loadgen's open model instead: N requests/s on schedule (at most
+#                            [connections] in flight), the same offered load for every variant,
+#                            so CPU per request and latency are compared below saturation
 #   BENCH_HANDLERS="trivial sqlite"   BENCH_VARIANTS="bare ours-grpc …"   subsets
 #   BENCH_SHOP=0             skip the shop's cold start and peak RSS
 set -euo pipefail
@@ -29,8 +34,11 @@ seconds=${1:-8}
 connections=${2:-32}
 rounds=${3:-3}
 load=${BENCH_LOAD:-loadgen}
+rate=${BENCH_RATE:-}
+if [ -n "$rate" ] && [ "$load" != loadgen ]; then echo "bench-stacks: BENCH_RATE needs BENCH_LOAD=loadgen" >&2; exit 2; fi
+if [ -n "$rate" ] && ! [[ $rate =~ ^[1-9][0-9]*$ ]]; then echo "bench-stacks: BENCH_RATE must be a positive number of requests/s, not '$rate'" >&2; exit 2; fi
 read -r -a handlers <<< "${BENCH_HANDLERS:-trivial sqlite}"
-all_variants="bare ours-grpc ours-http peer ours-down-grpc ours-down-http peer-down ours-console"
+all_variants="bare ours-grpc ours-http peer ours-down-grpc ours-down-http peer-down ours-console ours-sink"
 read -r -a selected <<< "${BENCH_VARIANTS:-$all_variants}"
 
 # --- binaries (release) ---------------------------------------------------------------------
@@ -60,10 +68,13 @@ http_port=$(free_port)
 "$rotel" start --exporter blackhole --otlp-grpc-endpoint "127.0.0.1:$grpc_port" \
   --otlp-http-endpoint "127.0.0.1:$http_port" >/dev/null 2>&1 &
 collector=$!
+sink_port=$(free_port)
+"$server" --serve sink "$sink_port" >/dev/null 2>&1 &
+sink=$!
 server_pid=""
 cleanup() {
   if [ -n "$server_pid" ]; then kill "$server_pid" 2>/dev/null || true; fi
-  kill "$collector" 2>/dev/null || true
+  kill "$collector" "$sink" 2>/dev/null || true
   wait 2>/dev/null || true
   rm -rf "$work"
 }
@@ -74,6 +85,7 @@ for _ in $(seq 100); do
   sleep 0.05
 done
 kill -0 "$collector" 2>/dev/null || { echo "bench-stacks: rotel did not start" >&2; exit 1; }
+kill -0 "$sink" 2>/dev/null || { echo "bench-stacks: the discarding OTLP sink did not start" >&2; exit 1; }
 grpc=http://127.0.0.1:$grpc_port
 http=http://127.0.0.1:$http_port
 down_port=$(free_port)   # nothing listens here
@@ -109,6 +121,7 @@ declare -A spec=(
   [ours-down-http]="ours $down http/protobuf"
   [peer-down]="peer $down grpc"
   [ours-console]="ours $grpc grpc"
+  [ours-sink]="ours http://127.0.0.1:$sink_port http/protobuf"
 )
 
 # Prints "requests rps p50_ms p99_ms errors" for one measured load.
@@ -130,7 +143,9 @@ p99 = ms(re.search(r"99%\s+(\S+)", text).group(1))
 errors = sum(int(x) for x in re.findall(r"Non-2xx or 3xx responses: (\d+)", text))
 print(requests, rps, p50, p99, errors)'
   else
-    "$loadgen" --target "http://127.0.0.1:$port" --users "$connections" --duration "$duration" \
+    local model=(--users "$connections")
+    [ -n "$rate" ] && model=(--rate "$rate" --connections "$connections")
+    "$loadgen" --target "http://127.0.0.1:$port" "${model[@]}" --duration "$duration" \
       --scenario "$work/scenario.toml" --json | python3 -c '
 import json, sys
 d = json.load(sys.stdin)
@@ -160,11 +175,13 @@ run() {
   if ! kill -0 "$server_pid" 2>/dev/null; then echo "bench-stacks: the $name server did not start" >&2; exit 1; fi
   measure "$port" 1s >/dev/null   # warm-up
   local load_before; load_before=$(loadavg)
+  local receiver=$collector
+  [ "$name" = ours-sink ] && receiver=$sink
   local before; before=$(ticks "$server_pid")
-  local collector_before; collector_before=$(ticks "$collector")
+  local collector_before; collector_before=$(ticks "$receiver")
   local figures; figures=$(measure "$port" "${seconds}s")
   local after; after=$(ticks "$server_pid")
-  local collector_after; collector_after=$(ticks "$collector")
+  local collector_after; collector_after=$(ticks "$receiver")
   local rss; rss=$(awk '/VmHWM/ {print $2}' "/proc/$server_pid/status")
   local lost="- -"
   if [ "$mode" = ours ]; then
@@ -180,7 +197,7 @@ run() {
 }
 
 git_rev=$(git rev-parse --short HEAD)$(git diff --quiet HEAD -- crates || echo "+dirty")
-echo "bench-stacks: $(date -u +%FT%TZ), commit $git_rev, $(nproc) cores, load: $load" \
+echo "bench-stacks: $(date -u +%FT%TZ), commit $git_rev, $(nproc) cores, load: $load${rate:+ open model at $rate requests/s}" \
   "($connections connections, ${seconds}s per variant, $rounds rounds), collector rotel $ROTEL_VERSION, export queues $queue;" \
   "loadavg at start $(cut -d' ' -f1-3 /proc/loadavg)"
 results=$work/results
