@@ -44,7 +44,7 @@ use crate::log_emitter::LogEmitter;
 use crate::metrics::{HttpServerInstruments, RouteInstruments};
 use crate::otlp::queue::RecordPusher;
 use crate::sentry::{Report, SentryReporter};
-use crate::trace_context::{TRACEPARENT, extract_headers, format_traceparent};
+use crate::trace_context::{TRACEPARENT, extract_headers, traceparent_from_hex};
 use facts::{Outcome, RequestFacts, Started};
 use request_id::REQUEST_ID_HEADER;
 use request_metrics::ActiveRequest;
@@ -319,7 +319,8 @@ impl InFlight {
         if let Ok(value) = HeaderValue::from_str(&context.request_id) {
             headers.insert(REQUEST_ID.clone(), value);
         }
-        let traceparent = format_traceparent(context.trace_id, context.span_id, context.flags);
+        let traceparent =
+            traceparent_from_hex(&context.trace_id_hex, &context.span_id_hex, context.flags);
         if let Ok(value) = HeaderValue::from_bytes(&traceparent) {
             headers.insert(TRACEPARENT.clone(), value);
         }
