@@ -103,6 +103,7 @@ steps = ["product"]
 TOML
 
 ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
+user_ticks() { awk '{print $14}' "/proc/$1/stat"; }
 hz=$(getconf CLK_TCK)
 loadavg() { cut -d' ' -f1 /proc/loadavg; }
 
@@ -178,9 +179,11 @@ run() {
   local receiver=$collector
   [ "$name" = ours-sink ] && receiver=$sink
   local before; before=$(ticks "$server_pid")
+  local user_before; user_before=$(user_ticks "$server_pid")
   local collector_before; collector_before=$(ticks "$receiver")
   local figures; figures=$(measure "$port" "${seconds}s")
   local after; after=$(ticks "$server_pid")
+  local user_after; user_after=$(user_ticks "$server_pid")
   local collector_after; collector_after=$(ticks "$receiver")
   local rss; rss=$(awk '/VmHWM/ {print $2}' "/proc/$server_pid/status")
   local lost="- -"
@@ -193,7 +196,7 @@ run() {
   kill -INT "$server_pid" 2>/dev/null || true
   wait "$server_pid" 2>/dev/null || true
   server_pid=""
-  echo "$name $handler $figures $((after - before)) $((collector_after - collector_before)) $rss $lost $load_before"
+  echo "$name $handler $figures $((after - before)) $((collector_after - collector_before)) $rss $lost $load_before $((user_after - user_before))"
 }
 
 git_rev=$(git rev-parse --short HEAD)$(git diff --quiet HEAD -- crates || echo "+dirty")
@@ -218,26 +221,26 @@ path, hz, load, names, handlers = sys.argv[1], float(sys.argv[2]), sys.argv[3], 
 rows = collections.defaultdict(list)
 loads = []
 for line in open(path):
-    name, handler, requests, rps, p50, p99, errors, ticks, coll, rss, dropped, failed, la = line.split()
+    name, handler, requests, rps, p50, p99, errors, ticks, coll, rss, dropped, failed, la, uticks = line.split()
     n = max(int(requests), 1)
     rows[(handler, name)].append(dict(rps=float(rps), p50=float(p50), p99=float(p99),
-        cpu=float(ticks) / hz * 1e6 / n, coll=float(coll) / hz * 1e6 / n, rss=int(rss),
+        cpu=float(ticks) / hz * 1e6 / n, user=float(uticks) / hz * 1e6 / n, coll=float(coll) / hz * 1e6 / n, rss=int(rss),
         errors=int(errors), dropped=dropped, failed=failed, requests=n))
     loads.append(float(la))
 med = statistics.median
 print(f"\nload {load}; loadavg during the runs: min {min(loads):.1f}, median {med(loads):.1f}, max {max(loads):.1f} (2 cores)")
-print("CPU: server process, all threads, per request; ratios: variant / bare of the same handler (medians)")
+print("CPU: server process, all threads, per request (user: of it in user space, the rest is the kernel's); ratios: variant / bare of the same handler (medians)")
 for handler in handlers:
     bare = rows.get((handler, "bare"))
-    b = {k: med([r[k] for r in bare]) for k in ["rps", "p50", "p99", "cpu"]} if bare else None
+    b = {k: med([r[k] for r in bare]) for k in ["rps", "p50", "p99", "cpu", "user"]} if bare else None
     print(f"\n{handler} handler (medians of {len(bare or rows[(handler, names[0])])} interleaved rounds)\n")
-    print("| variant | req/s | CPU µs/req | +µs vs bare | throughput × bare | p50 × bare | p99 × bare | p99 ms | collector µs/req | peak RSS MiB | errors | ours: dropped / failed exports |")
-    print("|---|---|---|---|---|---|---|---|---|---|---|---|")
+    print("| variant | req/s | CPU µs/req | +µs vs bare | user µs/req | +user µs vs bare | throughput × bare | p50 × bare | p99 × bare | p99 ms | collector µs/req | peak RSS MiB | errors | ours: dropped / failed exports |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
     for name in names:
         rs = rows.get((handler, name))
         if not rs:
             continue
-        m = {k: med([r[k] for r in rs]) for k in ["rps", "p50", "p99", "cpu", "coll"]}
+        m = {k: med([r[k] for r in rs]) for k in ["rps", "p50", "p99", "cpu", "user", "coll"]}
         rss = max(r["rss"] for r in rs) / 1024
         errors = sum(r["errors"] for r in rs)
         if name.startswith("ours"):
@@ -245,9 +248,9 @@ for handler in handlers:
         else:
             lost_text = "not counted"
         if b:
-            ratios = f"{m['cpu'] - b['cpu']:+.2f} | {m['rps'] / b['rps']:.2f} | {m['p50'] / b['p50']:.2f} | {m['p99'] / b['p99']:.2f}"
+            ratios = f"{m['cpu'] - b['cpu']:+.2f} | {m['user']:.2f} | {m['user'] - b['user']:+.2f} | {m['rps'] / b['rps']:.2f} | {m['p50'] / b['p50']:.2f} | {m['p99'] / b['p99']:.2f}"
         else:
-            ratios = "— | — | — | —"
+            ratios = f"— | {m['user']:.2f} | — | — | — | —"
         print(f"| {name} | {m['rps']:.0f} | {m['cpu']:.2f} | {ratios} | {m['p99']:.2f} | {m['coll']:.2f} | {rss:.1f} | {errors} | {lost_text} |")
 PY
 
