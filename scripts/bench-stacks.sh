@@ -11,6 +11,8 @@
 #              default batch processors) to the same collector;
 #   ours-down-grpc / ours-down-http / peer-down  the same with the collector unreachable;
 #   ours-console  ours-grpc plus the embedded console (APP_CONSOLE=on; the others run with off);
+#   ours-sink  ours over OTLP/HTTP to a sink that reads and discards every export request (no
+#              collector decoding on the same cores: what the instrumentation itself costs);
 # on a trivial handler and on one that runs one SQLite query; rounds interleaved (every round
 # runs every variant of both handlers, in an order rotated per round).
 # Prints per variant the medians over rounds: server CPU µs/request (user+system of every
@@ -21,6 +23,9 @@
 # Usage: scripts/bench-stacks.sh [seconds=8] [connections=32] [rounds=3]
 #   BENCH_LOAD=loadgen|wrk   the load (default loadgen, closed model, a fresh traceparent per
 #                            request; wrk -t1 sends one fixed traceparent)
+#   BENCH_RATE=N             loadgen's open model instead: N requests/s on schedule (at most
+#                            [connections] in flight), the same offered load for every variant,
+#                            so CPU per request and latency are compared below saturation
 #   BENCH_HANDLERS="trivial sqlite"   BENCH_VARIANTS="bare ours-grpc …"   subsets
 #   BENCH_SHOP=0             skip the shop's cold start and peak RSS
 set -euo pipefail
@@ -29,8 +34,11 @@ seconds=${1:-8}
 connections=${2:-32}
 rounds=${3:-3}
 load=${BENCH_LOAD:-loadgen}
+rate=${BENCH_RATE:-}
+if [ -n "$rate" ] && [ "$load" != loadgen ]; then echo "bench-stacks: BENCH_RATE needs BENCH_LOAD=loadgen" >&2; exit 2; fi
+if [ -n "$rate" ] && ! [[ $rate =~ ^[1-9][0-9]*$ ]]; then echo "bench-stacks: BENCH_RATE must be a positive number of requests/s, not '$rate'" >&2; exit 2; fi
 read -r -a handlers <<< "${BENCH_HANDLERS:-trivial sqlite}"
-all_variants="bare ours-grpc ours-http peer ours-down-grpc ours-down-http peer-down ours-console"
+all_variants="bare ours-grpc ours-http peer ours-down-grpc ours-down-http peer-down ours-console ours-sink"
 read -r -a selected <<< "${BENCH_VARIANTS:-$all_variants}"
 
 # --- binaries (release) ---------------------------------------------------------------------
@@ -60,10 +68,13 @@ http_port=$(free_port)
 "$rotel" start --exporter blackhole --otlp-grpc-endpoint "127.0.0.1:$grpc_port" \
   --otlp-http-endpoint "127.0.0.1:$http_port" >/dev/null 2>&1 &
 collector=$!
+sink_port=$(free_port)
+"$server" --serve sink "$sink_port" >/dev/null 2>&1 &
+sink=$!
 server_pid=""
 cleanup() {
   if [ -n "$server_pid" ]; then kill "$server_pid" 2>/dev/null || true; fi
-  kill "$collector" 2>/dev/null || true
+  kill "$collector" "$sink" 2>/dev/null || true
   wait 2>/dev/null || true
   rm -rf "$work"
 }
@@ -74,6 +85,7 @@ for _ in $(seq 100); do
   sleep 0.05
 done
 kill -0 "$collector" 2>/dev/null || { echo "bench-stacks: rotel did not start" >&2; exit 1; }
+kill -0 "$sink" 2>/dev/null || { echo "bench-stacks: the discarding OTLP sink did not start" >&2; exit 1; }
 grpc=http://127.0.0.1:$grpc_port
 http=http://127.0.0.1:$http_port
 down_port=$(free_port)   # nothing listens here
@@ -91,6 +103,7 @@ steps = ["product"]
 TOML
 
 ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
+user_ticks() { awk '{print $14}' "/proc/$1/stat"; }
 hz=$(getconf CLK_TCK)
 loadavg() { cut -d' ' -f1 /proc/loadavg; }
 
@@ -109,6 +122,7 @@ declare -A spec=(
   [ours-down-http]="ours $down http/protobuf"
   [peer-down]="peer $down grpc"
   [ours-console]="ours $grpc grpc"
+  [ours-sink]="ours http://127.0.0.1:$sink_port http/protobuf"
 )
 
 # Prints "requests rps p50_ms p99_ms errors" for one measured load.
@@ -130,7 +144,9 @@ p99 = ms(re.search(r"99%\s+(\S+)", text).group(1))
 errors = sum(int(x) for x in re.findall(r"Non-2xx or 3xx responses: (\d+)", text))
 print(requests, rps, p50, p99, errors)'
   else
-    "$loadgen" --target "http://127.0.0.1:$port" --users "$connections" --duration "$duration" \
+    local model=(--users "$connections")
+    [ -n "$rate" ] && model=(--rate "$rate" --connections "$connections")
+    "$loadgen" --target "http://127.0.0.1:$port" "${model[@]}" --duration "$duration" \
       --scenario "$work/scenario.toml" --json | python3 -c '
 import json, sys
 d = json.load(sys.stdin)
@@ -160,11 +176,15 @@ run() {
   if ! kill -0 "$server_pid" 2>/dev/null; then echo "bench-stacks: the $name server did not start" >&2; exit 1; fi
   measure "$port" 1s >/dev/null   # warm-up
   local load_before; load_before=$(loadavg)
+  local receiver=$collector
+  [ "$name" = ours-sink ] && receiver=$sink
   local before; before=$(ticks "$server_pid")
-  local collector_before; collector_before=$(ticks "$collector")
+  local user_before; user_before=$(user_ticks "$server_pid")
+  local collector_before; collector_before=$(ticks "$receiver")
   local figures; figures=$(measure "$port" "${seconds}s")
   local after; after=$(ticks "$server_pid")
-  local collector_after; collector_after=$(ticks "$collector")
+  local user_after; user_after=$(user_ticks "$server_pid")
+  local collector_after; collector_after=$(ticks "$receiver")
   local rss; rss=$(awk '/VmHWM/ {print $2}' "/proc/$server_pid/status")
   local lost="- -"
   if [ "$mode" = ours ]; then
@@ -176,11 +196,11 @@ run() {
   kill -INT "$server_pid" 2>/dev/null || true
   wait "$server_pid" 2>/dev/null || true
   server_pid=""
-  echo "$name $handler $figures $((after - before)) $((collector_after - collector_before)) $rss $lost $load_before"
+  echo "$name $handler $figures $((after - before)) $((collector_after - collector_before)) $rss $lost $load_before $((user_after - user_before))"
 }
 
 git_rev=$(git rev-parse --short HEAD)$(git diff --quiet HEAD -- crates || echo "+dirty")
-echo "bench-stacks: $(date -u +%FT%TZ), commit $git_rev, $(nproc) cores, load: $load" \
+echo "bench-stacks: $(date -u +%FT%TZ), commit $git_rev, $(nproc) cores, load: $load${rate:+ open model at $rate requests/s}" \
   "($connections connections, ${seconds}s per variant, $rounds rounds), collector rotel $ROTEL_VERSION, export queues $queue;" \
   "loadavg at start $(cut -d' ' -f1-3 /proc/loadavg)"
 results=$work/results
@@ -201,26 +221,26 @@ path, hz, load, names, handlers = sys.argv[1], float(sys.argv[2]), sys.argv[3], 
 rows = collections.defaultdict(list)
 loads = []
 for line in open(path):
-    name, handler, requests, rps, p50, p99, errors, ticks, coll, rss, dropped, failed, la = line.split()
+    name, handler, requests, rps, p50, p99, errors, ticks, coll, rss, dropped, failed, la, uticks = line.split()
     n = max(int(requests), 1)
     rows[(handler, name)].append(dict(rps=float(rps), p50=float(p50), p99=float(p99),
-        cpu=float(ticks) / hz * 1e6 / n, coll=float(coll) / hz * 1e6 / n, rss=int(rss),
+        cpu=float(ticks) / hz * 1e6 / n, user=float(uticks) / hz * 1e6 / n, coll=float(coll) / hz * 1e6 / n, rss=int(rss),
         errors=int(errors), dropped=dropped, failed=failed, requests=n))
     loads.append(float(la))
 med = statistics.median
 print(f"\nload {load}; loadavg during the runs: min {min(loads):.1f}, median {med(loads):.1f}, max {max(loads):.1f} (2 cores)")
-print("CPU: server process, all threads, per request; ratios: variant / bare of the same handler (medians)")
+print("CPU: server process, all threads, per request (user: of it in user space, the rest is the kernel's); ratios: variant / bare of the same handler (medians)")
 for handler in handlers:
     bare = rows.get((handler, "bare"))
-    b = {k: med([r[k] for r in bare]) for k in ["rps", "p50", "p99", "cpu"]} if bare else None
+    b = {k: med([r[k] for r in bare]) for k in ["rps", "p50", "p99", "cpu", "user"]} if bare else None
     print(f"\n{handler} handler (medians of {len(bare or rows[(handler, names[0])])} interleaved rounds)\n")
-    print("| variant | req/s | CPU µs/req | +µs vs bare | throughput × bare | p50 × bare | p99 × bare | p99 ms | collector µs/req | peak RSS MiB | errors | ours: dropped / failed exports |")
-    print("|---|---|---|---|---|---|---|---|---|---|---|---|")
+    print("| variant | req/s | CPU µs/req | +µs vs bare | user µs/req | +user µs vs bare | throughput × bare | p50 × bare | p99 × bare | p99 ms | collector µs/req | peak RSS MiB | errors | ours: dropped / failed exports |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
     for name in names:
         rs = rows.get((handler, name))
         if not rs:
             continue
-        m = {k: med([r[k] for r in rs]) for k in ["rps", "p50", "p99", "cpu", "coll"]}
+        m = {k: med([r[k] for r in rs]) for k in ["rps", "p50", "p99", "cpu", "user", "coll"]}
         rss = max(r["rss"] for r in rs) / 1024
         errors = sum(r["errors"] for r in rs)
         if name.startswith("ours"):
@@ -228,9 +248,9 @@ for handler in handlers:
         else:
             lost_text = "not counted"
         if b:
-            ratios = f"{m['cpu'] - b['cpu']:+.2f} | {m['rps'] / b['rps']:.2f} | {m['p50'] / b['p50']:.2f} | {m['p99'] / b['p99']:.2f}"
+            ratios = f"{m['cpu'] - b['cpu']:+.2f} | {m['user']:.2f} | {m['user'] - b['user']:+.2f} | {m['rps'] / b['rps']:.2f} | {m['p50'] / b['p50']:.2f} | {m['p99'] / b['p99']:.2f}"
         else:
-            ratios = "— | — | — | —"
+            ratios = f"— | {m['user']:.2f} | — | — | — | —"
         print(f"| {name} | {m['rps']:.0f} | {m['cpu']:.2f} | {ratios} | {m['p99']:.2f} | {m['coll']:.2f} | {rss:.1f} | {errors} | {lost_text} |")
 PY
 

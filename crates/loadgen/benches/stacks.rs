@@ -200,17 +200,54 @@ fn losses(telemetry: &telemetry::Telemetry) -> String {
         .collect()
 }
 
+/// An OTLP/HTTP endpoint that reads every export request and discards it (answering with an
+/// empty `Export*ServiceResponse`), on one thread: what a collector costs when it does nothing,
+/// for the `ours-sink` variant (our export path without a collector's decoding on the same
+/// cores).
+fn sink(port: u16) {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime.block_on(async move {
+        let discard = axum::routing::post(|body: axum::body::Bytes| async move {
+            drop(body);
+            (
+                [(axum::http::header::CONTENT_TYPE, "application/x-protobuf")],
+                "",
+            )
+        });
+        let app = Router::new()
+            .route("/v1/traces", discard.clone())
+            .route("/v1/logs", discard.clone())
+            .route("/v1/metrics", discard)
+            .layer(axum::extract::DefaultBodyLimit::max(64 << 20));
+        let listener = tokio::net::TcpListener::bind(("127.0.0.1", port))
+            .await
+            .unwrap();
+        axum::serve(listener, app)
+            .with_graceful_shutdown(async {
+                let _ = tokio::signal::ctrl_c().await;
+            })
+            .await
+            .unwrap();
+    });
+}
+
 fn main() {
     let args: Vec<String> = std::env::args().collect();
     let Some(at) = args.iter().position(|a| a == "--serve") else {
         println!(
-            "usage: stacks --serve bare|ours|peer PORT [--sqlite] (see scripts/bench-stacks.sh)"
+            "usage: stacks --serve bare|ours|peer|sink PORT [--sqlite] (see scripts/bench-stacks.sh)"
         );
         return;
     };
     let variant = args[at + 1].clone();
     let port: u16 = args[at + 2].parse().unwrap();
     let sqlite = args.iter().any(|a| a == "--sqlite");
+    if variant == "sink" {
+        return sink(port);
+    }
     let runtime = tokio::runtime::Runtime::new().unwrap();
     runtime.block_on(async move {
         let db = database(sqlite).await;

@@ -379,6 +379,23 @@ pub fn format_traceparent(trace_id: TraceId, span_id: SpanId, flags: TraceFlags)
     out
 }
 
+/// A version-00 `traceparent` from ids already in lowercase hex (a request context keeps them
+/// so, for its log lines).
+pub(crate) fn traceparent_from_hex(
+    trace_id: &[u8; 32],
+    span_id: &[u8; 16],
+    flags: TraceFlags,
+) -> [u8; 55] {
+    let mut out = [0u8; 55];
+    out[..3].copy_from_slice(b"00-");
+    out[3..35].copy_from_slice(trace_id);
+    out[35] = b'-';
+    out[36..52].copy_from_slice(span_id);
+    out[52] = b'-';
+    write_hex(&mut out[53..55], &[flags.to_u8()]);
+    out
+}
+
 /// Lowercase hex of a trace id into a fixed buffer (no allocation).
 pub(crate) fn trace_id_hex(trace_id: TraceId) -> [u8; 32] {
     let mut out = [0u8; 32];
@@ -402,26 +419,46 @@ fn write_hex(out: &mut [u8], bytes: &[u8]) {
     }
 }
 
-fn hex_digit(b: u8) -> Option<u8> {
-    match b {
-        b'0'..=b'9' => Some(b - b'0'),
-        b'a'..=b'f' => Some(b - b'a' + 10),
-        _ => None,
+/// Each byte's value as a lowercase hex digit, or `0xff` for a byte that is not one (W3C Trace
+/// Context allows lowercase only).
+const HEX_VALUES: [u8; 256] = {
+    let mut table = [0xff; 256];
+    let mut i = 0;
+    while i < 10 {
+        table[b'0' as usize + i] = i as u8;
+        i += 1;
     }
+    let mut i = 0;
+    while i < 6 {
+        table[b'a' as usize + i] = 10 + i as u8;
+        i += 1;
+    }
+    table
+};
+
+/// The number `s` (at most 32 lowercase hex digits) spells, or `None` if any byte is not a
+/// digit. One table lookup per byte, no branch per digit.
+fn hex_value(s: &[u8]) -> Option<u128> {
+    let mut value = 0u128;
+    let mut invalid = 0u8;
+    for &b in s {
+        let digit = HEX_VALUES[usize::from(b)];
+        invalid |= digit;
+        value = value << 4 | u128::from(digit & 0xf);
+    }
+    (invalid & 0xf0 == 0).then_some(value)
 }
 
 fn hex_u8(s: &[u8]) -> Option<u8> {
-    Some(hex_digit(s[0])? << 4 | hex_digit(s[1])?)
+    hex_value(&s[..2]).map(|v| v as u8)
 }
 
 fn hex_u64(s: &[u8]) -> Option<u64> {
-    s.iter()
-        .try_fold(0u64, |acc, &b| Some(acc << 4 | u64::from(hex_digit(b)?)))
+    hex_value(&s[..16]).map(|v| v as u64)
 }
 
 fn hex_u128(s: &[u8]) -> Option<u128> {
-    s.iter()
-        .try_fold(0u128, |acc, &b| Some(acc << 4 | u128::from(hex_digit(b)?)))
+    hex_value(&s[..32])
 }
 
 #[cfg(test)]
@@ -440,6 +477,10 @@ mod tests {
         let (t, s, f) = parse_traceparent(VALID.as_bytes()).unwrap();
         assert!(f.is_sampled());
         assert_eq!(&format_traceparent(t, s, f)[..], VALID.as_bytes());
+        assert_eq!(
+            &traceparent_from_hex(&trace_id_hex(t), &span_id_hex(s), f)[..],
+            VALID.as_bytes()
+        );
     }
 
     #[test]

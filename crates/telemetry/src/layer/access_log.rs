@@ -54,7 +54,7 @@ impl<'a> AccessFields<'a> {
             // The stdout line says "no route" with ""; the OTLP record leaves the key out.
             None => this.push_stdout("route", FieldValue::Static("")),
         }
-        this.push("path", URL_PATH, FieldValue::Shared(&facts.path));
+        this.push("path", URL_PATH, FieldValue::Str(facts.path()));
         this.push(
             "status",
             HTTP_RESPONSE_STATUS_CODE,
@@ -72,14 +72,14 @@ impl<'a> AccessFields<'a> {
                 FieldValue::U64(size),
             );
         }
-        if let Some(address) = &facts.client_address {
-            this.push(CLIENT_ADDRESS, CLIENT_ADDRESS, FieldValue::Shared(address));
+        if let Some(address) = facts.client_address() {
+            this.push(CLIENT_ADDRESS, CLIENT_ADDRESS, FieldValue::Str(address));
         }
-        if let Some(ua) = &facts.user_agent {
+        if let Some(ua) = facts.user_agent() {
             this.push(
                 USER_AGENT_ORIGINAL,
                 USER_AGENT_ORIGINAL,
-                FieldValue::Shared(ua),
+                FieldValue::Str(ua),
             );
         }
         if let Some((key, value)) = user {
@@ -156,11 +156,11 @@ pub(crate) fn write(context: &RequestContext, facts: &RequestFacts, outcome: &Ou
         fields: fields.as_slice(),
         http: Some(HttpRequestLog {
             method: facts.method,
-            path: &facts.path,
+            path: facts.path(),
             status: outcome.status.as_u16(),
             response_size: outcome.response_size,
-            user_agent: facts.user_agent.as_deref().unwrap_or(""),
-            remote_ip: facts.client_address.as_deref(),
+            user_agent: facts.user_agent().unwrap_or(""),
+            remote_ip: facts.client_address(),
             latency_secs: outcome.elapsed.as_secs_f64(),
         }),
     };
@@ -202,6 +202,7 @@ mod tests {
             &pii,
             &crate::layer::client_address::TrustedProxies::Off,
             &crate::metrics::RouteInstruments::default(),
+            std::time::SystemTime::now(),
         )
     }
 

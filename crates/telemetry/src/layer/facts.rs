@@ -18,7 +18,7 @@ use crate::pii::{PiiPolicy, scrub};
 use crate::semconv::{METHODS, method_index};
 
 use super::client_address::{self, TrustedProxies};
-use super::request_id::{REQUEST_ID_HEADER, generate_request_id, is_valid_request_id};
+use super::request_id::{REQUEST_ID_HEADER, generate_request_id_at, is_valid_request_id};
 
 /// Longest `url.path` recorded (longer paths are cut at a character boundary).
 pub const MAX_PATH_LEN: usize = 1024;
@@ -29,50 +29,70 @@ pub const MAX_HOST_LEN: usize = 255;
 /// Longest `http.request.method_original` recorded.
 pub const MAX_METHOD_LEN: usize = 32;
 
+/// Longest text of an IP address (an IPv6 address with an embedded IPv4 one).
+const MAX_ADDRESS_TEXT_LEN: usize = 45;
+
 /// What the request said about itself, bounded and scrubbed.
+///
+/// The text taken from the request (path, host, user agent, client address, an unknown
+/// method) is copied into one buffer, one allocation per request, and read through the
+/// accessors.
 #[derive(Debug)]
 pub(crate) struct RequestFacts {
     /// `http.request.method`: a known method or `_OTHER`.
     pub(crate) method: &'static str,
-    /// `http.request.method_original`, only when `method` is `_OTHER` (≤ [`MAX_METHOD_LEN`]).
-    pub(crate) method_original: Option<Box<str>>,
     /// `http.route`: the matched route template.
     pub(crate) route: Option<Arc<str>>,
-    /// `url.path`: scrubbed, ≤ [`MAX_PATH_LEN`].
-    pub(crate) path: Arc<str>,
     /// `url.scheme`.
     pub(crate) scheme: &'static str,
     /// `network.protocol.version`: `1.0`, `1.1`, `2`, `3`.
     pub(crate) protocol_version: &'static str,
-    /// `server.address`: the `Host` header without its port, ≤ [`MAX_HOST_LEN`].
-    pub(crate) server_address: Option<Arc<str>>,
-    /// `client.address`: the peer, or the client a trusted proxy named
-    /// ([`super::client_address`]), as the PII mode shows it.
-    pub(crate) client_address: Option<Arc<str>>,
-    /// `user_agent.original`, ≤ [`MAX_USER_AGENT_LEN`], visible ASCII only.
-    pub(crate) user_agent: Option<Arc<str>>,
     /// The request id: the caller's when well-formed, else a new UUIDv7.
     pub(crate) request_id: Arc<str>,
+    text: String,
+    path: Span,
+    method_original: Option<Span>,
+    server_address: Option<Span>,
+    client_address: Option<Span>,
+    user_agent: Option<Span>,
+}
+
+/// Where one fact lies in [`RequestFacts`]' text buffer.
+#[derive(Debug, Clone, Copy)]
+struct Span {
+    start: u16,
+    end: u16,
+}
+
+/// Appends `value` to `text`, returning where it lies (every fact is bounded well below
+/// `u16::MAX` bytes, so the whole buffer is too).
+fn push_fact(text: &mut String, value: &str) -> Span {
+    let start = text.len();
+    text.push_str(value);
+    Span {
+        start: start as u16,
+        end: text.len() as u16,
+    }
 }
 
 impl RequestFacts {
-    /// Reads the facts of `request` (headers, route, peer address) once.
+    /// Reads the facts of `request` (headers, route, peer address) once; `now` is when it
+    /// arrived (a new request id's timestamp).
     pub(crate) fn gather<B>(
         request: &Request<B>,
         pii: &PiiPolicy,
         proxies: &TrustedProxies,
         routes: &RouteInstruments,
+        now: SystemTime,
     ) -> Self {
         let headers = request.headers();
         let request_id: Arc<str> = match headers.get(REQUEST_ID_HEADER) {
             Some(value) if is_valid_request_id(value.as_bytes()) => {
                 Arc::from(String::from_utf8_lossy(value.as_bytes()).as_ref())
             }
-            _ => generate_request_id(),
+            _ => generate_request_id_at(now),
         };
         let method = METHODS[method_index(request.method())];
-        let method_original = (method == "_OTHER")
-            .then(|| Box::from(bounded(request.method().as_str(), MAX_METHOD_LEN)));
         let route = request
             .extensions()
             .get::<MatchedPath>()
@@ -80,15 +100,17 @@ impl RequestFacts {
         // Bounded before scrubbing (the scan is linear in what it reads) and after it (a
         // redaction marker can be longer than what it replaces).
         let scrubbed = scrub(bounded(request.uri().path(), MAX_PATH_LEN));
-        let path: Arc<str> = Arc::from(bounded(&scrubbed, MAX_PATH_LEN));
+        let path = bounded(&scrubbed, MAX_PATH_LEN);
         let user_agent = headers
             .get(http::header::USER_AGENT)
             .and_then(|v| v.to_str().ok())
-            .map(|ua| Arc::from(bounded(ua, MAX_USER_AGENT_LEN)));
+            .map(|ua| bounded(ua, MAX_USER_AGENT_LEN));
         let server_address = headers
             .get(http::header::HOST)
             .and_then(|h| h.to_str().ok())
-            .map(|host| Arc::from(bounded(host_without_port(host), MAX_HOST_LEN)));
+            .map(|host| bounded(host_without_port(host), MAX_HOST_LEN));
+        let method_original =
+            (method == "_OTHER").then(|| bounded(request.method().as_str(), MAX_METHOD_LEN));
         let peer = request
             .extensions()
             .get::<ConnectInfo<SocketAddr>>()
@@ -98,24 +120,74 @@ impl RequestFacts {
             TrustedProxies::Off => peer,
             proxies => client_address::client_ip(proxies, peer, headers),
         };
-        let client_address = client.and_then(|ip| pii.client_address(ip)).map(Arc::from);
+
+        let mut text = String::with_capacity(
+            path.len()
+                + user_agent.map_or(0, str::len)
+                + server_address.map_or(0, str::len)
+                + method_original.map_or(0, str::len)
+                + MAX_ADDRESS_TEXT_LEN,
+        );
+        let path = push_fact(&mut text, path);
+        let user_agent = user_agent.map(|ua| push_fact(&mut text, ua));
+        let server_address = server_address.map(|host| push_fact(&mut text, host));
+        let method_original = method_original.map(|m| push_fact(&mut text, m));
+        let client_address = client.and_then(|ip| {
+            let start = text.len();
+            let written = pii.write_client_address(ip, &mut text);
+            written.then_some(Span {
+                start: start as u16,
+                end: text.len() as u16,
+            })
+        });
         Self {
             method,
-            method_original,
             route,
-            path,
             scheme: "http",
             protocol_version: protocol_version(request.version()),
+            request_id,
+            text,
+            path,
+            method_original,
             server_address,
             client_address,
             user_agent,
-            request_id,
         }
+    }
+
+    fn fact(&self, span: Span) -> &str {
+        &self.text[usize::from(span.start)..usize::from(span.end)]
+    }
+
+    /// `url.path`: scrubbed, ≤ [`MAX_PATH_LEN`].
+    pub(crate) fn path(&self) -> &str {
+        self.fact(self.path)
+    }
+
+    /// `http.request.method_original`, only when `method` is `_OTHER` (≤ [`MAX_METHOD_LEN`]).
+    pub(crate) fn method_original(&self) -> Option<&str> {
+        self.method_original.map(|span| self.fact(span))
+    }
+
+    /// `server.address`: the `Host` header without its port, ≤ [`MAX_HOST_LEN`].
+    pub(crate) fn server_address(&self) -> Option<&str> {
+        self.server_address.map(|span| self.fact(span))
+    }
+
+    /// `client.address`: the peer, or the client a trusted proxy named
+    /// ([`super::client_address`]), as the PII mode shows it.
+    pub(crate) fn client_address(&self) -> Option<&str> {
+        self.client_address.map(|span| self.fact(span))
+    }
+
+    /// `user_agent.original`, ≤ [`MAX_USER_AGENT_LEN`], visible ASCII only.
+    pub(crate) fn user_agent(&self) -> Option<&str> {
+        self.user_agent.map(|span| self.fact(span))
     }
 
     /// The route template when one matched, else the path (for the access line's message).
     pub(crate) fn route_or_path(&self) -> &str {
-        self.route.as_deref().unwrap_or(&self.path)
+        self.route.as_deref().unwrap_or_else(|| self.path())
     }
 }
 
@@ -215,6 +287,7 @@ mod tests {
             &pii,
             &TrustedProxies::Off,
             &RouteInstruments::default(),
+            SystemTime::now(),
         )
     }
 
@@ -228,16 +301,16 @@ mod tests {
             .unwrap();
         let facts = gather(request);
         assert_eq!(facts.method, "GET");
-        assert!(facts.method_original.is_none());
-        assert_eq!(&*facts.path, "/v1/products/7");
-        assert_eq!(facts.server_address.as_deref(), Some("shop.example"));
-        assert_eq!(facts.user_agent.as_deref(), Some("curl/8"));
+        assert!(facts.method_original().is_none());
+        assert_eq!(facts.path(), "/v1/products/7");
+        assert_eq!(facts.server_address(), Some("shop.example"));
+        assert_eq!(facts.user_agent(), Some("curl/8"));
         assert_eq!(&*facts.request_id, "abc-123");
         assert_eq!(facts.protocol_version, "1.1");
         assert_eq!(facts.scheme, "http");
         // No matched route (a router sets MatchedPath), no peer address (no ConnectInfo).
         assert!(facts.route.is_none());
-        assert!(facts.client_address.is_none());
+        assert!(facts.client_address().is_none());
         assert_eq!(facts.route_or_path(), "/v1/products/7");
     }
 
@@ -255,25 +328,20 @@ mod tests {
             .unwrap();
         let facts = gather(request);
         assert_eq!(facts.method, "_OTHER");
-        assert_eq!(
-            facts.method_original.as_deref().map(str::len),
-            Some(MAX_METHOD_LEN)
-        );
-        assert_eq!(facts.path.len(), MAX_PATH_LEN);
-        assert!(!facts.path.contains("secret"));
-        assert_eq!(
-            facts.server_address.as_deref().map(str::len),
-            Some(MAX_HOST_LEN)
-        );
-        assert_eq!(
-            facts.user_agent.as_deref().map(str::len),
-            Some(MAX_USER_AGENT_LEN)
-        );
+        assert_eq!(facts.method_original().map(str::len), Some(MAX_METHOD_LEN));
+        assert_eq!(facts.path().len(), MAX_PATH_LEN);
+        assert!(!facts.path().contains("secret"));
+        assert_eq!(facts.server_address().map(str::len), Some(MAX_HOST_LEN));
+        assert_eq!(facts.user_agent().map(str::len), Some(MAX_USER_AGENT_LEN));
         assert_eq!(facts.request_id.len(), 36, "a new UUIDv7");
         assert_eq!(facts.protocol_version, "2");
 
         let email = gather(Request::get("/users/ann@example.com").body(()).unwrap());
-        assert!(!email.path.contains("ann@example.com"), "{}", email.path);
+        assert!(
+            !email.path().contains("ann@example.com"),
+            "{}",
+            email.path()
+        );
     }
 
     #[test]

@@ -44,7 +44,7 @@ use crate::log_emitter::LogEmitter;
 use crate::metrics::{HttpServerInstruments, RouteInstruments};
 use crate::otlp::queue::RecordPusher;
 use crate::sentry::{Report, SentryReporter};
-use crate::trace_context::{TRACEPARENT, extract_headers, format_traceparent};
+use crate::trace_context::{TRACEPARENT, extract_headers, traceparent_from_hex};
 use facts::{Outcome, RequestFacts, Started};
 use request_id::REQUEST_ID_HEADER;
 use request_metrics::ActiveRequest;
@@ -146,8 +146,13 @@ where
     fn call(&mut self, mut request: Request<Body>) -> Self::Future {
         let started = Started::now();
         let handles = &self.handles;
-        let facts =
-            RequestFacts::gather(&request, handles.logs.pii(), &handles.proxies, &self.routes);
+        let facts = RequestFacts::gather(
+            &request,
+            handles.logs.pii(),
+            &handles.proxies,
+            &self.routes,
+            started.time,
+        );
         // Probes (`APP_PROBE_ROUTES`) are not traced unless `APP_TRACE_PROBES=on`: no SERVER
         // span, and no child span either (`RequestContext::untraced`, read by the sampler).
         let traced = !facts.route.as_deref().is_some_and(|route| {
@@ -160,7 +165,6 @@ where
             handles.sampler,
             handles.incoming_trace,
             extract_headers(request.headers()),
-            &facts,
             started.time,
             traced,
         );
@@ -185,11 +189,11 @@ where
             state: Some(InFlight {
                 span: SpanGuard {
                     span: Some(span),
+                    facts,
                     handles: Arc::clone(handles),
                 },
                 context,
                 started,
-                facts,
                 active,
                 routes: Arc::clone(&self.routes),
             }),
@@ -242,17 +246,19 @@ where
 /// What a request in flight holds until its response is ready.
 struct InFlight {
     context: Arc<RequestContext>,
+    /// The SERVER span, with the request's facts.
     span: SpanGuard,
     started: Started,
-    facts: RequestFacts,
     active: ActiveRequest,
     routes: Arc<RouteInstruments>,
 }
 
-/// Holds the SERVER span until the request finishes. A request whose future is dropped (the
-/// client went away) still exports its span, marked `error.type=cancelled`.
+/// Holds the SERVER span, and the request's facts it is encoded from, until the request
+/// finishes. A request whose future is dropped (the client went away) still exports its span,
+/// marked `error.type=cancelled`.
 struct SpanGuard {
     span: Option<ServerSpan>,
+    facts: RequestFacts,
     handles: Arc<LayerHandles>,
 }
 
@@ -269,15 +275,25 @@ impl Drop for SpanGuard {
     fn drop(&mut self) {
         if let Some(mut span) = self.span.take() {
             span.cancel();
-            export_span(&self.handles, &span, std::time::SystemTime::now());
+            export_span(
+                &self.handles,
+                &span,
+                &self.facts,
+                std::time::SystemTime::now(),
+            );
         }
     }
 }
 
 /// Encodes a finished SERVER span into the export queue (when sampled and export is on).
-fn export_span(handles: &LayerHandles, span: &ServerSpan, end: std::time::SystemTime) {
+fn export_span(
+    handles: &LayerHandles,
+    span: &ServerSpan,
+    facts: &RequestFacts,
+    end: std::time::SystemTime,
+) {
     if let (true, Some(queue)) = (span.is_sampled(), &handles.spans) {
-        queue.push(crate::semconv::SCOPE_NAME, |w| span.encode(w, end));
+        queue.push(crate::semconv::SCOPE_NAME, |w| span.encode(w, end, facts));
     }
 }
 
@@ -291,11 +307,11 @@ impl InFlight {
             context,
             span: mut span_guard,
             started,
-            facts,
             active,
             routes,
         } = self;
         let mut span = span_guard.take();
+        let facts = &span_guard.facts;
         let handles = &*span_guard.handles;
         let failure = error_observation::observe(response, panic, facts.route.is_some());
 
@@ -303,7 +319,8 @@ impl InFlight {
         if let Ok(value) = HeaderValue::from_str(&context.request_id) {
             headers.insert(REQUEST_ID.clone(), value);
         }
-        let traceparent = format_traceparent(context.trace_id, context.span_id, context.flags);
+        let traceparent =
+            traceparent_from_hex(&context.trace_id_hex, &context.span_id_hex, context.flags);
         if let Ok(value) = HeaderValue::from_bytes(&traceparent) {
             headers.insert(TRACEPARENT.clone(), value);
         }
@@ -321,15 +338,15 @@ impl InFlight {
             trace_id: context.trace_id,
             span_id: context.span_id,
         });
-        request_metrics::record(&handles.http, &routes, &facts, &outcome, exemplar);
+        request_metrics::record(&handles.http, &routes, facts, &outcome, exemplar);
         drop(active);
 
         span.end_with(&outcome, context.user.get());
-        export_span(handles, &span, outcome.end);
+        export_span(handles, &span, facts, outcome.end);
 
         // Exactly one access line (successful requests on excluded routes are skipped).
-        if !access_log::excluded(&handles.access_log_exclude, &facts, &outcome) {
-            access_log::write(&context, &facts, &outcome);
+        if !access_log::excluded(&handles.access_log_exclude, facts, &outcome) {
+            access_log::write(&context, facts, &outcome);
         }
 
         // 5xx and panics, to Sentry (when configured): the same observation, queued.
@@ -342,7 +359,7 @@ impl InFlight {
                 request_id: Arc::clone(&facts.request_id),
                 method: facts.method,
                 route: facts.route.clone(),
-                path: Arc::clone(&facts.path),
+                path: Arc::from(facts.path()),
                 status: outcome.status.as_u16(),
                 kind: failure.observation.kind.as_str(),
                 code: failure.observation.code.clone(),

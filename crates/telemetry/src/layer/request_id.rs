@@ -20,8 +20,14 @@ pub fn is_valid_request_id(value: &[u8]) -> bool {
 
 /// A new UUIDv7 (time-ordered, RFC 9562) in its 36-character text form.
 pub fn generate_request_id() -> Arc<str> {
+    generate_request_id_at(SystemTime::now())
+}
+
+/// A new UUIDv7 for a request that arrived at `now` (the middleware's clock reading, so the
+/// request path reads the wall clock once).
+pub(crate) fn generate_request_id_at(now: SystemTime) -> Arc<str> {
     // Built in a stack buffer: one allocation for the result.
-    let millis = SystemTime::now()
+    let millis = now
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_millis() as u64);
     let random = fast_random_u128();

@@ -90,6 +90,7 @@ mod tests {
             &pii,
             &crate::layer::client_address::TrustedProxies::Off,
             &RouteInstruments::default(),
+            std::time::SystemTime::now(),
         )
     }
 

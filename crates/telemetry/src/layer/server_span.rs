@@ -7,24 +7,25 @@
 //! instructions per request. Child spans (database, outbound calls, custom spans) still go
 //! through the SDK tracer with this span as their parent, and both reach the same Collector.
 //!
-//! What the span carries is decided here and only here: its attributes from the request's
-//! [`RequestFacts`] when it starts, the response's from the [`Outcome`] when it ends.
+//! What the span carries is decided here and only here: its name and attributes from the
+//! request's [`RequestFacts`], the response's from the [`Outcome`] when it ends. The facts are
+//! not copied into the span: they are written straight into the OTLP `Span` when it is encoded
+//! (no attribute vector, no name string, no shared-string clones per request).
 //!
 //! Sampling follows `OTEL_TRACES_SAMPLER` exactly as the SDK samplers do: `parentbased_*`
 //! follows a valid parent's sampled flag; `traceidratio` compares the trace id's low 63 bits
 //! with the ratio.
 
-use std::sync::Arc;
 use std::time::SystemTime;
 
+use opentelemetry::KeyValue;
 use opentelemetry::trace::{
     Event, Link, SpanContext, SpanId, SpanKind, Status, TraceFlags, TraceId, TraceState,
 };
-use opentelemetry::{Array, KeyValue, StringValue};
 
 use crate::config::{IncomingTrace, SamplerConfig};
-use crate::otlp::protobuf::Writer;
-use crate::otlp::span::{SpanRecord, encode_span};
+use crate::otlp::protobuf::{Scalar, Writer};
+use crate::otlp::span::{SpanName, SpanRecord, encode_span_with};
 use crate::semconv::{
     APP_ERROR_CODE, CLIENT_ADDRESS, ERROR_TYPE, ERROR_TYPE_CANCELLED, EXCEPTION_MESSAGE,
     EXCEPTION_TYPE, HTTP_REQUEST_HEADER_X_REQUEST_ID, HTTP_REQUEST_METHOD,
@@ -34,14 +35,18 @@ use crate::semconv::{
 
 use super::facts::{Outcome, RequestFacts};
 
-/// A SERVER span being recorded.
+/// A SERVER span being recorded. Its name and its request attributes are not copied into it:
+/// they are written from the request's [`RequestFacts`] when the span is encoded.
 #[derive(Debug)]
 pub(crate) struct ServerSpan {
     context: SpanContext,
     parent_span_id: Option<SpanId>,
-    name: String,
     start: SystemTime,
-    attributes: Vec<KeyValue>,
+    /// `http.response.status_code`, once the response is ready.
+    status_code: Option<u16>,
+    /// What the outcome adds beyond the status code: the user, `error.type`, `app.error.code`
+    /// (empty, and unallocated, for most requests).
+    outcome_attributes: Vec<KeyValue>,
     link: Option<Link>,
     /// The `exception` event, for 5xx and panics.
     exception: Option<Event>,
@@ -50,8 +55,8 @@ pub(crate) struct ServerSpan {
 }
 
 impl ServerSpan {
-    /// The SERVER span of a request with `facts`, started at `start`: a child of the caller's
-    /// span `remote` (or a new root linked to it, as `incoming` says), or a new root.
+    /// The SERVER span of a request started at `start`: a child of the caller's span `remote`
+    /// (or a new root linked to it, as `incoming` says), or a new root.
     ///
     /// An untraced request (a probe: `APP_PROBE_ROUTES`) keeps its trace id but is never
     /// sampled, whatever the sampler and the caller say.
@@ -59,7 +64,6 @@ impl ServerSpan {
         sampler: SamplerConfig,
         incoming: IncomingTrace,
         remote: Option<SpanContext>,
-        facts: &RequestFacts,
         start: SystemTime,
         traced: bool,
     ) -> Self {
@@ -68,60 +72,7 @@ impl ServerSpan {
             (Some(remote), IncomingTrace::Link) => (None, Some(remote)),
             (None, _) => (None, None),
         };
-        // Named `{method} {route}`, or `{method}`; an unknown method is named `HTTP`.
-        let method = span_method(facts.method);
-        let name = match &facts.route {
-            Some(route) => {
-                let mut name = String::with_capacity(method.len() + 1 + route.len());
-                name.push_str(method);
-                name.push(' ');
-                name.push_str(route);
-                name
-            }
-            None => method.to_owned(),
-        };
-        let mut attributes = Vec::with_capacity(16);
-        attributes.push(KeyValue::new(HTTP_REQUEST_METHOD, facts.method));
-        if let Some(original) = &facts.method_original {
-            attributes.push(KeyValue::new(
-                HTTP_REQUEST_METHOD_ORIGINAL,
-                String::from(original.as_ref()),
-            ));
-        }
-        if let Some(route) = &facts.route {
-            attributes.push(KeyValue::new(HTTP_ROUTE, Arc::clone(route)));
-        }
-        attributes.push(KeyValue::new(URL_PATH, Arc::clone(&facts.path)));
-        attributes.push(KeyValue::new(URL_SCHEME, facts.scheme));
-        attributes.push(KeyValue::new(
-            NETWORK_PROTOCOL_VERSION,
-            facts.protocol_version,
-        ));
-        if let Some(host) = &facts.server_address {
-            attributes.push(KeyValue::new(SERVER_ADDRESS, Arc::clone(host)));
-        }
-        if let Some(address) = &facts.client_address {
-            attributes.push(KeyValue::new(CLIENT_ADDRESS, Arc::clone(address)));
-        }
-        if let Some(ua) = &facts.user_agent {
-            attributes.push(KeyValue::new(USER_AGENT_ORIGINAL, Arc::clone(ua)));
-        }
-        // `http.request.header.<key>` is a string array (one element per header value).
-        attributes.push(KeyValue::new(
-            HTTP_REQUEST_HEADER_X_REQUEST_ID,
-            opentelemetry::Value::Array(Array::String(vec![StringValue::from(Arc::clone(
-                &facts.request_id,
-            ))])),
-        ));
-        Self::start(
-            sampler,
-            parent.as_ref(),
-            link,
-            name,
-            start,
-            attributes,
-            traced,
-        )
+        Self::start(sampler, parent.as_ref(), link, start, traced)
     }
 
     /// Starts a span: a child of `parent` when given, else a new root (linked to `link`).
@@ -129,9 +80,7 @@ impl ServerSpan {
         sampler: SamplerConfig,
         parent: Option<&SpanContext>,
         link: Option<SpanContext>,
-        name: String,
         start: SystemTime,
-        attributes: Vec<KeyValue>,
         traced: bool,
     ) -> Self {
         let trace_id = match parent {
@@ -155,9 +104,9 @@ impl ServerSpan {
         Self {
             context: SpanContext::new(trace_id, span_id, flags, false, trace_state),
             parent_span_id: parent.map(SpanContext::span_id),
-            name,
             start,
-            attributes,
+            status_code: None,
+            outcome_attributes: Vec::new(),
             link: link.map(Link::with_context),
             exception: None,
             status: Status::Unset,
@@ -178,18 +127,16 @@ impl ServerSpan {
     /// for a failure `error.type` and `app.error.code`; a 5xx or panic also gets the error
     /// status and one `exception` event.
     pub(crate) fn end_with(&mut self, outcome: &Outcome, user: Option<&(&'static str, String)>) {
-        self.attributes.push(KeyValue::new(
-            HTTP_RESPONSE_STATUS_CODE,
-            i64::from(outcome.status.as_u16()),
-        ));
+        self.status_code = Some(outcome.status.as_u16());
         if let Some((key, value)) = user {
-            self.attributes.push(KeyValue::new(*key, value.clone()));
+            self.outcome_attributes
+                .push(KeyValue::new(*key, value.clone()));
         }
         if let Some(failure) = &outcome.failure {
             let observation = &failure.observation;
-            self.attributes
+            self.outcome_attributes
                 .push(KeyValue::new(ERROR_TYPE, observation.kind.as_str()));
-            self.attributes
+            self.outcome_attributes
                 .push(KeyValue::new(APP_ERROR_CODE, observation.code.clone()));
             if outcome.status.is_server_error() {
                 self.exception = Some(Event::new(
@@ -208,43 +155,73 @@ impl ServerSpan {
 
     /// Marks a span whose request never finished (the client went away).
     pub(crate) fn cancel(&mut self) {
-        self.attributes
+        self.outcome_attributes
             .push(KeyValue::new(ERROR_TYPE, ERROR_TYPE_CANCELLED));
     }
 
-    #[cfg(test)]
-    pub(crate) fn attribute(&self, key: &str) -> Option<&opentelemetry::Value> {
-        self.attributes
-            .iter()
-            .find(|kv| kv.key.as_str() == key)
-            .map(|kv| &kv.value)
-    }
-
-    /// The body of an OTLP `Span` message for this span, ended at `end`.
-    pub(crate) fn encode(&self, w: &mut Writer, end: SystemTime) {
-        encode_span(w, &self.record(end));
-    }
-
-    /// The span as the one span encoder reads it.
-    pub(crate) fn record(&self, end: SystemTime) -> SpanRecord<'_> {
-        SpanRecord {
+    /// The body of an OTLP `Span` message for this span of the request with `facts`, ended at
+    /// `end`. Named `{method} {route}`, or `{method}`; an unknown method is named `HTTP`.
+    pub(crate) fn encode(&self, w: &mut Writer, end: SystemTime, facts: &RequestFacts) {
+        let method = span_method(facts.method);
+        let name = match &facts.route {
+            Some(route) => SpanName::MethodRoute(method, route),
+            None => SpanName::Whole(method),
+        };
+        let record = SpanRecord {
             context: &self.context,
             parent_span_id: self.parent_span_id.unwrap_or(SpanId::INVALID),
             // A SERVER span's parent is always the caller's: remote.
             parent_is_remote: self.parent_span_id.is_some(),
-            name: &self.name,
+            name,
             kind: SpanKind::Server,
             start: self.start,
             end,
-            attributes: &self.attributes,
+            attributes: &self.outcome_attributes,
             dropped_attributes: 0,
             events: self.exception.as_slice(),
             dropped_events: 0,
             links: self.link.as_slice(),
             dropped_links: 0,
             status: &self.status,
-        }
+        };
+        encode_span_with(w, &record, |w| {
+            request_attributes(w, facts);
+            if let Some(code) = self.status_code {
+                w.scalar_key_value(9, HTTP_RESPONSE_STATUS_CODE, Scalar::Int(i64::from(code)));
+            }
+        });
     }
+}
+
+/// The span's attributes from the request's facts, as `Span.attributes` (field 9).
+fn request_attributes(w: &mut Writer, facts: &RequestFacts) {
+    let mut string =
+        |key: &str, value: &str| w.scalar_key_value(9, key, Scalar::Str(value.as_bytes()));
+    string(HTTP_REQUEST_METHOD, facts.method);
+    if let Some(original) = facts.method_original() {
+        string(HTTP_REQUEST_METHOD_ORIGINAL, original);
+    }
+    if let Some(route) = &facts.route {
+        string(HTTP_ROUTE, route);
+    }
+    string(URL_PATH, facts.path());
+    string(URL_SCHEME, facts.scheme);
+    string(NETWORK_PROTOCOL_VERSION, facts.protocol_version);
+    if let Some(host) = facts.server_address() {
+        string(SERVER_ADDRESS, host);
+    }
+    if let Some(address) = facts.client_address() {
+        string(CLIENT_ADDRESS, address);
+    }
+    if let Some(ua) = facts.user_agent() {
+        string(USER_AGENT_ORIGINAL, ua);
+    }
+    // `http.request.header.<key>` is a string array (one element per header value).
+    w.string_array_key_value(
+        9,
+        HTTP_REQUEST_HEADER_X_REQUEST_ID,
+        &[facts.request_id.as_bytes()],
+    );
 }
 
 /// The sampling decision for a new SERVER span.
@@ -372,9 +349,7 @@ mod tests {
             SamplerConfig::ParentBasedAlwaysOn,
             Some(&parent),
             None,
-            "GET".into(),
             SystemTime::now(),
-            Vec::new(),
             true,
         );
         assert_eq!(child.context.trace_id(), parent.trace_id());
@@ -383,9 +358,7 @@ mod tests {
             SamplerConfig::ParentBasedAlwaysOn,
             None,
             None,
-            "GET".into(),
             SystemTime::now(),
-            Vec::new(),
             true,
         );
         assert_ne!(root.context.trace_id(), TraceId::INVALID);
@@ -409,6 +382,7 @@ mod tests {
             &pii,
             &crate::layer::client_address::TrustedProxies::Off,
             &routes,
+            std::time::SystemTime::now(),
         )
     }
 
@@ -432,20 +406,49 @@ mod tests {
         rx.recv().unwrap_or_else(|e| unreachable!("{e}"))
     }
 
-    fn string(span: &ServerSpan, key: &str) -> Option<String> {
-        span.attribute(key).map(|v| v.as_str().into_owned())
+    /// The span as a collector receives it: encoded, then decoded with the official types.
+    fn decoded(
+        span: &ServerSpan,
+        facts: &RequestFacts,
+    ) -> opentelemetry_proto::tonic::trace::v1::Span {
+        use prost::Message as _;
+        let mut w = Writer::with_capacity(0);
+        span.encode(&mut w, SystemTime::now(), facts);
+        opentelemetry_proto::tonic::trace::v1::Span::decode(w.buf.as_slice())
+            .unwrap_or_else(|e| unreachable!("{e}"))
+    }
+
+    fn attribute(
+        span: &opentelemetry_proto::tonic::trace::v1::Span,
+        key: &str,
+    ) -> Option<opentelemetry_proto::tonic::common::v1::any_value::Value> {
+        span.attributes
+            .iter()
+            .find(|kv| kv.key == key)
+            .and_then(|kv| kv.value.clone())
+            .and_then(|v| v.value)
+    }
+
+    fn string(span: &opentelemetry_proto::tonic::trace::v1::Span, key: &str) -> Option<String> {
+        use opentelemetry_proto::tonic::common::v1::any_value::Value;
+        match attribute(span, key) {
+            Some(Value::StringValue(s)) => Some(s),
+            _ => None,
+        }
     }
 
     #[test]
     fn a_request_span_is_named_and_attributed_from_its_facts() {
+        use opentelemetry_proto::tonic::common::v1::any_value::Value;
+        let routed = facts(Some("/v1/products/{id}"));
         let span = ServerSpan::for_request(
             SamplerConfig::AlwaysOn,
             IncomingTrace::Continue,
             None,
-            &facts(Some("/v1/products/{id}")),
             SystemTime::now(),
             true,
         );
+        let span = decoded(&span, &routed);
         assert_eq!(span.name, "GET /v1/products/{id}");
         assert_eq!(string(&span, "http.request.method").as_deref(), Some("GET"));
         assert_eq!(
@@ -453,21 +456,41 @@ mod tests {
             Some("/v1/products/{id}")
         );
         assert_eq!(string(&span, "url.path").as_deref(), Some("/v1/products/7"));
+        assert_eq!(string(&span, "url.scheme").as_deref(), Some("http"));
+        assert_eq!(
+            string(&span, "network.protocol.version").as_deref(),
+            Some("1.1")
+        );
         assert_eq!(
             string(&span, "server.address").as_deref(),
             Some("shop.example")
         );
-        assert!(span.attribute("client.address").is_none(), "PII mode off");
+        match attribute(&span, "http.request.header.x-request-id") {
+            Some(Value::ArrayValue(array)) => assert_eq!(
+                array
+                    .values
+                    .iter()
+                    .map(|v| v.value.clone())
+                    .collect::<Vec<_>>(),
+                [Some(Value::StringValue("req-1".into()))]
+            ),
+            other => panic!("{other:?}"),
+        }
+        assert!(attribute(&span, "client.address").is_none(), "PII mode off");
+        assert!(
+            attribute(&span, "http.response.status_code").is_none(),
+            "not ended"
+        );
         let unrouted = ServerSpan::for_request(
             SamplerConfig::AlwaysOn,
             IncomingTrace::Continue,
             None,
-            &facts(None),
             SystemTime::now(),
             true,
         );
+        let unrouted = decoded(&unrouted, &facts(None));
         assert_eq!(unrouted.name, "GET");
-        assert!(unrouted.attribute("http.route").is_none());
+        assert!(attribute(&unrouted, "http.route").is_none());
     }
 
     #[test]
@@ -476,7 +499,6 @@ mod tests {
             SamplerConfig::ParentBasedAlwaysOn,
             IncomingTrace::Link,
             Some(remote(true)),
-            &facts(None),
             SystemTime::now(),
             true,
         );
@@ -504,35 +526,38 @@ mod tests {
                 SamplerConfig::AlwaysOn,
                 IncomingTrace::Continue,
                 None,
-                &facts(None),
                 SystemTime::now(),
                 true,
             )
         };
+        let facts = facts(None);
         let mut ok = start();
         ok.end_with(
             &outcome(200, None),
             Some(&("enduser.pseudo.id", "abc".into())),
         );
+        assert!(ok.status == Status::Unset);
+        let ok = decoded(&ok, &facts);
         assert_eq!(
-            ok.attribute("http.response.status_code"),
-            Some(&opentelemetry::Value::I64(200))
+            attribute(&ok, "http.response.status_code"),
+            Some(opentelemetry_proto::tonic::common::v1::any_value::Value::IntValue(200))
         );
         assert_eq!(string(&ok, "enduser.pseudo.id").as_deref(), Some("abc"));
-        assert!(ok.attribute("error.type").is_none() && ok.status == Status::Unset);
+        assert!(attribute(&ok, "error.type").is_none());
 
         let mut conflict = start();
         let observation =
             ErrorObservation::new(ErrorKind::Conflict, "order.out_of_stock", "none left");
         conflict.end_with(&outcome(409, Some(Failure::new(observation))), None);
+        assert!(
+            conflict.exception.is_none() && conflict.status == Status::Unset,
+            "4xx: status unset"
+        );
+        let conflict = decoded(&conflict, &facts);
         assert_eq!(string(&conflict, "error.type").as_deref(), Some("conflict"));
         assert_eq!(
             string(&conflict, "app.error.code").as_deref(),
             Some("order.out_of_stock")
-        );
-        assert!(
-            conflict.exception.is_none() && conflict.status == Status::Unset,
-            "4xx: status unset"
         );
 
         let mut failed = start();
@@ -550,7 +575,7 @@ mod tests {
         let mut cancelled = start();
         cancelled.cancel();
         assert_eq!(
-            string(&cancelled, "error.type").as_deref(),
+            string(&decoded(&cancelled, &facts), "error.type").as_deref(),
             Some("cancelled")
         );
     }

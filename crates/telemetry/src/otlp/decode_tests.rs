@@ -78,7 +78,7 @@ fn caller() -> SpanContext {
     )
 }
 
-fn server_span() -> (ServerSpan, SystemTime) {
+fn server_span() -> (ServerSpan, RequestFacts, SystemTime) {
     let pii = crate::pii::PiiPolicy::new(PiiMode::Off, None);
     let request = http::Request::get(format!("/{}", "p".repeat(300)))
         .header("host", "shop.example")
@@ -90,13 +90,13 @@ fn server_span() -> (ServerSpan, SystemTime) {
         &pii,
         &crate::layer::client_address::TrustedProxies::Off,
         &crate::metrics::RouteInstruments::default(),
+        std::time::SystemTime::now(),
     );
     let start = UNIX_EPOCH + Duration::from_nanos(1_000);
     let mut span = ServerSpan::for_request(
         SamplerConfig::AlwaysOn,
         IncomingTrace::Continue,
         Some(caller()),
-        &facts,
         start,
         true,
     );
@@ -115,7 +115,7 @@ fn server_span() -> (ServerSpan, SystemTime) {
         },
         None,
     );
-    (span, end)
+    (span, facts, end)
 }
 
 fn child_span(parent: &SpanContext) -> SpanData {
@@ -165,10 +165,10 @@ fn child_span(parent: &SpanContext) -> SpanData {
 
 #[test]
 fn server_and_child_spans_and_the_resource_decode_field_for_field() {
-    let (server, end) = server_span();
+    let (server, facts, end) = server_span();
     let child = child_span(server.context());
     let body = request(&[
-        encoded(|w| server.encode(w, end)),
+        encoded(|w| server.encode(w, end, &facts)),
         encoded(|w| encode_span(w, &(&child).into())),
     ]);
     let decoded = ExportTraceServiceRequest::decode(body.as_slice()).unwrap();
@@ -330,4 +330,55 @@ fn log_records_decode_field_for_field() {
         value(&r.attributes, "cached"),
         Some(any_value::Value::BoolValue(false))
     );
+}
+
+#[test]
+fn a_large_batch_under_several_scopes_decodes_whole() {
+    // Batches of ~40 KiB and ~1 MiB: lengths of two and three varint bytes at every level.
+    for (count, body_len) in [(100, 300), (2_000, 500)] {
+        let text = "m".repeat(body_len);
+        let mut scopes: Vec<(&'static str, Vec<u8>)> =
+            vec![("access", Vec::new()), ("shop", Vec::new())];
+        for n in 0..count {
+            let (target, batch) = &mut scopes[(n % 2) as usize];
+            let fields = [("n", FieldValue::U64(n))];
+            let view = LogRecordView {
+                time: UNIX_EPOCH + Duration::from_nanos(n + 1),
+                severity_number: 9,
+                severity_text: "INFO",
+                body: &text,
+                target,
+                event_name: None,
+                trace: None,
+                leading: &[],
+                fields: &fields,
+            };
+            append_record(batch, &encoded(|w| encode_log_record(w, &view)));
+        }
+        let body = export_request(&resource(), "9.9.9", &scopes);
+        let decoded = ExportLogsServiceRequest::decode(body.as_slice()).unwrap();
+        assert_eq!(decoded.resource_logs.len(), 1);
+        let rl = &decoded.resource_logs[0];
+        assert_eq!(rl.scope_logs.len(), 2);
+        for (i, scope_logs) in rl.scope_logs.iter().enumerate() {
+            let scope = scope_logs.scope.as_ref().unwrap();
+            assert_eq!(
+                (scope.name.as_str(), scope.version.as_str()),
+                (scopes[i].0, "9.9.9")
+            );
+            assert_eq!(scope_logs.log_records.len() as u64, count / 2);
+            for (k, record) in scope_logs.log_records.iter().enumerate() {
+                let n = 2 * k as u64 + i as u64;
+                assert_eq!(record.time_unix_nano, n + 1);
+                assert_eq!(
+                    value(&record.attributes, "n"),
+                    Some(any_value::Value::IntValue(n as i64))
+                );
+                assert_eq!(
+                    record.body.as_ref().and_then(|b| b.value.clone()),
+                    string(&text)
+                );
+            }
+        }
+    }
 }

@@ -4,7 +4,7 @@ use std::time::SystemTime;
 
 use crate::log_format::FieldValue;
 
-use super::protobuf::{Writer, nanos};
+use super::protobuf::{Scalar, Writer, nanos, varint_len};
 
 /// One log record, borrowed, as the emitters hand it over.
 #[derive(Debug)]
@@ -29,7 +29,9 @@ pub(crate) fn encode_log_record(w: &mut Writer, r: &LogRecordView<'_>) {
     w.fixed64(1, time);
     w.uint(2, u64::from(r.severity_number));
     w.string(3, r.severity_text);
-    w.message(5, |w| w.bytes(1, r.body.as_bytes()));
+    let body = r.body.as_bytes();
+    w.message_head(5, 1 + varint_len(body.len() as u64) + body.len());
+    w.bytes(1, body);
     for (key, value) in r.leading.iter().chain(r.fields) {
         attribute(w, key, *value);
     }
@@ -43,15 +45,13 @@ pub(crate) fn encode_log_record(w: &mut Writer, r: &LogRecordView<'_>) {
 }
 
 fn attribute(w: &mut Writer, key: &str, value: FieldValue<'_>) {
-    w.message(6, |w| {
-        w.string(1, key);
-        w.message(2, |w| match value {
-            FieldValue::Str(s) | FieldValue::Static(s) => w.bytes(1, s.as_bytes()),
-            FieldValue::Shared(s) => w.bytes(1, s.as_bytes()),
-            FieldValue::Bool(b) => w.int_field(2, u64::from(b)),
-            FieldValue::I64(i) => w.int_field(3, i as u64),
-            FieldValue::U64(u) => w.int_field(3, u.min(i64::MAX as u64)),
-            FieldValue::F64(f) => w.double_field(4, f),
-        });
-    });
+    let value = match value {
+        FieldValue::Str(s) | FieldValue::Static(s) => Scalar::Str(s.as_bytes()),
+        FieldValue::Shared(s) => Scalar::Str(s.as_bytes()),
+        FieldValue::Bool(b) => Scalar::Bool(b),
+        FieldValue::I64(i) => Scalar::Int(i),
+        FieldValue::U64(u) => Scalar::Int(u.min(i64::MAX as u64) as i64),
+        FieldValue::F64(f) => Scalar::Double(f),
+    };
+    w.scalar_key_value(6, key, value);
 }

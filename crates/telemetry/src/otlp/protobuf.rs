@@ -30,6 +30,7 @@ impl Writer {
     }
 
     pub(crate) fn bytes(&mut self, field: u32, value: &[u8]) {
+        self.buf.reserve(12 + value.len());
         self.tag(field, LEN);
         self.varint(value.len() as u64);
         self.buf.extend_from_slice(value);
@@ -80,6 +81,13 @@ impl Writer {
         self.buf.extend_from_slice(&value.to_le_bytes());
     }
 
+    /// The tag and length of a nested message of exactly `len` bytes, which the caller writes
+    /// next (for messages whose length is known before their body is written).
+    pub(crate) fn message_head(&mut self, field: u32, len: usize) {
+        self.tag(field, LEN);
+        self.varint(len as u64);
+    }
+
     /// A nested message: writes the body with `body`, then its length in front of it.
     pub(crate) fn message(&mut self, field: u32, body: impl FnOnce(&mut Self)) {
         self.tag(field, LEN);
@@ -92,20 +100,110 @@ impl Writer {
             self.buf[len_at] = len as u8;
             return;
         }
-        // Longer than one varint byte: encode the length and shift the body to make room.
-        let mut prefix = [0u8; 10];
-        let mut n = 0;
-        let mut v = len as u64;
-        while v >= 0x80 {
-            prefix[n] = (v as u8) | 0x80;
-            v >>= 7;
-            n += 1;
-        }
-        prefix[n] = v as u8;
-        n += 1;
-        self.buf
-            .splice(len_at..len_at + 1, prefix[..n].iter().copied());
+        // Longer than one varint byte: move the body up to make room for the length.
+        let mut prefix = Vec::with_capacity(10);
+        push_varint(&mut prefix, len as u64);
+        let extra = prefix.len() - 1;
+        let end = self.buf.len();
+        self.buf.resize(end + extra, 0);
+        self.buf.copy_within(start..end, start + extra);
+        self.buf[len_at..len_at + prefix.len()].copy_from_slice(&prefix);
     }
+
+    /// An `AnyValue`-valued `KeyValue` message as field `field`, written in one pass (its
+    /// lengths are computed, not back-patched).
+    pub(crate) fn scalar_key_value(&mut self, field: u32, key: &str, value: Scalar<'_>) {
+        let value_len = value.encoded_len();
+        let key_len = if key.is_empty() {
+            0
+        } else {
+            1 + varint_len(key.len() as u64) + key.len()
+        };
+        let kv_len = key_len + 1 + varint_len(value_len as u64) + value_len;
+        self.buf.reserve(12 + kv_len);
+        self.tag(field, LEN);
+        self.varint(kv_len as u64);
+        if !key.is_empty() {
+            self.buf.push(1 << 3 | LEN as u8);
+            self.varint(key.len() as u64);
+            self.buf.extend_from_slice(key.as_bytes());
+        }
+        self.buf.push(2 << 3 | LEN as u8);
+        self.varint(value_len as u64);
+        match value {
+            Scalar::Str(s) => {
+                self.buf.push(1 << 3 | LEN as u8);
+                self.varint(s.len() as u64);
+                self.buf.extend_from_slice(s);
+            }
+            Scalar::Bool(b) => {
+                self.buf.push(2 << 3 | VARINT as u8);
+                self.buf.push(u8::from(b));
+            }
+            Scalar::Int(i) => {
+                self.buf.push(3 << 3 | VARINT as u8);
+                self.varint(i as u64);
+            }
+            Scalar::Double(f) => {
+                self.buf.push(4 << 3 | FIXED64 as u8);
+                self.buf.extend_from_slice(&f.to_le_bytes());
+            }
+        }
+    }
+}
+
+impl Writer {
+    /// A `KeyValue` whose value is an array of strings, as field `field`, in one pass.
+    pub(crate) fn string_array_key_value(&mut self, field: u32, key: &str, values: &[&[u8]]) {
+        let element = |v: &[u8]| {
+            let any = 1 + varint_len(v.len() as u64) + v.len();
+            1 + varint_len(any as u64) + any
+        };
+        let array_len: usize = values.iter().map(|v| element(v)).sum();
+        let value_len = 1 + varint_len(array_len as u64) + array_len;
+        let key_len = if key.is_empty() {
+            0
+        } else {
+            1 + varint_len(key.len() as u64) + key.len()
+        };
+        let kv_len = key_len + 1 + varint_len(value_len as u64) + value_len;
+        self.buf.reserve(12 + kv_len);
+        self.message_head(field, kv_len);
+        self.string(1, key);
+        self.message_head(2, value_len);
+        self.message_head(5, array_len);
+        for v in values {
+            self.message_head(1, 1 + varint_len(v.len() as u64) + v.len());
+            self.bytes(1, v);
+        }
+    }
+}
+
+/// A scalar `AnyValue` (string, bool, int or double).
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Scalar<'a> {
+    Str(&'a [u8]),
+    Bool(bool),
+    Int(i64),
+    Double(f64),
+}
+
+impl Scalar<'_> {
+    /// Bytes of the `AnyValue` message body.
+    fn encoded_len(&self) -> usize {
+        match self {
+            Scalar::Str(s) => 1 + varint_len(s.len() as u64) + s.len(),
+            Scalar::Bool(_) => 2,
+            Scalar::Int(i) => 1 + varint_len(*i as u64),
+            Scalar::Double(_) => 9,
+        }
+    }
+}
+
+/// Bytes of `v` as a varint.
+pub(crate) fn varint_len(v: u64) -> usize {
+    // 1 for 0..=127, +1 per further 7 bits.
+    (64 - (v | 1).leading_zeros() as usize).div_ceil(7)
 }
 
 /// Appends a varint to `buf`.
@@ -132,10 +230,17 @@ pub(crate) fn nanos(time: SystemTime) -> u64 {
 
 /// A `KeyValue` message as field `field`.
 pub(crate) fn key_value(w: &mut Writer, field: u32, key: &str, value: &Value) {
-    w.message(field, |w| {
-        w.string(1, key);
-        w.message(2, |w| any_value(w, value));
-    });
+    match value {
+        Value::Array(_) => w.message(field, |w| {
+            w.string(1, key);
+            w.message(2, |w| any_value(w, value));
+        }),
+        Value::String(s) => w.scalar_key_value(field, key, Scalar::Str(s.as_str().as_bytes())),
+        Value::Bool(b) => w.scalar_key_value(field, key, Scalar::Bool(*b)),
+        Value::I64(i) => w.scalar_key_value(field, key, Scalar::Int(*i)),
+        Value::F64(f) => w.scalar_key_value(field, key, Scalar::Double(*f)),
+        _ => w.scalar_key_value(field, key, Scalar::Str(value.as_str().as_bytes())),
+    }
 }
 
 fn any_value(w: &mut Writer, value: &Value) {
@@ -179,5 +284,98 @@ mod tests {
         let mut out = Vec::new();
         append_message(&mut out, 2, &[7u8; 200]);
         assert_eq!(out, w.buf);
+        // A three-byte length: the body moves up by two.
+        let mut w = Writer::with_capacity(0);
+        w.message(3, |w| w.raw(&[9u8; 20_000]));
+        assert_eq!(&w.buf[..4], &[0x1a, 0xa0, 0x9c, 0x01]);
+        assert!(w.buf[4..].iter().all(|&b| b == 9));
+        assert_eq!(w.buf.len(), 4 + 20_000);
+    }
+
+    /// The reference shape: `KeyValue` and `AnyValue` written as back-patched nested messages.
+    fn nested_key_value(field: u32, key: &str, value: Scalar<'_>) -> Vec<u8> {
+        let mut w = Writer::with_capacity(0);
+        w.message(field, |w| {
+            w.string(1, key);
+            w.message(2, |w| match value {
+                Scalar::Str(s) => w.bytes(1, s),
+                Scalar::Bool(b) => w.int_field(2, u64::from(b)),
+                Scalar::Int(i) => w.int_field(3, i as u64),
+                Scalar::Double(f) => w.double_field(4, f),
+            });
+        });
+        w.buf
+    }
+
+    #[test]
+    fn one_pass_key_values_match_the_nested_encoding() {
+        let long = "x".repeat(300);
+        let longer = "y".repeat(20_000);
+        let values = [
+            Scalar::Str(b""),
+            Scalar::Str(b"GET"),
+            Scalar::Str(long.as_bytes()),
+            Scalar::Str(longer.as_bytes()),
+            Scalar::Bool(true),
+            Scalar::Bool(false),
+            Scalar::Int(0),
+            Scalar::Int(200),
+            Scalar::Int(-1),
+            Scalar::Int(i64::MAX),
+            Scalar::Double(0.25),
+        ];
+        for key in ["", "k", "http.response.status_code", long.as_str()] {
+            for value in values {
+                let mut w = Writer::with_capacity(0);
+                w.scalar_key_value(9, key, value);
+                assert_eq!(
+                    w.buf,
+                    nested_key_value(9, key, value),
+                    "{key:.10} {value:?}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn one_pass_string_arrays_match_the_nested_encoding() {
+        let long = [b'z'; 200];
+        for values in [
+            &[][..],
+            &[&b"req-1"[..]][..],
+            &[&b"a"[..], &long[..], &b""[..]][..],
+        ] {
+            let mut w = Writer::with_capacity(0);
+            w.string_array_key_value(9, "http.request.header.x-request-id", values);
+            let mut nested = Writer::with_capacity(0);
+            nested.message(9, |w| {
+                w.string(1, "http.request.header.x-request-id");
+                w.message(2, |w| {
+                    w.message(5, |w| {
+                        for v in values {
+                            w.message(1, |w| w.bytes(1, v));
+                        }
+                    })
+                });
+            });
+            assert_eq!(w.buf, nested.buf);
+        }
+    }
+
+    #[test]
+    fn varint_lengths() {
+        for (v, len) in [
+            (0, 1),
+            (127, 1),
+            (128, 2),
+            (16_383, 2),
+            (16_384, 3),
+            (u64::MAX, 10),
+        ] {
+            assert_eq!(varint_len(v), len, "{v}");
+            let mut buf = Vec::new();
+            push_varint(&mut buf, v);
+            assert_eq!(buf.len(), len, "{v}");
+        }
     }
 }

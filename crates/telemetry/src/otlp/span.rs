@@ -16,7 +16,7 @@ pub(crate) struct SpanRecord<'a> {
     /// `SpanId::INVALID` for a root.
     pub(crate) parent_span_id: SpanId,
     pub(crate) parent_is_remote: bool,
-    pub(crate) name: &'a str,
+    pub(crate) name: SpanName<'a>,
     pub(crate) kind: SpanKind,
     pub(crate) start: SystemTime,
     pub(crate) end: SystemTime,
@@ -35,7 +35,7 @@ impl<'a> From<&'a SpanData> for SpanRecord<'a> {
             context: &span.span_context,
             parent_span_id: span.parent_span_id,
             parent_is_remote: span.parent_span_is_remote,
-            name: &span.name,
+            name: SpanName::Whole(&span.name),
             kind: span.span_kind.clone(),
             start: span.start_time,
             end: span.end_time,
@@ -50,8 +50,25 @@ impl<'a> From<&'a SpanData> for SpanRecord<'a> {
     }
 }
 
+/// A span's name: whole, or `{method} {route}` written from its two parts.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum SpanName<'a> {
+    Whole(&'a str),
+    MethodRoute(&'a str, &'a str),
+}
+
 /// One `Span` message body.
 pub(crate) fn encode_span(w: &mut Writer, span: &SpanRecord<'_>) {
+    encode_span_with(w, span, |_| {});
+}
+
+/// One `Span` message body whose attributes start with those `leading` writes (as field 9),
+/// before `span.attributes`.
+pub(crate) fn encode_span_with(
+    w: &mut Writer,
+    span: &SpanRecord<'_>,
+    leading: impl FnOnce(&mut Writer),
+) {
     let context = span.context;
     w.bytes(1, &context.trace_id().to_bytes());
     w.bytes(2, &context.span_id().to_bytes());
@@ -62,7 +79,15 @@ pub(crate) fn encode_span(w: &mut Writer, span: &SpanRecord<'_>) {
     if span.parent_span_id != SpanId::INVALID {
         w.bytes(4, &span.parent_span_id.to_bytes());
     }
-    w.string(5, span.name);
+    match span.name {
+        SpanName::Whole(name) => w.string(5, name),
+        SpanName::MethodRoute(method, route) => {
+            w.message_head(5, method.len() + 1 + route.len());
+            w.raw(method.as_bytes());
+            w.raw(b" ");
+            w.raw(route.as_bytes());
+        }
+    }
     let kind = match span.kind {
         SpanKind::Internal => 1,
         SpanKind::Server => 2,
@@ -73,6 +98,7 @@ pub(crate) fn encode_span(w: &mut Writer, span: &SpanRecord<'_>) {
     w.uint(6, kind);
     w.fixed64(7, nanos(span.start));
     w.fixed64(8, nanos(span.end));
+    leading(w);
     for kv in span.attributes {
         key_value(w, 9, kv.key.as_str(), &kv.value);
     }
