@@ -18,9 +18,9 @@
 //!   for the ACK of its last WINDOW_UPDATE, which the idle exporter's kernel delays; about one
 //!   export in ten under load) stalled the queue, and the span queue overflowed at ~85,000
 //!   spans/s where OTLP/HTTP kept up (docs/benchmarks.md). Batches may reach the collector
-//!   out of order; [`RecordQueue::flush`] still returns only when every
-//!   record queued before it has been exported, because an export counts as done only when
-//!   every earlier one has finished too;
+//!   out of order; [`RecordQueue::flush`] still returns only when every record queued before
+//!   it has been exported, because an export counts as done only when every earlier one has
+//!   finished too;
 //! - one export request carries at most `max_export_batch_size` records
 //!   (`OTEL_BSP_MAX_EXPORT_BATCH_SIZE`, `OTEL_BLRP_MAX_EXPORT_BATCH_SIZE`) and at most
 //!   [`MAX_BATCH_BYTES`] of records; a backlog (a slow first connection, a collector that
