@@ -29,9 +29,11 @@ impl RuntimeHttpClient {
     pub(crate) fn new(config: &TelemetryConfig, signal: OtlpSignal) -> Result<Self, String> {
         let tls = config.otlp_tls.get(signal);
         let fail = |e: reqwest::Error| crate::config::tls_error(tls, signal, &e);
+        // A queue keeps up to `MAX_EXPORTS_IN_FLIGHT` requests going, each on a connection of
+        // its own: keep that many open between exports instead of reconnecting.
         let mut builder = reqwest::Client::builder()
             .timeout(config.otlp_timeout)
-            .pool_max_idle_per_host(2);
+            .pool_max_idle_per_host(crate::otlp::queue::MAX_EXPORTS_IN_FLIGHT);
         if let Some(ca) = &tls.certificate {
             // Only this CA: the specification's "trusted certificate" replaces the roots.
             builder = builder

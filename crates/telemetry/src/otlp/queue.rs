@@ -8,19 +8,33 @@
 //! `ScopeLogs`/`ScopeSpans` have the same wire shape (resource = 1, scopes = 2; scope = 1,
 //! records = 2), so one queue serves both ([`super::request`]). Behaviour follows the SDK's batch processors:
 //! - at most `max_queue_size` records (`OTEL_BLRP_MAX_QUEUE_SIZE`, `OTEL_BSP_MAX_QUEUE_SIZE`)
-//!   wait for export; beyond it new records are dropped and counted ([`RecordQueue::dropped`]),
-//!   never waited for;
+//!   are held, waiting or in an export in flight; beyond it new records are dropped and counted
+//!   ([`RecordQueue::dropped`]), never waited for;
 //! - an export starts every schedule delay, or as soon as a batch's worth of records wait;
+//! - up to [`MAX_EXPORTS_IN_FLIGHT`] exports are in flight at once (each its own request: a
+//!   stream of the one gRPC connection, or a pooled HTTP connection), so an export that waits
+//!   for its answer does not hold back the next batch. With one, every export that waited
+//!   ~40 ms for its answer (rotel answers gRPC without `TCP_NODELAY`: its small answer waits
+//!   for the ACK of its last WINDOW_UPDATE, which the idle exporter's kernel delays; about one
+//!   export in ten under load) stalled the queue, and the span queue overflowed at ~85,000
+//!   spans/s where OTLP/HTTP kept up (docs/benchmarks.md). Batches may reach the collector
+//!   out of order; [`RecordQueue::flush`] still returns only when every record queued before
+//!   it has been exported, because an export counts as done only when every earlier one has
+//!   finished too;
 //! - one export request carries at most `max_export_batch_size` records
 //!   (`OTEL_BSP_MAX_EXPORT_BATCH_SIZE`, `OTEL_BLRP_MAX_EXPORT_BATCH_SIZE`) and at most
 //!   [`MAX_BATCH_BYTES`] of records; a backlog (a slow first connection, a collector that
 //!   stalled) leaves in consecutive requests of that size without waiting, never as one request
 //!   a collector rejects (gRPC's default limit is 4 MiB per message);
 //! - each export is bounded by `OTEL_EXPORTER_OTLP_TIMEOUT`; a failed export is counted
-//!   ([`RecordQueue::failed_exports`], and its records in `records_lost`) and its records are dropped (retries and backpressure
-//!   belong to the Collector);
-//! - while records are being lost (failed exports or a full queue), the export thread writes
-//!   one WARN line to the instance's own log sink, rate-limited ([`super::warnings`]).
+//!   ([`RecordQueue::failed_exports`], and its records in `records_lost`) and its records are
+//!   dropped (retries and backpressure belong to the Collector);
+//! - while records are being lost (failed exports or a full queue), the queue writes one WARN
+//!   line to the instance's own log sink, rate-limited ([`super::warnings`]).
+//!
+//! The export thread batches, encodes the request and hands it to its runtime
+//! ([`ExportRuntime`]), where the transport sends it; the finished export ([`Export`]) counts its
+//! outcome, releases its records from the bound and wakes the thread and any `flush`.
 
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -51,6 +65,12 @@ pub(crate) enum Signal {
 /// message limit.
 pub(crate) const MAX_BATCH_BYTES: usize = 2 * 1024 * 1024;
 
+/// Exports of one queue in flight at once. In one run of the side-by-side benchmark against
+/// rotel (two loaded cores), with two in flight one export in six still waited ~40 ms for its
+/// answer (both requests sent, nothing left to carry the exporter's ACK), with four one in
+/// three hundred; more would only multiply the requests a slow collector holds.
+pub(crate) const MAX_EXPORTS_IN_FLIGHT: usize = 4;
+
 /// The records of one export request.
 #[derive(Default)]
 struct Batch {
@@ -69,13 +89,27 @@ struct Pending {
     batches: VecDeque<Batch>,
     /// Emptied batches of earlier exports, reused so their buffers keep their capacity.
     spare: Vec<Batch>,
-    /// Records waiting, in all batches.
+    /// Records held: waiting in all batches, or in an export in flight (the queue's bound).
     records: usize,
-    /// Records ever queued (a sequence number), and how far exports have got.
+    /// Records ever queued (a sequence number), and how far exports have got: every record up
+    /// to `exported_seq` has been exported (or lost), also when exports finish out of order.
     queued_seq: u64,
     exported_seq: u64,
+    /// The exports taken and not yet settled into `exported_seq`, oldest first (see
+    /// [`settle`]); finished ones stay until every earlier one has finished.
+    in_flight: VecDeque<InFlight>,
+    /// Of those, the exports still sending (at most [`MAX_EXPORTS_IN_FLIGHT`]).
+    sending: usize,
     /// Set by `flush` so the worker exports without waiting for its schedule.
     flush_requested: bool,
+}
+
+/// An export sent and not yet settled into `exported_seq`.
+struct InFlight {
+    /// The sequence number of its batch's last record.
+    last_seq: u64,
+    /// Finished (exported or failed) while an earlier export may still be in flight.
+    finished: bool,
 }
 
 struct Shared {
@@ -88,9 +122,6 @@ struct Shared {
     tap: Option<Arc<dyn ExportTap>>,
     resource: Vec<u8>,
     scope_version: &'static str,
-    /// The export thread's own runtime (with the transport): the transport's connection tasks
-    /// run on its worker, never queued behind the application's requests.
-    runtime: Option<ExportRuntime>,
     timeout: Duration,
     dropped: AtomicU64,
     failed_exports: AtomicU64,
@@ -99,6 +130,9 @@ struct Shared {
     closed: AtomicBool,
     signal: Signal,
     warnings: Option<ExportWarnings>,
+    /// What the WARN lines have reported (exports finish on the runtime, drops are seen by the
+    /// export thread: both report).
+    warn_state: Mutex<WarnState>,
 }
 
 /// Batches encoded records and exports them from a dedicated thread.
@@ -129,8 +163,8 @@ thread_local! {
 
 impl RecordQueue {
     /// Starts the export thread and its I/O runtime (one worker thread of its own: on a busy
-    /// server, connection tasks on the application's runtime wait behind requests, the one
-    /// export in flight stalls and the queue overflows).
+    /// server, connection tasks on the application's runtime wait behind requests, the
+    /// exports in flight stall and the queue overflows). The thread owns the runtime.
     /// With `warnings`, the thread reports lost records there (rate-limited). Each batch goes
     /// to `tap` (when set) and, when OTLP export of this signal is on, to the configured endpoint.
     pub(crate) fn start(
@@ -175,6 +209,8 @@ impl RecordQueue {
                 records: 0,
                 queued_seq: 0,
                 exported_seq: 0,
+                in_flight: VecDeque::new(),
+                sending: 0,
                 flush_requested: false,
             }),
             wake: Condvar::new(),
@@ -184,7 +220,6 @@ impl RecordQueue {
             tap,
             resource,
             scope_version: env!("CARGO_PKG_VERSION"),
-            runtime,
             timeout: config.otlp_timeout,
             dropped: AtomicU64::new(0),
             failed_exports: AtomicU64::new(0),
@@ -192,11 +227,16 @@ impl RecordQueue {
             closed: AtomicBool::new(false),
             signal,
             warnings,
+            warn_state: Mutex::new(WarnState::default()),
         });
         let worker = Arc::clone(&shared);
         let handle = std::thread::Builder::new()
             .name(thread.into())
-            .spawn(move || worker.run())
+            .spawn(move || {
+                worker.run(runtime.as_ref().map(ExportRuntime::handle));
+                // Only now (nothing in flight any more) is the runtime shut down.
+                drop(runtime);
+            })
             .map_err(|e| e.to_string())?;
         Ok(Self {
             shared,
@@ -387,107 +427,230 @@ impl Shared {
         }
     }
 
-    fn run(&self) {
-        let mut reported = WarnState::default();
+    /// Writes the WARN line when records were lost since the last one (rate-limited).
+    fn report_losses(&self) {
+        if let Some(warnings) = &self.warnings {
+            warnings.report(
+                self.signal_name(),
+                self.losses(),
+                &mut lock(&self.warn_state),
+            );
+        }
+    }
+
+    /// Whether the oldest batch should leave now.
+    fn due(&self, pending: &Pending) -> bool {
+        pending.batches.len() > 1
+            || pending
+                .batches
+                .front()
+                .is_some_and(|b| sealed(b, self.settings.max_export_batch_size))
+            || pending.flush_requested
+            || self.closed.load(Ordering::Relaxed)
+    }
+
+    /// The export thread: takes the batches oldest first, at most [`MAX_EXPORTS_IN_FLIGHT`]
+    /// exports at once, and sends each on `runtime` (or only to the tap without a transport);
+    /// returns once closed with nothing waiting or in flight.
+    fn run(self: &Arc<Self>, runtime: Option<&tokio::runtime::Handle>) {
+        // Buffers of the last batch, given back (emptied) at the next lock for reuse.
+        let mut used: Option<Vec<(&'static str, Vec<u8>)>> = None;
         loop {
-            let (records, taken_seq, scopes) = {
+            self.report_losses();
+            let batch = {
                 let mut pending = lock(&self.pending);
-                let max_records = self.settings.max_export_batch_size;
-                let due = |p: &Pending| {
-                    p.batches.len() > 1
-                        || p.batches.front().is_some_and(|b| sealed(b, max_records))
-                        || p.flush_requested
-                        || self.closed.load(Ordering::Relaxed)
-                };
-                if !due(&pending) {
+                if let Some(scopes) = used.take() {
+                    recycle(&mut pending, scopes);
+                }
+                // A free slot first: every finished export wakes this thread.
+                while pending.sending >= MAX_EXPORTS_IN_FLIGHT {
                     pending = self
                         .wake
-                        .wait_timeout(pending, self.settings.schedule_delay)
+                        .wait(pending)
+                        .unwrap_or_else(PoisonError::into_inner);
+                }
+                // Then a batch's worth, a flush, the close, or the schedule delay (a finished
+                // export waking the thread early does not send a partial batch).
+                let deadline = Instant::now() + self.settings.schedule_delay;
+                while !self.due(&pending) {
+                    let now = Instant::now();
+                    if now >= deadline {
+                        break;
+                    }
+                    pending = self
+                        .wake
+                        .wait_timeout(pending, deadline - now)
                         .unwrap_or_else(PoisonError::into_inner)
                         .0;
                 }
-                // One batch per export request, oldest first; the rest follow without waiting.
-                let (records, taken_seq, scopes) = match pending.batches.pop_front() {
-                    Some(mut batch) => {
-                        // A reused batch may hold emptied buffers of scopes it did not get.
-                        batch.scopes.retain(|(_, buffer)| !buffer.is_empty());
-                        (batch.records, batch.last_seq, batch.scopes)
-                    }
-                    None => (0, pending.queued_seq, Vec::new()),
-                };
-                pending.records -= records;
+                let batch = pending.batches.pop_front();
                 if pending.batches.is_empty() {
                     pending.flush_requested = false;
                 }
-                (records, taken_seq, scopes)
-            };
-            if records > 0 {
-                let body =
-                    bytes::Bytes::from(export_request(&self.resource, self.scope_version, &scopes));
-                if let Some(tap) = &self.tap {
-                    tap.export(
-                        match self.signal {
-                            Signal::Logs => TapSignal::Logs,
-                            Signal::Spans => TapSignal::Traces,
-                        },
-                        body.clone(),
-                    );
-                }
-                if let (Some(transport), Some(runtime)) = (&self.transport, &self.runtime) {
-                    let send = transport.send(body);
-                    // Should the runtime ever be gone, tokio panics on the timer: count a
-                    // failed export and stop, instead of taking the thread down with a panic
-                    // message.
-                    let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                        runtime.handle().block_on(async {
-                            tokio::time::timeout(self.timeout, send)
-                                .await
-                                .unwrap_or(Err(opentelemetry_sdk::error::OTelSdkError::Timeout(
-                                    self.timeout,
-                                )))
-                        })
-                    }));
-                    match result {
-                        Ok(Ok(())) => {}
-                        Ok(Err(error)) => {
-                            self.failed_exports.fetch_add(1, Ordering::Relaxed);
-                            self.records_lost
-                                .fetch_add(records as u64, Ordering::Relaxed);
-                            reported.last_error = Some(error.to_string());
+                match batch {
+                    Some(batch) => {
+                        pending.in_flight.push_back(InFlight {
+                            last_seq: batch.last_seq,
+                            finished: false,
+                        });
+                        pending.sending += 1;
+                        batch
+                    }
+                    None => {
+                        // Nothing waiting: with nothing in flight either, all is exported.
+                        settle(&mut pending);
+                        let idle = pending.in_flight.is_empty();
+                        if self.closed.load(Ordering::Relaxed) {
+                            if idle {
+                                drop(pending);
+                                self.done.notify_all();
+                                return;
+                            }
+                            // Closed with exports in flight: wait for one to finish.
+                            drop(
+                                self.wake
+                                    .wait(pending)
+                                    .unwrap_or_else(PoisonError::into_inner),
+                            );
+                        } else {
+                            drop(pending);
                         }
-                        Err(_) => {
-                            self.failed_exports.fetch_add(1, Ordering::Relaxed);
-                            self.records_lost
-                                .fetch_add(records as u64, Ordering::Relaxed);
-                            self.closed.store(true, Ordering::Relaxed);
-                        }
+                        self.done.notify_all();
+                        continue;
                     }
                 }
-            }
-            if let Some(warnings) = &self.warnings {
-                warnings.report(self.signal_name(), self.losses(), &mut reported);
-            }
-            let finished = {
-                let mut pending = lock(&self.pending);
-                pending.exported_seq = pending.exported_seq.max(taken_seq);
-                // Give the buffers back (emptied) so a later batch reuses their capacity.
-                if !scopes.is_empty() && pending.spare.len() < MAX_SPARE_BATCHES {
-                    let mut scopes = scopes;
-                    for (_, buffer) in &mut scopes {
-                        buffer.clear();
-                    }
-                    pending.spare.push(Batch {
-                        scopes,
-                        ..Batch::default()
-                    });
-                }
-                self.closed.load(Ordering::Relaxed) && pending.records == 0
             };
-            self.done.notify_all();
-            if finished {
-                return;
+            let Batch {
+                mut scopes,
+                records,
+                last_seq,
+                ..
+            } = batch;
+            // A reused batch may hold emptied buffers of scopes it did not get.
+            scopes.retain(|(_, buffer)| !buffer.is_empty());
+            let body =
+                bytes::Bytes::from(export_request(&self.resource, self.scope_version, &scopes));
+            if let Some(tap) = &self.tap {
+                tap.export(
+                    match self.signal {
+                        Signal::Logs => TapSignal::Logs,
+                        Signal::Spans => TapSignal::Traces,
+                    },
+                    body.clone(),
+                );
             }
+            let mut export = Export {
+                shared: Arc::clone(self),
+                last_seq,
+                records,
+                settled: false,
+            };
+            match (&self.transport, runtime) {
+                (Some(_), Some(runtime)) => {
+                    drop(runtime.spawn(export.send(body)));
+                }
+                _ => export.settle(Ok(())),
+            }
+            used = Some(scopes);
         }
+    }
+}
+
+/// Gives a sent batch's buffers back (emptied), so a later batch reuses their capacity.
+fn recycle(pending: &mut Pending, mut scopes: Vec<(&'static str, Vec<u8>)>) {
+    if scopes.is_empty() || pending.spare.len() >= MAX_SPARE_BATCHES {
+        return;
+    }
+    for (_, buffer) in &mut scopes {
+        buffer.clear();
+    }
+    pending.spare.push(Batch {
+        scopes,
+        ..Batch::default()
+    });
+}
+
+/// Advances `exported_seq` over the finished exports at the front of `in_flight`: past a
+/// batch only when every batch taken before it has finished as well; to `queued_seq` when
+/// nothing waits and nothing is in flight.
+fn settle(pending: &mut Pending) {
+    while let Some(oldest) = pending.in_flight.front() {
+        if !oldest.finished {
+            break;
+        }
+        pending.exported_seq = pending.exported_seq.max(oldest.last_seq);
+        pending.in_flight.pop_front();
+    }
+    if pending.in_flight.is_empty() && pending.batches.is_empty() {
+        pending.exported_seq = pending.queued_seq;
+    }
+}
+
+/// One export in flight. It settles once: when its send finished ([`Export::send`]), or,
+/// dropped unfinished (its runtime stopped), as a failed export, so that no record is held
+/// and no `flush` waits for it forever.
+struct Export {
+    shared: Arc<Shared>,
+    last_seq: u64,
+    records: usize,
+    settled: bool,
+}
+
+impl Export {
+    /// Sends `body` within the export timeout, then settles.
+    async fn send(mut self, body: bytes::Bytes) {
+        let shared = Arc::clone(&self.shared);
+        let result = match &shared.transport {
+            Some(transport) => tokio::time::timeout(shared.timeout, transport.send(body))
+                .await
+                .unwrap_or(Err(opentelemetry_sdk::error::OTelSdkError::Timeout(
+                    shared.timeout,
+                )))
+                .map_err(|error| error.to_string()),
+            None => Ok(()),
+        };
+        self.settle(result);
+    }
+
+    /// Counts a failure (with its records), reports losses, releases the records from the
+    /// queue's bound, marks the export finished and wakes the export thread and `flush`.
+    fn settle(&mut self, result: Result<(), String>) {
+        if std::mem::replace(&mut self.settled, true) {
+            return;
+        }
+        let shared = &*self.shared;
+        if let Err(error) = result {
+            shared.failed_exports.fetch_add(1, Ordering::Relaxed);
+            shared
+                .records_lost
+                .fetch_add(self.records as u64, Ordering::Relaxed);
+            lock(&shared.warn_state).last_error = Some(error);
+        }
+        // Before `flush` can return: a caller that flushed sees the WARN line.
+        shared.report_losses();
+        {
+            let mut pending = lock(&shared.pending);
+            pending.records -= self.records;
+            pending.sending -= 1;
+            if let Some(export) = pending
+                .in_flight
+                .iter_mut()
+                .find(|export| export.last_seq == self.last_seq)
+            {
+                export.finished = true;
+            }
+            settle(&mut pending);
+        }
+        shared.wake.notify_one();
+        shared.done.notify_all();
+    }
+}
+
+impl Drop for Export {
+    fn drop(&mut self) {
+        self.settle(Err(
+            "the export was cancelled: its runtime stopped".to_owned()
+        ));
     }
 }
 

@@ -51,7 +51,9 @@
 //! | [`never_answer`](OtlpReceiver::never_answer) | held | held | counted only |
 //!
 //! Every request is counted ([`OtlpReceiver::export_requests`]) when it arrives, whatever the
-//! behaviour, so a test can tell that the exporter tried. A request held by `never_answer` is
+//! behaviour, so a test can tell that the exporter tried; while a request waits for its answer
+//! it counts as being handled, and [`OtlpReceiver::max_concurrent_requests`] tells how many of
+//! a signal were at once (how many exports a client keeps in flight). A request held by `never_answer` is
 //! released, with `UNAVAILABLE` / `503`, when the behaviour is changed again or the receiver
 //! is dropped. For "nothing listens at all", bind a `std::net::TcpListener` on port 0, note
 //! its address and drop it.
@@ -285,6 +287,14 @@ impl OtlpReceiver {
         self.store().counts
     }
 
+    /// The most export requests of each signal (both transports together) that were being
+    /// handled at once, arrived and not yet answered, since the start or the last
+    /// [`clear`](Self::clear). With [`answer_slowly`](Self::answer_slowly) or
+    /// [`never_answer`](Self::never_answer), how many exports a client keeps in flight.
+    pub fn max_concurrent_requests(&self) -> SignalCounts {
+        self.store().most_handled
+    }
+
     /// Every captured export request rendered as text, in arrival order: the `Debug` output
     /// of the decoded protobuf messages, including resource and scope attributes and every
     /// attribute value, one request per block.
@@ -455,6 +465,7 @@ impl Shared {
     pub(crate) async fn receive(&self, transport: Transport, request: ExportRequest) -> Outcome {
         let behaviour = self.behaviour();
         self.store().count(transport, &request);
+        let _handling = Handling::start(self, &request);
         match behaviour {
             Behaviour::Accept => {
                 self.store().capture(transport, request);
@@ -483,6 +494,44 @@ impl Shared {
     }
 }
 
+/// One request being handled (arrived, not yet answered), counted in [`Store::handled`]
+/// until dropped (answered, or its connection gone).
+struct Handling<'a> {
+    shared: &'a Shared,
+    /// 1 for the request's signal, 0 for the others.
+    one: SignalCounts,
+}
+
+impl<'a> Handling<'a> {
+    fn start(shared: &'a Shared, request: &ExportRequest) -> Self {
+        let mut one = SignalCounts::default();
+        match request {
+            ExportRequest::Traces(_) => one.traces = 1,
+            ExportRequest::Metrics(_) => one.metrics = 1,
+            ExportRequest::Logs(_) => one.logs = 1,
+        }
+        let mut store = shared.store();
+        let store = &mut *store;
+        store.handled.traces += one.traces;
+        store.handled.metrics += one.metrics;
+        store.handled.logs += one.logs;
+        store.most_handled.traces = store.most_handled.traces.max(store.handled.traces);
+        store.most_handled.metrics = store.most_handled.metrics.max(store.handled.metrics);
+        store.most_handled.logs = store.most_handled.logs.max(store.handled.logs);
+        Self { shared, one }
+    }
+}
+
+impl Drop for Handling<'_> {
+    fn drop(&mut self) {
+        let mut store = self.shared.store();
+        // `clear` may have reset the count meanwhile.
+        store.handled.traces = store.handled.traces.saturating_sub(self.one.traces);
+        store.handled.metrics = store.handled.metrics.saturating_sub(self.one.metrics);
+        store.handled.logs = store.handled.logs.saturating_sub(self.one.logs);
+    }
+}
+
 /// Everything captured so far.
 #[derive(Debug, Default)]
 struct Store {
@@ -492,6 +541,9 @@ struct Store {
     /// `Debug` text of every captured request, for [`OtlpReceiver::dump_all`].
     dumps: Vec<String>,
     counts: ExportCounts,
+    /// Requests being handled now, and the most at once.
+    handled: SignalCounts,
+    most_handled: SignalCounts,
 }
 
 impl Store {

@@ -61,7 +61,7 @@ async fn a_full_queue_drops_and_counts_instead_of_waiting() {
         .text()
         .await
         .unwrap();
-    // At most one batch in flight and one queued batch per signal escape the count.
+    // At most a queue's worth per signal (exports in flight included) escapes the count.
     assert!(
         counter(&metrics, "app_telemetry_dropped_total{signal=\"spans\"}") >= 26.0,
         "{metrics}"
@@ -138,7 +138,7 @@ async fn child_spans_share_the_bounded_span_queue_and_its_drop_count() {
         telemetry.tracer().start("child").end();
     }
     let text = telemetry.prometheus_text();
-    // At most one batch in flight (2) and one queued (2) escape the count.
+    // At most the queue's 2 spans (exports in flight included) escape the count.
     assert!(
         counter(&text, "app_telemetry_dropped_total{signal=\"spans\"}") >= 16.0,
         "{text}"
@@ -260,6 +260,103 @@ async fn a_backlog_leaves_in_requests_of_at_most_a_batch() {
     assert!(
         requests >= 12,
         "60 spans at most 5 per request need at least 12 requests, got {requests}"
+    );
+    guard
+        .shutdown_within(std::time::Duration::from_millis(500))
+        .await;
+}
+
+/// Serves `routes()` exporting spans in batches of 5 to `endpoint` over `protocol`.
+async fn serve_in_batches_of_five(
+    endpoint: String,
+    protocol: OtlpProtocol,
+) -> (String, Telemetry, telemetry::TelemetryGuard) {
+    crate::common::serve_instrumented(
+        config(&[
+            ("OTEL_TRACES_SAMPLER", "always_on"),
+            ("OTEL_BSP_MAX_QUEUE_SIZE", "1000"),
+            ("OTEL_BSP_MAX_EXPORT_BATCH_SIZE", "5"),
+        ])
+        .with_otlp(endpoint, protocol),
+        routes(),
+    )
+    .await
+}
+
+async fn get_items(base: &str, count: usize) {
+    let client = reqwest::Client::new();
+    for _ in 0..count {
+        let status = client
+            .get(format!("{base}/items/1"))
+            .send()
+            .await
+            .unwrap()
+            .status();
+        assert_eq!(status, 200);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_slow_collector_gets_several_exports_at_once() {
+    // An export waiting for its answer must not hold back the batches behind it: with one
+    // export at a time, answers that took ~40 ms (rotel's, under load) overflowed the span
+    // queue. Every answer here comes 300 ms late and six batches wait almost at once: the
+    // queue keeps more than one export in flight, at most MAX_EXPORTS_IN_FLIGHT (4), and
+    // loses nothing.
+    for protocol in [OtlpProtocol::Grpc, OtlpProtocol::HttpProtobuf] {
+        let slow = OtlpReceiver::start().await.unwrap();
+        slow.answer_slowly(std::time::Duration::from_millis(300));
+        let endpoint = match protocol {
+            OtlpProtocol::Grpc => slow.grpc_endpoint(),
+            OtlpProtocol::HttpProtobuf => slow.http_endpoint(),
+        };
+        let (base, _telemetry, guard) = serve_in_batches_of_five(endpoint, protocol).await;
+        get_items(&base, 30).await;
+        assert!(
+            slow.wait_for_spans(std::time::Duration::from_secs(20), |spans| spans.len()
+                >= 30)
+                .await,
+            "{protocol:?}: all 30 SERVER spans arrive, got {}",
+            slow.spans().len()
+        );
+        let most = slow.max_concurrent_requests().traces;
+        assert!(
+            (2..=4).contains(&most),
+            "{protocol:?}: 2 to 4 trace exports at once, got {most}"
+        );
+        guard
+            .shutdown_within(std::time::Duration::from_millis(500))
+            .await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_flush_waits_for_an_earlier_export_that_finishes_last() {
+    // Exports in flight finish in any order: here the second batch is answered at once while
+    // the first is still held. A flush must still wait for every record queued before it.
+    let receiver = OtlpReceiver::start().await.unwrap();
+    receiver.answer_slowly(std::time::Duration::from_millis(800));
+    let (base, telemetry, guard) =
+        serve_in_batches_of_five(receiver.grpc_endpoint(), OtlpProtocol::Grpc).await;
+    get_items(&base, 5).await;
+    let started = std::time::Instant::now();
+    while receiver.export_requests().traces() < 1 {
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(10),
+            "the first batch never arrived"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    // The first request is held for 800 ms; everything after it is answered at once.
+    receiver.accept();
+    get_items(&base, 5).await;
+    telemetry.force_flush().await;
+    let spans = receiver.spans();
+    assert_eq!(
+        spans.len(),
+        10,
+        "both batches exported when the flush returns: {:?}",
+        spans.iter().map(|s| &s.name).collect::<Vec<_>>()
     );
     guard
         .shutdown_within(std::time::Duration::from_millis(500))
