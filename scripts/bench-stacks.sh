@@ -291,22 +291,34 @@ db = f"{work}/shop-warm.db"
 for i in range(5):
     p, t = start(f"{work}/shop-fresh-{i}.db", free_port(), True); fresh.append(t); stop(p)
     p, t = start(db, free_port(), True); warm.append(t); stop(p)
-# Peak RSS under load: the default scenario (all journeys), OTLP export on.
-port = free_port()
-p, _ = start(db, port, True)
-idle = hwm(p.pid)
-out = subprocess.run([loadgen, "--target", f"http://127.0.0.1:{port}", "--users", connections,
-                      "--duration", f"{seconds}s", "--json"], capture_output=True, text=True)
-peak = hwm(p.pid)
-stop(p)
-import json
-summary = json.loads(out.stdout) if out.stdout else {}
+# Peak RSS under load: the default scenario (all journeys), OTLP export on; once with the
+# embedded console off (as in production), once with the local persona's default (console on,
+# its bounded store filling).
+import collections, json
+def under_load(console):
+    port = free_port()
+    os.environ["APP_CONSOLE"] = console
+    p, _ = start(db, port, True)
+    idle = hwm(p.pid)
+    out = subprocess.run([loadgen, "--target", f"http://127.0.0.1:{port}", "--users", connections,
+                          "--duration", f"{seconds}s", "--json"], capture_output=True, text=True)
+    peak = hwm(p.pid)
+    stop(p)
+    summary = json.loads(out.stdout) if out.stdout else {}
+    errors = collections.Counter()
+    for route in summary.get("routes", []):
+        for status, count in route.get("errors_by_status", {}).items():
+            errors[f"{route['route']} {status}"] += count
+    return idle, peak, summary, errors
 ms = lambda xs: f"{statistics.median(xs) * 1e3:.0f} ms (min {min(xs) * 1e3:.0f}, max {max(xs) * 1e3:.0f})"
 print("\nshop (release): cold start, process start → first 200 from /readyz, median of 5:")
 print(f"  new database (migrations run): {ms(fresh)}")
 print(f"  existing database:             {ms(warm)}")
-print(f"  peak RSS: {idle:.1f} MiB after start, {peak:.1f} MiB under load "
-      f"(default scenario, {connections} users, {seconds}s, {summary.get('requests', '?')} requests, "
-      f"{summary.get('errors', '?')} errors)")
+for console in ["off", "on"]:
+    idle, peak, summary, errors = under_load(console)
+    detail = ", ".join(f"{k}: {v}" for k, v in errors.most_common()) or "none"
+    print(f"  APP_CONSOLE={console}: peak RSS {idle:.1f} MiB after start, {peak:.1f} MiB under load "
+          f"(default scenario, {connections} users, {seconds}s, {summary.get('requests', '?')} requests, "
+          f"{summary.get('errors', '?')} errors: {detail})")
 PY
 fi
