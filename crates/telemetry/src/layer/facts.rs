@@ -50,26 +50,26 @@ pub(crate) struct RequestFacts {
     /// The request id: the caller's when well-formed, else a new UUIDv7.
     pub(crate) request_id: Arc<str>,
     text: String,
-    path: Span,
-    method_original: Option<Span>,
-    server_address: Option<Span>,
-    client_address: Option<Span>,
-    user_agent: Option<Span>,
+    path: TextRange,
+    method_original: Option<TextRange>,
+    server_address: Option<TextRange>,
+    client_address: Option<TextRange>,
+    user_agent: Option<TextRange>,
 }
 
 /// Where one fact lies in [`RequestFacts`]' text buffer.
 #[derive(Debug, Clone, Copy)]
-struct Span {
+struct TextRange {
     start: u16,
     end: u16,
 }
 
 /// Appends `value` to `text`, returning where it lies (every fact is bounded well below
 /// `u16::MAX` bytes, so the whole buffer is too).
-fn push_fact(text: &mut String, value: &str) -> Span {
+fn push_fact(text: &mut String, value: &str) -> TextRange {
     let start = text.len();
     text.push_str(value);
-    Span {
+    TextRange {
         start: start as u16,
         end: text.len() as u16,
     }
@@ -135,7 +135,7 @@ impl RequestFacts {
         let client_address = client.and_then(|ip| {
             let start = text.len();
             let written = pii.write_client_address(ip, &mut text);
-            written.then_some(Span {
+            written.then_some(TextRange {
                 start: start as u16,
                 end: text.len() as u16,
             })
@@ -155,8 +155,8 @@ impl RequestFacts {
         }
     }
 
-    fn fact(&self, span: Span) -> &str {
-        &self.text[usize::from(span.start)..usize::from(span.end)]
+    fn fact(&self, range: TextRange) -> &str {
+        &self.text[usize::from(range.start)..usize::from(range.end)]
     }
 
     /// `url.path`: scrubbed, ≤ [`MAX_PATH_LEN`].
@@ -166,23 +166,23 @@ impl RequestFacts {
 
     /// `http.request.method_original`, only when `method` is `_OTHER` (≤ [`MAX_METHOD_LEN`]).
     pub(crate) fn method_original(&self) -> Option<&str> {
-        self.method_original.map(|span| self.fact(span))
+        self.method_original.map(|range| self.fact(range))
     }
 
     /// `server.address`: the `Host` header without its port, ≤ [`MAX_HOST_LEN`].
     pub(crate) fn server_address(&self) -> Option<&str> {
-        self.server_address.map(|span| self.fact(span))
+        self.server_address.map(|range| self.fact(range))
     }
 
     /// `client.address`: the peer, or the client a trusted proxy named
     /// ([`super::client_address`]), as the PII mode shows it.
     pub(crate) fn client_address(&self) -> Option<&str> {
-        self.client_address.map(|span| self.fact(span))
+        self.client_address.map(|range| self.fact(range))
     }
 
     /// `user_agent.original`, ≤ [`MAX_USER_AGENT_LEN`], visible ASCII only.
     pub(crate) fn user_agent(&self) -> Option<&str> {
-        self.user_agent.map(|span| self.fact(span))
+        self.user_agent.map(|range| self.fact(range))
     }
 
     /// The route template when one matched, else the path (for the access line's message).
