@@ -101,13 +101,20 @@ impl Writer {
             return;
         }
         // Longer than one varint byte: move the body up to make room for the length.
-        let mut prefix = Vec::with_capacity(10);
-        push_varint(&mut prefix, len as u64);
-        let extra = prefix.len() - 1;
+        let mut prefix = [0u8; 10];
+        let mut n = 0;
+        let mut v = len as u64;
+        while v >= 0x80 {
+            prefix[n] = (v as u8) | 0x80;
+            v >>= 7;
+            n += 1;
+        }
+        prefix[n] = v as u8;
+        n += 1;
         let end = self.buf.len();
-        self.buf.resize(end + extra, 0);
-        self.buf.copy_within(start..end, start + extra);
-        self.buf[len_at..len_at + prefix.len()].copy_from_slice(&prefix);
+        self.buf.resize(end + n - 1, 0);
+        self.buf.copy_within(start..end, start + n - 1);
+        self.buf[len_at..len_at + n].copy_from_slice(&prefix[..n]);
     }
 
     /// An `AnyValue`-valued `KeyValue` message as field `field`, written in one pass (its
@@ -150,9 +157,7 @@ impl Writer {
             }
         }
     }
-}
 
-impl Writer {
     /// A `KeyValue` whose value is an array of strings, as field `field`, in one pass.
     pub(crate) fn string_array_key_value(&mut self, field: u32, key: &str, values: &[&[u8]]) {
         let element = |v: &[u8]| {
