@@ -4,7 +4,7 @@ use std::time::SystemTime;
 
 use crate::log_format::FieldValue;
 
-use super::protobuf::{Scalar, Writer, nanos, varint_len};
+use super::protobuf::{Scalar, Writer, len_field, nanos};
 
 /// One log record, borrowed, as the emitters hand it over.
 #[derive(Debug)]
@@ -30,7 +30,7 @@ pub(crate) fn encode_log_record(w: &mut Writer, r: &LogRecordView<'_>) {
     w.uint(2, u64::from(r.severity_number));
     w.string(3, r.severity_text);
     let body = r.body.as_bytes();
-    w.message_head(5, 1 + varint_len(body.len() as u64) + body.len());
+    w.message_head(5, len_field(body.len()));
     w.bytes(1, body);
     for (key, value) in r.leading.iter().chain(r.fields) {
         attribute(w, key, *value);

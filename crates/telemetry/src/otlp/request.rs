@@ -3,7 +3,7 @@
 //! `ResourceSpans`/`ResourceLogs` and `ScopeSpans`/`ScopeLogs` have the same wire shape
 //! (resource = 1, scopes = 2; scope = 1, records = 2), so one envelope serves both signals.
 
-use super::protobuf::{Writer, append_message, varint_len};
+use super::protobuf::{Writer, append_message, len_field};
 use super::resource::scope;
 
 /// Appends one encoded record (a `Span` or `LogRecord` body) to a scope's batch, framed as
@@ -29,23 +29,21 @@ pub(crate) fn export_request(
             w.buf
         })
         .collect();
-    let scope_len =
-        |(head, (_, records)): (&Vec<u8>, &(&'static str, Vec<u8>))| head.len() + records.len();
-    let field = |len: usize| 1 + varint_len(len as u64) + len;
-    let body_len = field(resource.len())
-        + heads
-            .iter()
-            .zip(scopes)
-            .map(|pair| field(scope_len(pair)))
-            .sum::<usize>();
-    let mut w = Writer::with_capacity(field(body_len));
+    let scope_lens: Vec<usize> = heads
+        .iter()
+        .zip(scopes)
+        .map(|(head, (_, records))| head.len() + records.len())
+        .collect();
+    let body_len =
+        len_field(resource.len()) + scope_lens.iter().map(|&len| len_field(len)).sum::<usize>();
+    let mut w = Writer::with_capacity(len_field(body_len));
     w.message_head(1, body_len);
     w.bytes(1, resource);
-    for pair in heads.iter().zip(scopes) {
-        w.message_head(2, scope_len(pair));
-        w.raw(pair.0);
-        w.raw(&pair.1.1);
+    for ((head, (_, records)), &len) in heads.iter().zip(scopes).zip(&scope_lens) {
+        w.message_head(2, len);
+        w.raw(head);
+        w.raw(records);
     }
-    debug_assert_eq!(w.buf.len(), field(body_len));
+    debug_assert_eq!(w.buf.len(), len_field(body_len));
     w.buf
 }
