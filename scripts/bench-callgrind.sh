@@ -16,51 +16,9 @@ n1=${BENCH_N1:-2000}
 n2=${BENCH_N2:-10000}
 
 command -v valgrind >/dev/null || { echo "bench-callgrind: valgrind is not installed (apt-get install valgrind)" >&2; exit 1; }
-artifacts=$(cargo build --release --locked -p loadgen --bins --bench stacks --message-format=json 2>/dev/null)
-server=$(echo "$artifacts" | python3 -c 'import json,sys
-for line in sys.stdin:
-    m = json.loads(line)
-    if m.get("reason") == "compiler-artifact" and m["target"]["name"] == "stacks" and m.get("executable"):
-        print(m["executable"])')
-loadgen=target/release/loadgen
-
-rotel=$(scripts/rotel-agent.sh)
-free_port() { python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
-grpc_port=$(free_port)
-http_port=$(free_port)
-"$rotel" start --exporter blackhole --otlp-grpc-endpoint "127.0.0.1:$grpc_port" \
-  --otlp-http-endpoint "127.0.0.1:$http_port" >/dev/null 2>&1 &
-collector=$!
-server_pid=""
-work=$(mktemp -d)
-cleanup() {
-  if [ -n "$server_pid" ]; then kill "$server_pid" 2>/dev/null || true; fi
-  kill "$collector" 2>/dev/null || true
-  wait 2>/dev/null || true
-  rm -rf "$work"
-}
-trap cleanup EXIT
-sleep 1
-down=http://127.0.0.1:$(free_port)
-declare -A spec=(
-  [bare]="bare - -"
-  [ours-grpc]="ours http://127.0.0.1:$grpc_port grpc"
-  [ours-http]="ours http://127.0.0.1:$http_port http/protobuf"
-  [peer]="peer http://127.0.0.1:$grpc_port grpc"
-  [ours-down-grpc]="ours $down grpc"
-  [ours-down-http]="ours $down http/protobuf"
-  [peer-down]="peer $down grpc"
-)
-cat > "$work/scenario.toml" <<'TOML'
-[requests.product]
-path = "/v1/products/7"
-route = "GET /v1/products/{id}"
-
-[[journey]]
-name = "product"
-weight = 1
-steps = ["product"]
-TOML
+bench="bench-callgrind"
+# shellcheck source=scripts/bench-setup.sh
+source scripts/bench-setup.sh
 mkdir -p target/callgrind
 
 instructions() {

@@ -41,15 +41,9 @@ read -r -a handlers <<< "${BENCH_HANDLERS:-trivial sqlite}"
 all_variants="bare ours-grpc ours-http peer ours-down-grpc ours-down-http peer-down ours-console ours-sink"
 read -r -a selected <<< "${BENCH_VARIANTS:-$all_variants}"
 
-# --- binaries (release) ---------------------------------------------------------------------
-artifacts=$(cargo build --release --locked -p loadgen --bins --bench stacks --message-format=json 2>/dev/null)
-server=$(echo "$artifacts" | python3 -c 'import json,sys
-for line in sys.stdin:
-    m = json.loads(line)
-    if m.get("reason") == "compiler-artifact" and m["target"]["name"] == "stacks" and m.get("executable"):
-        print(m["executable"])')
-loadgen=target/release/loadgen
-if [ ! -x "$server" ] || [ ! -x "$loadgen" ]; then echo "bench-stacks: the release build failed (cargo build --release -p loadgen --bins --bench stacks)" >&2; exit 1; fi
+bench="bench-stacks"
+# shellcheck source=scripts/bench-setup.sh
+source scripts/bench-setup.sh   # the servers, loadgen, rotel, `spec`, the scenario, clean-up
 if [ "${BENCH_SHOP:-1}" = 1 ]; then
   cargo build --release --locked -p shop --bin shop 2>&1 | tail -1
 fi
@@ -57,50 +51,14 @@ if [ "$load" = wrk ] && ! command -v wrk >/dev/null 2>&1; then
   sudo=""; [ "$(id -u)" -ne 0 ] && sudo=sudo
   $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends wrk >/dev/null
 fi
-
-# --- the collector: rotel from PyPI, in a git-ignored venv ----------------------------------
-ROTEL_VERSION=$(scripts/rotel-agent.sh --version)
-rotel=$(scripts/rotel-agent.sh)
-
-free_port() { python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
-grpc_port=$(free_port)
-http_port=$(free_port)
-"$rotel" start --exporter blackhole --otlp-grpc-endpoint "127.0.0.1:$grpc_port" \
-  --otlp-http-endpoint "127.0.0.1:$http_port" >/dev/null 2>&1 &
-collector=$!
 sink_port=$(free_port)
 "$server" --serve sink "$sink_port" >/dev/null 2>&1 &
 sink=$!
-server_pid=""
-cleanup() {
-  if [ -n "$server_pid" ]; then kill "$server_pid" 2>/dev/null || true; fi
-  kill "$collector" "$sink" 2>/dev/null || true
-  wait 2>/dev/null || true
-  rm -rf "$work"
-}
-work=$(mktemp -d)
-trap cleanup EXIT
-for _ in $(seq 100); do
-  python3 -c "import socket,sys; socket.create_connection(('127.0.0.1', $grpc_port), 0.2)" 2>/dev/null && break
-  sleep 0.05
-done
-kill -0 "$collector" 2>/dev/null || { echo "bench-stacks: rotel did not start" >&2; exit 1; }
+extra_pids+=("$sink")
+sleep 0.2
 kill -0 "$sink" 2>/dev/null || { echo "bench-stacks: the discarding OTLP sink did not start" >&2; exit 1; }
-grpc=http://127.0.0.1:$grpc_port
-http=http://127.0.0.1:$http_port
-down_port=$(free_port)   # nothing listens here
-down=http://127.0.0.1:$down_port
-
-cat > "$work/scenario.toml" <<'TOML'
-[requests.product]
-path = "/v1/products/7"
-route = "GET /v1/products/{id}"
-
-[[journey]]
-name = "product"
-weight = 1
-steps = ["product"]
-TOML
+spec[ours-console]="ours $grpc grpc"
+spec[ours-sink]="ours http://127.0.0.1:$sink_port http/protobuf"
 
 ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
 user_ticks() { awk '{print $14}' "/proc/$1/stat"; }
@@ -111,19 +69,6 @@ loadavg() { cut -d' ' -f1 /proc/loadavg; }
 # that nothing is dropped on a full queue, so every variant pays for every record; at the spec's
 # default of 2,048 a loaded 2-core machine overflows them (BENCH_QUEUE=2048 to see it).
 queue=${BENCH_QUEUE:-65536}
-
-# name → mode endpoint protocol
-declare -A spec=(
-  [bare]="bare - -"
-  [ours-grpc]="ours $grpc grpc"
-  [ours-http]="ours $http http/protobuf"
-  [peer]="peer $grpc grpc"
-  [ours-down-grpc]="ours $down grpc"
-  [ours-down-http]="ours $down http/protobuf"
-  [peer-down]="peer $down grpc"
-  [ours-console]="ours $grpc grpc"
-  [ours-sink]="ours http://127.0.0.1:$sink_port http/protobuf"
-)
 
 # Prints "requests rps p50_ms p99_ms errors" for one measured load.
 measure() {
