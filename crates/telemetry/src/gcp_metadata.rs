@@ -138,7 +138,7 @@ pub(crate) fn warn_if_incomplete(
     filter: &crate::log_filter::LogFilter,
     sink: &crate::log_sink::LogSink,
 ) {
-    use crate::log_format::{FieldValue, LogLine, write_line};
+    use crate::log_format::{FieldValue, own_line};
     let MetadataLookup::Asked { host, errors } = &config.gcp_metadata else {
         return;
     };
@@ -155,24 +155,15 @@ pub(crate) fn warn_if_incomplete(
         ("gcp.metadata.host", FieldValue::Str(host)),
         ("error", FieldValue::Str(&error)),
     ];
-    let line = LogLine {
-        time: std::time::SystemTime::now(),
-        level: tracing::Level::WARN,
-        target: TARGET,
-        message,
-        correlation: None,
-        fields: &fields,
-        http: None,
-    };
-    let mut out = Vec::with_capacity(512);
-    write_line(
-        &mut out,
+    sink.write(&own_line(
         config.log_format,
         config.gcp_project.as_deref(),
         &config.service_name,
-        &line,
-    );
-    sink.write(&out);
+        tracing::Level::WARN,
+        TARGET,
+        message,
+        &fields,
+    ));
 }
 
 #[derive(Debug, Clone, Copy)]

@@ -75,6 +75,32 @@ pub(crate) fn write_line(
     }
 }
 
+/// The bytes of one of the library's own lines, outside any request (no trace correlation):
+/// the start-up line, the GCP metadata warning, the export thread's WARN line. Written now, in
+/// `format`, for the sink of the instance named `service`.
+pub(crate) fn own_line(
+    format: LogFormat,
+    gcp_project: Option<&str>,
+    service: &str,
+    level: Level,
+    target: &'static str,
+    message: &str,
+    fields: &[(&'static str, FieldValue<'_>)],
+) -> Vec<u8> {
+    let line = LogLine {
+        time: SystemTime::now(),
+        level,
+        target,
+        message,
+        correlation: None,
+        fields,
+        http: None,
+    };
+    let mut out = Vec::with_capacity(512);
+    write_line(&mut out, format, gcp_project, service, &line);
+    out
+}
+
 fn write_json(out: &mut Vec<u8>, line: &LogLine<'_>, service: &str, gcp: Option<Option<&str>>) {
     out.push(b'{');
     if gcp.is_some() {

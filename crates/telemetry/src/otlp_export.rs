@@ -13,7 +13,6 @@
 //! [`announce`] writes the one start-up line saying whether export is on and where it goes.
 
 use std::sync::Arc;
-use std::time::SystemTime;
 
 use bytes::{Buf, BufMut, Bytes};
 use http::{HeaderName, HeaderValue, Request};
@@ -24,7 +23,7 @@ use tonic::codec::{Codec, DecodeBuf, Decoder, EncodeBuf, Encoder};
 
 use crate::config::{OtlpProtocol, OtlpSignal, OtlpTls, TelemetryConfig, tls_error};
 use crate::log_filter::LogFilter;
-use crate::log_format::{FieldValue, LogLine, write_line};
+use crate::log_format::{FieldValue, own_line};
 use crate::log_sink::LogSink;
 use crate::otlp_http::RuntimeHttpClient;
 
@@ -293,24 +292,15 @@ pub(crate) fn announce(
     for (key, value) in extra {
         fields.push((key, FieldValue::Str(value)));
     }
-    let line = LogLine {
-        time: SystemTime::now(),
-        level: tracing::Level::INFO,
-        target: ANNOUNCE_TARGET,
-        message,
-        correlation: None,
-        fields: &fields,
-        http: None,
-    };
-    let mut out = Vec::with_capacity(512);
-    write_line(
-        &mut out,
+    sink.write(&own_line(
         config.log_format,
         config.gcp_project.as_deref(),
         &config.service_name,
-        &line,
-    );
-    sink.write(&out);
+        tracing::Level::INFO,
+        ANNOUNCE_TARGET,
+        message,
+        &fields,
+    ));
 }
 
 /// `plaintext`, `platform roots`, or the certificate variables in use (never their content).

@@ -4,10 +4,10 @@
 //! what is happening — exports failing (their records lost), the queue full (new records
 //! dropped), or both — with the counts and the endpoint; never a line per failure.
 
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, Instant};
 
 use crate::config::{LogFormat, TelemetryConfig, safe_endpoint};
-use crate::log_format::{FieldValue, LogLine, write_line};
+use crate::log_format::{FieldValue, own_line};
 use crate::log_sink::LogSink;
 
 /// At most one WARN line about lost telemetry per signal per this interval.
@@ -93,24 +93,15 @@ impl ExportWarnings {
             "next_report_within_s",
             FieldValue::U64(EXPORT_WARN_INTERVAL.as_secs()),
         ));
-        let line = LogLine {
-            time: SystemTime::now(),
-            level: tracing::Level::WARN,
-            target: EXPORT_WARN_TARGET,
-            message: message(failing, dropping),
-            correlation: None,
-            fields: &fields,
-            http: None,
-        };
-        let mut out = Vec::with_capacity(512);
-        write_line(
-            &mut out,
+        self.sink.write(&own_line(
             self.format,
             self.gcp_project.as_deref(),
             &self.service,
-            &line,
-        );
-        self.sink.write(&out);
+            tracing::Level::WARN,
+            EXPORT_WARN_TARGET,
+            message(failing, dropping),
+            &fields,
+        ));
     }
 }
 
